@@ -1,0 +1,270 @@
+//! What the edge answers when it does not forward (DESIGN sections 5 and 8): the 402
+//! challenge in the exact form clients parse with regexes, 401, the gRPC variants, and 503.
+//! One function, [`render`], maps a decision to status, headers and body.
+
+use crate::reason::Reason;
+
+/// Seconds a client should wait after a 503, unless configured otherwise.
+pub const DEFAULT_RETRY_AFTER_SECS: u32 = 5;
+
+/// Header the edge adds upstream with the authorized token id (clients' copies are removed).
+pub const HEADER_TOKEN_ID: &str = "x-l402-token-id";
+/// Header the edge adds upstream with the authorized service.
+pub const HEADER_SERVICE: &str = "x-l402-service";
+
+/// A macaroon and the invoice it is bound to, validated so that neither can break the header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Challenge {
+    macaroon_b64: String,
+    invoice: String,
+}
+
+/// Why a challenge from the invoice-service is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ChallengeError {
+    /// The macaroon is empty or has characters outside base64.
+    #[error("challenge macaroon is not base64")]
+    BadMacaroon,
+    /// The invoice is empty or not a BOLT11 string.
+    #[error("challenge invoice is not a BOLT11 invoice")]
+    BadInvoice,
+    /// The invoice has no amount (some clients refuse those).
+    #[error("challenge invoice carries no amount")]
+    AmountlessInvoice,
+}
+
+/// Longest field accepted from the invoice-service (BOLT11 invoices are well under 2 KB).
+const MAX_CHALLENGE_FIELD: usize = 8 * 1024;
+
+impl Challenge {
+    /// Validates a macaroon (base64) and an invoice (BOLT11 with an amount).
+    pub fn new(macaroon_b64: &str, invoice: &str) -> Result<Self, ChallengeError> {
+        let b64 = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_');
+        if macaroon_b64.is_empty()
+            || macaroon_b64.len() > MAX_CHALLENGE_FIELD
+            || !macaroon_b64.bytes().all(b64)
+        {
+            return Err(ChallengeError::BadMacaroon);
+        }
+        if invoice.len() > MAX_CHALLENGE_FIELD || !invoice.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(ChallengeError::BadInvoice);
+        }
+        let lower = invoice.to_ascii_lowercase();
+        // BOLT11: hrp "ln" + currency + optional amount, then '1' and the data part.
+        let hrp = match lower.rsplit_once('1') {
+            Some((hrp, data)) if hrp.starts_with("ln") && !data.is_empty() => hrp,
+            _ => return Err(ChallengeError::BadInvoice),
+        };
+        // Currency prefixes (bc, tb, bcrt, tbs, sb) have no digits: a digit is the amount.
+        if !hrp.bytes().any(|b| b.is_ascii_digit()) {
+            return Err(ChallengeError::AmountlessInvoice);
+        }
+        Ok(Challenge {
+            macaroon_b64: macaroon_b64.to_owned(),
+            invoice: invoice.to_owned(),
+        })
+    }
+
+    /// The macaroon, base64.
+    pub fn macaroon(&self) -> &str {
+        &self.macaroon_b64
+    }
+
+    /// The BOLT11 invoice.
+    pub fn invoice(&self) -> &str {
+        &self.invoice
+    }
+
+    /// The two `WWW-Authenticate` values, L402 first, then LSAT, same macaroon and invoice:
+    /// `L402 macaroon="<b64>", invoice="<bolt11>"`.
+    pub fn www_authenticate(&self) -> [String; 2] {
+        let params = format!(
+            "macaroon=\"{}\", invoice=\"{}\"",
+            self.macaroon_b64, self.invoice
+        );
+        [format!("L402 {params}"), format!("LSAT {params}")]
+    }
+}
+
+/// How an invalid (not missing) credential is answered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InvalidPolicy {
+    /// 402 with a fresh challenge: what Aperture does, and clients handle by paying again.
+    #[default]
+    Challenge,
+    /// 401 without a challenge: the L402 spec's choice.
+    Unauthorized,
+}
+
+impl InvalidPolicy {
+    /// Whether answering `reason` needs a fresh challenge from the invoice-service.
+    pub fn wants_challenge(self, reason: Reason) -> bool {
+        reason == Reason::MissingCredential || self == InvalidPolicy::Challenge
+    }
+}
+
+/// Why the edge does not forward.
+#[derive(Clone, Copy, Debug)]
+pub enum Denial<'a> {
+    /// 402 with a challenge; `reason` is `missing_credential` or why the credential failed.
+    PaymentRequired {
+        /// The challenge to offer.
+        challenge: &'a Challenge,
+        /// Why.
+        reason: Reason,
+    },
+    /// 401 without a challenge (policy [`InvalidPolicy::Unauthorized`]).
+    Unauthorized {
+        /// Why.
+        reason: Reason,
+    },
+    /// 503: no challenge could be had in time (invoice-service down, slow or failing).
+    Unavailable {
+        /// `Retry-After`, seconds.
+        retry_after_secs: u32,
+    },
+}
+
+/// A response for the host to send as is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers, in order; a name may repeat (two `www-authenticate`).
+    pub headers: Vec<(&'static str, String)>,
+    /// Body (JSON for HTTP; empty for gRPC, whose status travels in headers).
+    pub body: String,
+}
+
+/// The error code for a 503 body and metrics.
+pub const UNAVAILABLE_CODE: &str = "challenge_unavailable";
+
+/// Whether a request is gRPC (`content-type: application/grpc*`): it gets gRPC-shaped errors.
+pub fn is_grpc(content_type: Option<&str>) -> bool {
+    content_type.is_some_and(|ct| {
+        ct.get(..16)
+            .is_some_and(|p| p.eq_ignore_ascii_case("application/grpc"))
+    })
+}
+
+/// Whether a request is a CORS preflight (`OPTIONS` with `Access-Control-Request-Method`):
+/// those pass unchallenged, since browsers send them without credentials.
+pub fn is_cors_preflight(method: &str, has_access_control_request_method: bool) -> bool {
+    method.eq_ignore_ascii_case("OPTIONS") && has_access_control_request_method
+}
+
+/// Maps a denial to the response. `grpc` selects gRPC's shape: HTTP 200, `grpc-status`.
+pub fn render(denial: &Denial<'_>, grpc: bool) -> HttpResponse {
+    let mut headers: Vec<(&'static str, String)> = Vec::with_capacity(6);
+    let (status, grpc_status, grpc_message, code) = match denial {
+        Denial::PaymentRequired { challenge, reason } => {
+            let [l402, lsat] = challenge.www_authenticate();
+            headers.push(("www-authenticate", l402));
+            headers.push(("www-authenticate", lsat));
+            (402, "13", "payment required", reason.as_str())
+        }
+        Denial::Unauthorized { reason } => (401, "16", "unauthenticated", reason.as_str()),
+        Denial::Unavailable { retry_after_secs } => {
+            headers.push(("retry-after", retry_after_secs.to_string()));
+            (503, "14", "payment service unavailable", UNAVAILABLE_CODE)
+        }
+    };
+    headers.push(("cache-control", "no-store".to_owned()));
+    headers.push((
+        "access-control-expose-headers",
+        "WWW-Authenticate, Retry-After".to_owned(),
+    ));
+    if grpc {
+        headers.push(("content-type", "application/grpc".to_owned()));
+        headers.push(("grpc-status", grpc_status.to_owned()));
+        headers.push(("grpc-message", grpc_message.to_owned()));
+        return HttpResponse {
+            status: 200,
+            headers,
+            body: String::new(),
+        };
+    }
+    headers.push(("content-type", "application/json".to_owned()));
+    HttpResponse {
+        status,
+        headers,
+        // Codes are fixed snake_case ASCII: nothing to escape.
+        body: format!("{{\"error\":\"{code}\"}}"),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const INV: &str = "lnbcrt10u1pjqqqqqpp5qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqsdqqcqzzsxqyz5vq";
+
+    fn header<'a>(r: &'a HttpResponse, name: &str) -> Vec<&'a str> {
+        r.headers.iter().filter(|(n, _)| *n == name).map(|(_, v)| v.as_str()).collect()
+    }
+
+    #[test]
+    fn challenge_headers_are_exact() {
+        let c = Challenge::new("AgEEbHNhdA==", INV).unwrap();
+        let r = render(&Denial::PaymentRequired { challenge: &c, reason: Reason::MissingCredential }, false);
+        assert_eq!(r.status, 402);
+        assert_eq!(
+            header(&r, "www-authenticate"),
+            vec![
+                format!("L402 macaroon=\"AgEEbHNhdA==\", invoice=\"{INV}\""),
+                format!("LSAT macaroon=\"AgEEbHNhdA==\", invoice=\"{INV}\""),
+            ]
+        );
+        assert_eq!(header(&r, "cache-control"), vec!["no-store"]);
+        assert!(header(&r, "access-control-expose-headers")[0].contains("WWW-Authenticate"));
+        assert_eq!(r.body, r#"{"error":"missing_credential"}"#);
+    }
+
+    #[test]
+    fn grpc_gets_200_with_status_13_and_the_challenge() {
+        let c = Challenge::new("AgEE", INV).unwrap();
+        let r = render(&Denial::PaymentRequired { challenge: &c, reason: Reason::TokenExpired }, true);
+        assert_eq!(r.status, 200);
+        assert_eq!(header(&r, "grpc-status"), vec!["13"]);
+        assert_eq!(header(&r, "grpc-message"), vec!["payment required"]);
+        assert_eq!(header(&r, "www-authenticate").len(), 2);
+        assert!(is_grpc(Some("application/grpc+proto")));
+        assert!(is_grpc(Some("Application/GRPC")));
+        assert!(!is_grpc(Some("application/json")));
+        assert!(!is_grpc(None));
+    }
+
+    #[test]
+    fn unauthorized_and_unavailable() {
+        let r = render(&Denial::Unauthorized { reason: Reason::BadSignature }, false);
+        assert_eq!((r.status, r.body.as_str()), (401, r#"{"error":"bad_signature"}"#));
+        assert!(header(&r, "www-authenticate").is_empty());
+        let r = render(&Denial::Unavailable { retry_after_secs: 7 }, false);
+        assert_eq!(r.status, 503);
+        assert_eq!(header(&r, "retry-after"), vec!["7"]);
+        assert_eq!(r.body, r#"{"error":"challenge_unavailable"}"#);
+        assert!(InvalidPolicy::Unauthorized.wants_challenge(Reason::MissingCredential));
+        assert!(!InvalidPolicy::Unauthorized.wants_challenge(Reason::TokenExpired));
+        assert!(InvalidPolicy::default().wants_challenge(Reason::TokenExpired));
+    }
+
+    #[test]
+    fn challenge_fields_cannot_inject_headers() {
+        assert_eq!(Challenge::new("ab\"cd", INV), Err(ChallengeError::BadMacaroon));
+        assert_eq!(Challenge::new("abc\r\nx: y", INV), Err(ChallengeError::BadMacaroon));
+        assert_eq!(Challenge::new("", INV), Err(ChallengeError::BadMacaroon));
+        assert_eq!(Challenge::new("AgEE", "lnbc1\"x"), Err(ChallengeError::BadInvoice));
+        assert_eq!(Challenge::new("AgEE", ""), Err(ChallengeError::BadInvoice));
+        assert_eq!(Challenge::new("AgEE", "notaninvoice"), Err(ChallengeError::BadInvoice));
+        assert_eq!(Challenge::new("AgEE", "lnbcrt1pjqqqq"), Err(ChallengeError::AmountlessInvoice));
+        assert!(Challenge::new("AgEE", &INV.to_uppercase()).is_ok());
+    }
+
+    #[test]
+    fn preflight() {
+        assert!(is_cors_preflight("OPTIONS", true));
+        assert!(!is_cors_preflight("OPTIONS", false));
+        assert!(!is_cors_preflight("GET", true));
+    }
+}

@@ -1,0 +1,431 @@
+//! Credentials on the wire (DESIGN section 5): lenient in the forms accepted, strict in size.
+//!
+//! - `Authorization: L402 <macaroons>:<preimage>` or `LSAT ...`; scheme in any case, one or
+//!   more spaces; macaroons in standard or URL-safe base64, padded or not, comma-separated;
+//!   the preimage as 64 hex digits of either case. Several values, or several credentials
+//!   joined by `", "` in one value: each becomes a candidate, in order.
+//! - `Macaroon: <hex>` and `Grpc-Metadata-Macaroon: <hex>`: the macaroon carries the preimage
+//!   in a `preimage=` caveat.
+//!
+//! Parsing only decodes; [`crate::Verifier`] judges candidates in order, first success wins.
+
+use base64::Engine as _;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+
+use crate::ids::Preimage;
+use crate::reason::{Reason, Rejection};
+
+/// Most bytes of credential headers one request may carry, over all values. A 3-caveat
+/// Aperture macaroon is about 250 characters; this leaves room for heavy attenuation.
+pub const MAX_CREDENTIAL_BYTES: usize = 16 * 1024;
+/// Most macaroons (candidates) one request may carry, over all headers.
+pub const MAX_MACAROONS: usize = 8;
+/// Most caveats one macaroon may carry.
+pub const MAX_CAVEATS: usize = 64;
+
+/// The request headers that carry an L402 credential (lower case). Adapters strip these
+/// before forwarding, unless configured not to.
+pub const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "macaroon", "grpc-metadata-macaroon"];
+
+const STD: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+const URL: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Where a candidate came from; logs and metrics may show it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// `Authorization: L402 ...`.
+    L402,
+    /// `Authorization: LSAT ...`.
+    Lsat,
+    /// `Macaroon:` or `Grpc-Metadata-Macaroon:` (hex).
+    MacaroonHeader,
+}
+
+/// One macaroon with the preimage presented beside it (if any), decoded, not yet verified.
+#[derive(Clone)]
+pub struct Candidate {
+    /// `[has_preimage, preimage[32], macaroon...]`: one buffer, so that a cache looks it up
+    /// by these exact bytes with no further allocation.
+    key: Vec<u8>,
+    source: Source,
+}
+
+impl Candidate {
+    fn new(source: Source, preimage: Option<&Preimage>, macaroon: Vec<u8>) -> Self {
+        let mut key = Vec::with_capacity(33 + macaroon.len());
+        match preimage {
+            Some(p) => {
+                key.push(1);
+                key.extend_from_slice(&p.0);
+            }
+            None => key.extend_from_slice(&[0; 33]),
+        }
+        key.extend_from_slice(&macaroon);
+        Candidate { key, source }
+    }
+
+    /// The binary (V2) macaroon.
+    pub(crate) fn macaroon(&self) -> &[u8] {
+        self.key.get(33..).unwrap_or_default()
+    }
+
+    /// The preimage presented outside the macaroon, if any.
+    pub(crate) fn explicit_preimage(&self) -> Option<Preimage> {
+        match self.key.split_first_chunk::<33>() {
+            Some((head, _)) if head[0] == 1 => {
+                let mut p = [0u8; 32];
+                p.copy_from_slice(&head[1..]);
+                Some(Preimage(p))
+            }
+            _ => None,
+        }
+    }
+
+    /// The exact credential bytes (preimage and macaroon), a cache key.
+    pub(crate) fn cache_key(&self) -> &[u8] {
+        &self.key
+    }
+
+    /// Which header form carried it.
+    pub fn source(&self) -> Source {
+        self.source
+    }
+}
+
+impl core::fmt::Debug for Candidate {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Candidate")
+            .field("source", &self.source)
+            .field("macaroon_len", &self.macaroon().len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything credential-like in one request, in header order: decoded candidates, and the
+/// rejections of the parts that did not decode (reported only if nothing verifies).
+#[derive(Debug, Default)]
+pub struct Credentials {
+    pub(crate) items: Vec<Result<Candidate, Rejection>>,
+    bytes: usize,
+    macaroons: usize,
+    too_large: bool,
+}
+
+/// Which credential header a value came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderKind {
+    /// `Authorization`.
+    Authorization,
+    /// `Macaroon` or `Grpc-Metadata-Macaroon`.
+    Macaroon,
+}
+
+impl HeaderKind {
+    /// Classifies a header name (any case); `None` for headers that carry no credential.
+    pub fn of(name: &str) -> Option<HeaderKind> {
+        if name.eq_ignore_ascii_case("authorization") {
+            Some(HeaderKind::Authorization)
+        } else if name.eq_ignore_ascii_case("macaroon")
+            || name.eq_ignore_ascii_case("grpc-metadata-macaroon")
+        {
+            Some(HeaderKind::Macaroon)
+        } else {
+            None
+        }
+    }
+}
+
+const fn malformed(detail: &'static str) -> Rejection {
+    Rejection::new(Reason::MalformedCredential, detail)
+}
+
+const TOO_LARGE: Rejection = Rejection::new(Reason::CredentialTooLarge, "over a credential size cap");
+
+impl Credentials {
+    /// Collects credentials from `(name, value)` header pairs, in order; other headers are
+    /// ignored.
+    pub fn from_headers<'a, N, V>(headers: impl IntoIterator<Item = (N, V)>) -> Credentials
+    where
+        N: AsRef<str>,
+        V: AsRef<[u8]> + 'a,
+    {
+        let mut c = Credentials::default();
+        for (name, value) in headers {
+            if let Some(kind) = HeaderKind::of(name.as_ref()) {
+                c.add(kind, value.as_ref());
+            }
+        }
+        c
+    }
+
+    /// Adds one header value.
+    pub fn add(&mut self, kind: HeaderKind, value: &[u8]) {
+        if self.too_large {
+            return;
+        }
+        self.bytes = self.bytes.saturating_add(value.len());
+        if self.bytes > MAX_CREDENTIAL_BYTES {
+            self.too_large = true;
+            return;
+        }
+        let Ok(value) = core::str::from_utf8(value) else {
+            // Other schemes may be opaque bytes too, but an L402 value is ASCII; fail closed.
+            self.push(Err(malformed("header value is not UTF-8")));
+            return;
+        };
+        match kind {
+            HeaderKind::Authorization => self.add_authorization(value),
+            HeaderKind::Macaroon => {
+                for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                    let item = decode_hex_macaroon(part)
+                        .map(|m| Candidate::new(Source::MacaroonHeader, None, m));
+                    self.push(item);
+                }
+            }
+        }
+    }
+
+    /// The rejection for the whole request, if the caps were exceeded or nothing was found.
+    pub(crate) fn precheck(&self) -> Result<(), Rejection> {
+        if self.too_large {
+            return Err(TOO_LARGE);
+        }
+        if self.items.is_empty() {
+            return Err(Rejection::new(Reason::MissingCredential, "no L402 credential"));
+        }
+        Ok(())
+    }
+
+    /// Whether the request carried anything credential-like (even malformed).
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty() && !self.too_large
+    }
+
+    /// The decoded candidates, in order.
+    pub fn candidates(&self) -> impl Iterator<Item = &Candidate> {
+        self.items.iter().filter_map(|i| i.as_ref().ok())
+    }
+
+    fn push(&mut self, item: Result<Candidate, Rejection>) {
+        self.macaroons += 1;
+        if self.macaroons > MAX_MACAROONS {
+            self.too_large = true;
+            return;
+        }
+        self.items.push(item);
+    }
+
+    fn add_authorization(&mut self, value: &str) {
+        // Split into credentials: a comma-separated piece that has white space inside starts
+        // a new `<scheme> <token>` credential; one without continues the macaroon list.
+        let mut pieces = value.split(',').map(trim_ows).peekable();
+        while let Some(piece) = pieces.next() {
+            if piece.is_empty() {
+                continue;
+            }
+            let Some((scheme, first)) = piece.split_once([' ', '\t']) else {
+                // A bare token with no scheme before it: not a credential we can read.
+                self.push(Err(malformed("authorization value without a scheme")));
+                continue;
+            };
+            let source = if scheme.eq_ignore_ascii_case("L402") {
+                Some(Source::L402)
+            } else if scheme.eq_ignore_ascii_case("LSAT") {
+                Some(Source::Lsat)
+            } else {
+                None // Another scheme (Bearer, Basic): not ours; skip its pieces too.
+            };
+            let mut macaroons = vec![trim_ows(first)];
+            while let Some(next) = pieces.next_if(|p| !p.contains([' ', '\t'])) {
+                macaroons.push(next);
+            }
+            if let Some(source) = source {
+                self.add_l402(source, &macaroons);
+            }
+        }
+    }
+
+    fn add_l402(&mut self, source: Source, macaroons: &[&str]) {
+        let Some((last, rest)) = macaroons.split_last() else {
+            return;
+        };
+        let (last, preimage) = match last.rsplit_once(':') {
+            Some((m, p)) => match Preimage::from_hex(p) {
+                Some(p) => (m, Some(p)),
+                None => {
+                    self.push(Err(malformed("preimage is not 64 hex digits")));
+                    return;
+                }
+            },
+            None => (*last, None),
+        };
+        for m in rest.iter().copied().chain(core::iter::once(last)) {
+            let item = decode_b64_macaroon(m).map(|bytes| Candidate::new(source, preimage.as_ref(), bytes));
+            self.push(item);
+        }
+    }
+}
+
+fn trim_ows(s: &str) -> &str {
+    s.trim_matches([' ', '\t'])
+}
+
+pub(crate) fn decode_b64_macaroon(s: &str) -> Result<Vec<u8>, Rejection> {
+    if s.is_empty() {
+        return Err(malformed("empty macaroon"));
+    }
+    let engine = if s.contains(['-', '_']) { &URL } else { &STD };
+    let bytes = engine
+        .decode(s)
+        .map_err(|_| malformed("macaroon is not base64"))?;
+    check_v2(bytes)
+}
+
+fn decode_hex_macaroon(s: &str) -> Result<Vec<u8>, Rejection> {
+    let bytes = hex::decode(s).map_err(|_| malformed("macaroon header is not hex"))?;
+    check_v2(bytes)
+}
+
+/// Only the V2 binary format: V1 and JSON are never minted here or by Aperture.
+fn check_v2(bytes: Vec<u8>) -> Result<Vec<u8>, Rejection> {
+    match bytes.first() {
+        Some(2) => Ok(bytes),
+        _ => Err(malformed("not a V2 binary macaroon")),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    // A minimal V2 macaroon shape is enough here: parsing does not deserialize.
+    const M: &[u8] = &[2, 2, 1, b'x', 0, 0, 6, 32];
+
+    fn b64(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
+    fn parse(values: &[&str]) -> Credentials {
+        Credentials::from_headers(values.iter().map(|v| ("Authorization", v.as_bytes())))
+    }
+
+    fn ok_count(c: &Credentials) -> usize {
+        c.candidates().count()
+    }
+
+    #[test]
+    fn schemes_spacing_and_preimage_case() {
+        let pre = "ab".repeat(32);
+        for v in [
+            format!("L402 {}:{pre}", b64(M)),
+            format!("lsat {}:{}", b64(M), pre.to_uppercase()),
+            format!("l402    {}:{pre}", b64(M)),
+            format!("LsAt\t{}:{pre}", b64(M)),
+        ] {
+            let c = parse(&[&v]);
+            assert_eq!(ok_count(&c), 1, "{v}");
+            let cand = c.candidates().next().unwrap();
+            assert_eq!(cand.macaroon(), M);
+            assert_eq!(cand.explicit_preimage().unwrap().0, [0xab; 32]);
+        }
+    }
+
+    #[test]
+    fn base64_alphabets_and_padding() {
+        // bytes chosen so that standard and URL-safe encodings differ and padding is needed
+        let m: Vec<u8> = [2u8, 0xfb, 0xff, 0xfe, 0x3e].to_vec();
+        let std = b64(&m);
+        assert!(std.contains('+') || std.contains('/'));
+        let url = base64::engine::general_purpose::URL_SAFE.encode(&m);
+        let pre = "00".repeat(32);
+        for enc in [std.clone(), std.trim_end_matches('=').to_owned(), url.clone(), url.trim_end_matches('=').to_owned()] {
+            let c = parse(&[&format!("L402 {enc}:{pre}")]);
+            assert_eq!(c.candidates().next().unwrap().macaroon(), &m[..], "{enc}");
+        }
+        let mixed = format!("L402 {}_:{pre}", std.trim_end_matches('='));
+        assert_eq!(parse(&[&mixed]).items[0].as_ref().unwrap_err().reason, Reason::MalformedCredential);
+    }
+
+    #[test]
+    fn lists_joined_values_and_other_schemes() {
+        let pre = "11".repeat(32);
+        let one = format!("L402 {},{}:{pre}", b64(M), b64(M));
+        assert_eq!(ok_count(&parse(&[&one])), 2);
+        let joined = format!("Bearer abc, L402 {}:{pre}, LSAT {}:{pre}", b64(M), b64(M));
+        let c = parse(&[&joined]);
+        assert_eq!(ok_count(&c), 2);
+        assert_eq!(c.candidates().map(|c| c.source()).collect::<Vec<_>>(), vec![Source::L402, Source::Lsat]);
+        let c = parse(&["Basic dXNlcjpwYXNz", &format!("L402 {}:{pre}", b64(M))]);
+        assert_eq!(ok_count(&c), 1);
+        assert!(parse(&["Bearer xyz"]).is_empty());
+        assert_eq!(parse(&["Bearer xyz"]).precheck().unwrap_err().reason, Reason::MissingCredential);
+    }
+
+    #[test]
+    fn macaroon_headers_are_hex() {
+        let c = Credentials::from_headers([
+            ("Macaroon", hex::encode(M)),
+            ("grpc-metadata-macaroon", hex::encode_upper(M)),
+            ("x-other", "zz".into()),
+        ]);
+        assert_eq!(ok_count(&c), 2);
+        assert!(c.candidates().all(|c| c.explicit_preimage().is_none() && c.source() == Source::MacaroonHeader));
+        let bad = Credentials::from_headers([("macaroon", "xyz")]);
+        assert_eq!(bad.items[0].as_ref().unwrap_err().reason, Reason::MalformedCredential);
+    }
+
+    #[test]
+    fn malformed_forms() {
+        let pre = "11".repeat(32);
+        for v in [
+            format!("L402 {}:{}", b64(M), &pre[..63]),
+            format!("L402 {}:{}zz", b64(M), &pre[..62]),
+            format!("L402 :{pre}"),
+            format!("L402 {}:{pre}", b64(b"\x01abc")),
+            "L402 !!!!:00".to_owned(),
+            "L402".to_owned(),
+        ] {
+            let c = parse(&[&v]);
+            assert_eq!(ok_count(&c), 0, "{v}");
+            assert!(c.items.iter().all(|i| i.as_ref().unwrap_err().reason == Reason::MalformedCredential), "{v}");
+        }
+        let c = Credentials::from_headers([("authorization", &b"L402 \xff\xfe"[..])]);
+        assert_eq!(c.items[0].as_ref().unwrap_err().reason, Reason::MalformedCredential);
+    }
+
+    #[test]
+    fn caps_reject_cleanly() {
+        let big = format!("L402 {}:{}", "A".repeat(MAX_CREDENTIAL_BYTES), "00".repeat(32));
+        assert_eq!(parse(&[&big]).precheck().unwrap_err().reason, Reason::CredentialTooLarge);
+        let many = format!("L402 {}:{}", vec![b64(M); MAX_MACAROONS + 1].join(","), "00".repeat(32));
+        assert_eq!(parse(&[&many]).precheck().unwrap_err().reason, Reason::CredentialTooLarge);
+        let at_cap = format!("L402 {}:{}", vec![b64(M); MAX_MACAROONS].join(","), "00".repeat(32));
+        assert!(parse(&[&at_cap]).precheck().is_ok());
+        let values: Vec<String> = (0..3).map(|_| "x".repeat(MAX_CREDENTIAL_BYTES / 2)).collect();
+        let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+        assert_eq!(parse(&refs).precheck().unwrap_err().reason, Reason::CredentialTooLarge);
+    }
+
+    #[test]
+    fn empty_input() {
+        let c = Credentials::from_headers(Vec::<(&str, &str)>::new());
+        assert_eq!(c.precheck().unwrap_err().reason, Reason::MissingCredential);
+        assert_eq!(parse(&[""]).precheck().unwrap_err().reason, Reason::MissingCredential);
+    }
+
+    #[test]
+    fn debug_shows_no_credential_bytes() {
+        let pre = "ab".repeat(32);
+        let c = parse(&[&format!("L402 {}:{pre}", b64(M))]);
+        let s = format!("{c:?}");
+        assert!(!s.contains("abab") && !s.contains(&b64(M)), "{s}");
+    }
+}

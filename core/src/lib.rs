@@ -1,0 +1,65 @@
+//! # l402-core
+//!
+//! The L402 protocol as [l402-edge](https://github.com/l402-edge/l402-edge) speaks it, once:
+//! Aperture-compatible tokens (macaroon V2, go-macaroon signatures, 66-byte identifiers), a
+//! stateless keyring that derives every token's root key, lenient credential parsing, caveat
+//! rules that fail closed, verification, and the challenge headers clients parse.
+//!
+//! This crate does **no I/O**: no sockets, no clock, no RNG. Time (`now`, unix seconds) and
+//! randomness (the token id's 28 bytes) are arguments, so every decision is deterministic and
+//! tested natively, and the same code runs in the Envoy filter (`wasm32-wasip1`), the
+//! Cloudflare Worker (`wasm32-unknown-unknown`) and the invoice-service.
+//!
+//! ```text
+//!  header values ──► Credentials::from_headers ──► Verifier::verify(request, deny-list)
+//!                                                       │
+//!                          Ok(Authorized) ◄─────────────┴──────────► Err(Rejection{reason})
+//!                          forward upstream                          render(Denial) → 402/401/503
+//! ```
+//!
+//! Adapters translate their host's types into these calls and back; a protocol rule outside
+//! this crate is a bug.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+
+mod api;
+mod caveat;
+mod challenge;
+mod credential;
+mod ids;
+mod keyring;
+mod mint;
+mod reason;
+mod service;
+mod verify;
+
+pub use api::{
+    CHALLENGES_PATH, ChallengeRequest, ChallengeResponse, ChallengeResponseError, ErrorBody,
+};
+pub use challenge::{
+    Challenge, ChallengeError, DEFAULT_RETRY_AFTER_SECS, Denial, HEADER_SERVICE, HEADER_TOKEN_ID,
+    HttpResponse, InvalidPolicy, UNAVAILABLE_CODE, is_cors_preflight, is_grpc, render,
+};
+pub use credential::{
+    CREDENTIAL_HEADERS, Candidate, Credentials, HeaderKind, MAX_CAVEATS, MAX_CREDENTIAL_BYTES,
+    MAX_MACAROONS, Source,
+};
+pub use ids::{
+    IDENTIFIER_LEN, IDENTIFIER_VERSION, Identifier, IdentifierError, KeyId, PaymentHash, Preimage,
+    TOKEN_ID_RANDOM_LEN, TokenId,
+};
+pub use keyring::{
+    Keyring, KeyringError, MAX_KEYS, MasterSecret, ROOT_KEY_LABEL, RootKey, format_keyring_entry,
+};
+pub use mint::{
+    Inspected, LOCATION, MintError, MintedToken, aperture_caveats, attenuate, inspect, mint,
+    mint_with_caveats, sign,
+};
+pub use reason::{Reason, Rejection};
+pub use service::{
+    CapabilityError, MAX_SERVICE_NAME_LEN, ServiceEntry, ServiceName, ServiceNameError,
+    parse_capabilities,
+};
+pub use verify::{
+    Authorized, DenyList, NoDenyList, Request, VerifiedCache, VerifiedToken, Verifier,
+};

@@ -68,8 +68,8 @@ impl ChallengeRequest {
 impl ChallengeResponse {
     /// Parses and validates an answer body into a challenge to render.
     pub fn parse_challenge(body: &[u8]) -> Result<Challenge, ChallengeResponseError> {
-        let r: ChallengeResponse =
-            serde_json::from_slice(body).map_err(|e| ChallengeResponseError::Json(e.to_string()))?;
+        let r: ChallengeResponse = serde_json::from_slice(body)
+            .map_err(|e| ChallengeResponseError::Json(e.to_string()))?;
         Ok(Challenge::new(&r.macaroon, &r.invoice)?)
     }
 }
@@ -81,16 +81,23 @@ mod tests {
 
     #[test]
     fn request_and_response_round_trip() {
-        assert_eq!(ChallengeRequest::body("weather", None), br#"{"service":"weather"}"#);
-        let body = br#"{"macaroon":"AgEE","invoice":"lnbcrt10u1pqqq","payment_hash":"00","expires_at":1}"#;
+        assert_eq!(
+            ChallengeRequest::body("weather", None),
+            br#"{"service":"weather"}"#
+        );
+        let body =
+            br#"{"macaroon":"AgEE","invoice":"lnbcrt10u1pqqq","payment_hash":"00","expires_at":1}"#;
         let c = ChallengeResponse::parse_challenge(body).unwrap();
         assert_eq!((c.macaroon(), c.invoice()), ("AgEE", "lnbcrt10u1pqqq"));
         assert!(ChallengeResponse::parse_challenge(b"{}").is_err());
         assert!(ChallengeResponse::parse_challenge(b"<html>").is_err());
-        let bad = br#"{"macaroon":"a\"b","invoice":"lnbcrt10u1pqqq","payment_hash":"00","expires_at":1}"#;
+        let bad =
+            br#"{"macaroon":"a\"b","invoice":"lnbcrt10u1pqqq","payment_hash":"00","expires_at":1}"#;
         assert!(matches!(
             ChallengeResponse::parse_challenge(bad),
-            Err(ChallengeResponseError::Challenge(ChallengeError::BadMacaroon))
+            Err(ChallengeResponseError::Challenge(
+                ChallengeError::BadMacaroon
+            ))
         ));
     }
 }

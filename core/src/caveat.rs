@@ -135,7 +135,9 @@ impl Claims {
         // is not "another service's" caveat, it is one we do not understand.
         for s in &claims.scoped {
             if !claims.names(&s.service) {
-                return Err(unsupported("caveat scoped to a service the token does not name"));
+                return Err(unsupported(
+                    "caveat scoped to a service the token does not name",
+                ));
             }
         }
         Ok(claims)
@@ -169,7 +171,10 @@ impl Claims {
                 Reason::ServiceNotAllowed,
                 "service not in the token's services caveat",
             ))?;
-        if !rest.iter().all(|list| list.iter().any(|g| g.name == service)) {
+        if !rest
+            .iter()
+            .all(|list| list.iter().any(|g| g.name == service))
+        {
             return Err(Rejection::new(
                 Reason::ServiceNotAllowed,
                 "service removed by a later services caveat",
@@ -183,14 +188,20 @@ impl Claims {
         for s in own() {
             if let Scoped::ValidUntil(t) = s.cond {
                 if now >= t {
-                    return Err(Rejection::new(Reason::TokenExpired, "valid_until has passed"));
+                    return Err(Rejection::new(
+                        Reason::TokenExpired,
+                        "valid_until has passed",
+                    ));
                 }
                 expiry = Some(expiry.map_or(t, |e| e.min(t)));
             }
         }
         for s in own() {
             if let Scoped::Capabilities(granted) = &s.cond
-                && !required.clone().into_iter().all(|r| granted.iter().any(|g| g == r))
+                && !required
+                    .clone()
+                    .into_iter()
+                    .all(|r| granted.iter().any(|g| g == r))
             {
                 return Err(Rejection::new(
                     Reason::CapabilityMissing,
@@ -267,7 +278,12 @@ mod tests {
         )
     }
 
-    fn check(cavs: &[&str], svc: &str, caps: &[&str], now: u64) -> Result<(u32, Option<u64>), Reason> {
+    fn check(
+        cavs: &[&str],
+        svc: &str,
+        caps: &[&str],
+        now: u64,
+    ) -> Result<(u32, Option<u64>), Reason> {
         claims(cavs)
             .and_then(|c| c.check(svc, caps.iter().copied(), now))
             .map_err(|r| r.reason)
@@ -279,42 +295,109 @@ mod tests {
         assert_eq!(check(&["services=a:3"], "a", &[], 0), Ok((3, None)));
         assert_eq!(check(&["services=a:3,b:1"], "b", &[], 0), Ok((1, None)));
         // later ones only narrow, and a widening one does not help
-        assert_eq!(check(&["services=a:0", "services=a:0,b:0"], "b", &[], 0), Err(Reason::ServiceNotAllowed));
-        assert_eq!(check(&["services=a:0,b:0", "services=a:0"], "b", &[], 0), Err(Reason::ServiceNotAllowed));
+        assert_eq!(
+            check(&["services=a:0", "services=a:0,b:0"], "b", &[], 0),
+            Err(Reason::ServiceNotAllowed)
+        );
+        assert_eq!(
+            check(&["services=a:0,b:0", "services=a:0"], "b", &[], 0),
+            Err(Reason::ServiceNotAllowed)
+        );
         // the minter's tier counts, not a later one
-        assert_eq!(check(&["services=a:0", "services=a:9"], "a", &[], 0), Ok((0, None)));
-        for bad in ["services=", "services=a", "services=a:x", "services=A:0", "services=a_b:0", "services=a:-1", "services=a:99999999999"] {
-            assert_eq!(check(&[bad], "a", &[], 0), Err(Reason::UnsupportedCaveat), "{bad}");
+        assert_eq!(
+            check(&["services=a:0", "services=a:9"], "a", &[], 0),
+            Ok((0, None))
+        );
+        for bad in [
+            "services=",
+            "services=a",
+            "services=a:x",
+            "services=A:0",
+            "services=a_b:0",
+            "services=a:-1",
+            "services=a:99999999999",
+        ] {
+            assert_eq!(
+                check(&[bad], "a", &[], 0),
+                Err(Reason::UnsupportedCaveat),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn expiry_and_capabilities() {
-        let cavs = ["services=a:0", "a_capabilities=read,write", "a_valid_until=100"];
+        let cavs = [
+            "services=a:0",
+            "a_capabilities=read,write",
+            "a_valid_until=100",
+        ];
         assert_eq!(check(&cavs, "a", &["read"], 99), Ok((0, Some(100))));
         assert_eq!(check(&cavs, "a", &[], 100), Err(Reason::TokenExpired));
-        assert_eq!(check(&cavs, "a", &["admin"], 1), Err(Reason::CapabilityMissing));
-        let narrowed = ["services=a:0", "a_capabilities=read,write", "a_capabilities=read", "a_valid_until=100", "a_valid_until=50"];
-        assert_eq!(check(&narrowed, "a", &["write"], 1), Err(Reason::CapabilityMissing));
-        assert_eq!(check(&narrowed, "a", &["read"], 60), Err(Reason::TokenExpired));
+        assert_eq!(
+            check(&cavs, "a", &["admin"], 1),
+            Err(Reason::CapabilityMissing)
+        );
+        let narrowed = [
+            "services=a:0",
+            "a_capabilities=read,write",
+            "a_capabilities=read",
+            "a_valid_until=100",
+            "a_valid_until=50",
+        ];
+        assert_eq!(
+            check(&narrowed, "a", &["write"], 1),
+            Err(Reason::CapabilityMissing)
+        );
+        assert_eq!(
+            check(&narrowed, "a", &["read"], 60),
+            Err(Reason::TokenExpired)
+        );
         assert_eq!(check(&narrowed, "a", &["read"], 49), Ok((0, Some(50))));
-        assert_eq!(claims(&narrowed).unwrap().capabilities("a"), Some(vec!["read"]));
+        assert_eq!(
+            claims(&narrowed).unwrap().capabilities("a"),
+            Some(vec!["read"])
+        );
         // an empty list grants none; no list at all restricts nothing
-        assert_eq!(check(&["services=a:0", "a_capabilities="], "a", &["read"], 1), Err(Reason::CapabilityMissing));
+        assert_eq!(
+            check(&["services=a:0", "a_capabilities="], "a", &["read"], 1),
+            Err(Reason::CapabilityMissing)
+        );
         assert_eq!(check(&["services=a:0"], "a", &["read"], 1), Ok((0, None)));
         assert_eq!(claims(&["services=a:0"]).unwrap().capabilities("a"), None);
     }
 
     #[test]
     fn other_services_caveats_are_ignored_unknown_ones_reject() {
-        let cavs = ["services=a:0,b:0", "b_valid_until=1", "b_frobnicate=yes", "b_valid_until=soon"];
+        let cavs = [
+            "services=a:0,b:0",
+            "b_valid_until=1",
+            "b_frobnicate=yes",
+            "b_valid_until=soon",
+        ];
         assert_eq!(check(&cavs, "a", &[], 10), Ok((0, None)));
         assert_eq!(check(&cavs, "b", &[], 0), Err(Reason::UnsupportedCaveat));
-        assert_eq!(check(&["services=a:0", "a_frobnicate=yes"], "a", &[], 0), Err(Reason::UnsupportedCaveat));
-        assert_eq!(check(&["services=a:0", "a_valid_until=x"], "a", &[], 0), Err(Reason::UnsupportedCaveat));
+        assert_eq!(
+            check(&["services=a:0", "a_frobnicate=yes"], "a", &[], 0),
+            Err(Reason::UnsupportedCaveat)
+        );
+        assert_eq!(
+            check(&["services=a:0", "a_valid_until=x"], "a", &[], 0),
+            Err(Reason::UnsupportedCaveat)
+        );
         // orphan service, bare unknown condition, no '=', bad prefix
-        for bad in ["c_valid_until=5", "ip=1.2.3.4", "services", "Weird_valid_until=1", "_x=1"] {
-            assert_eq!(check(&["services=a:0", bad], "a", &[], 0), Err(Reason::UnsupportedCaveat), "{bad}");
+        for bad in [
+            "c_valid_until=5",
+            "ip=1.2.3.4",
+            "services",
+            "Weird_valid_until=1",
+            "_x=1",
+        ] {
+            assert_eq!(
+                check(&["services=a:0", bad], "a", &[], 0),
+                Err(Reason::UnsupportedCaveat),
+                "{bad}"
+            );
         }
     }
 
@@ -323,9 +406,26 @@ mod tests {
         let good = format!("preimage={}", "01".repeat(32));
         let bad = format!("preimage={}", "02".repeat(32));
         assert_eq!(check(&["services=a:0", &good], "a", &[], 0), Ok((0, None)));
-        assert_eq!(check(&["services=a:0", &good.to_uppercase().replace("PREIMAGE", "preimage")], "a", &[], 0), Ok((0, None)));
-        assert_eq!(check(&["services=a:0", &bad], "a", &[], 0), Err(Reason::WrongPreimage));
-        assert_eq!(check(&["services=a:0", "preimage=zz"], "a", &[], 0), Err(Reason::UnsupportedCaveat));
+        assert_eq!(
+            check(
+                &[
+                    "services=a:0",
+                    &good.to_uppercase().replace("PREIMAGE", "preimage")
+                ],
+                "a",
+                &[],
+                0
+            ),
+            Ok((0, None))
+        );
+        assert_eq!(
+            check(&["services=a:0", &bad], "a", &[], 0),
+            Err(Reason::WrongPreimage)
+        );
+        assert_eq!(
+            check(&["services=a:0", "preimage=zz"], "a", &[], 0),
+            Err(Reason::UnsupportedCaveat)
+        );
     }
 
     #[test]

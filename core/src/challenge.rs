@@ -39,14 +39,17 @@ const MAX_CHALLENGE_FIELD: usize = 8 * 1024;
 impl Challenge {
     /// Validates a macaroon (base64) and an invoice (BOLT11 with an amount).
     pub fn new(macaroon_b64: &str, invoice: &str) -> Result<Self, ChallengeError> {
-        let b64 = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_');
+        let b64 =
+            |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'=' | b'-' | b'_');
         if macaroon_b64.is_empty()
             || macaroon_b64.len() > MAX_CHALLENGE_FIELD
             || !macaroon_b64.bytes().all(b64)
         {
             return Err(ChallengeError::BadMacaroon);
         }
-        if invoice.len() > MAX_CHALLENGE_FIELD || !invoice.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        if invoice.len() > MAX_CHALLENGE_FIELD
+            || !invoice.bytes().all(|b| b.is_ascii_alphanumeric())
+        {
             return Err(ChallengeError::BadInvoice);
         }
         let lower = invoice.to_ascii_lowercase();
@@ -194,20 +197,31 @@ pub fn render(denial: &Denial<'_>, grpc: bool) -> HttpResponse {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
-    const INV: &str = "lnbcrt10u1pjqqqqqpp5qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqsdqqcqzzsxqyz5vq";
+    const INV: &str =
+        "lnbcrt10u1pjqqqqqpp5qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqsdqqcqzzsxqyz5vq";
 
     fn header<'a>(r: &'a HttpResponse, name: &str) -> Vec<&'a str> {
-        r.headers.iter().filter(|(n, _)| *n == name).map(|(_, v)| v.as_str()).collect()
+        r.headers
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     #[test]
     fn challenge_headers_are_exact() {
         let c = Challenge::new("AgEEbHNhdA==", INV).unwrap();
-        let r = render(&Denial::PaymentRequired { challenge: &c, reason: Reason::MissingCredential }, false);
+        let r = render(
+            &Denial::PaymentRequired {
+                challenge: &c,
+                reason: Reason::MissingCredential,
+            },
+            false,
+        );
         assert_eq!(r.status, 402);
         assert_eq!(
             header(&r, "www-authenticate"),
@@ -224,7 +238,13 @@ mod tests {
     #[test]
     fn grpc_gets_200_with_status_13_and_the_challenge() {
         let c = Challenge::new("AgEE", INV).unwrap();
-        let r = render(&Denial::PaymentRequired { challenge: &c, reason: Reason::TokenExpired }, true);
+        let r = render(
+            &Denial::PaymentRequired {
+                challenge: &c,
+                reason: Reason::TokenExpired,
+            },
+            true,
+        );
         assert_eq!(r.status, 200);
         assert_eq!(header(&r, "grpc-status"), vec!["13"]);
         assert_eq!(header(&r, "grpc-message"), vec!["payment required"]);
@@ -237,10 +257,23 @@ mod tests {
 
     #[test]
     fn unauthorized_and_unavailable() {
-        let r = render(&Denial::Unauthorized { reason: Reason::BadSignature }, false);
-        assert_eq!((r.status, r.body.as_str()), (401, r#"{"error":"bad_signature"}"#));
+        let r = render(
+            &Denial::Unauthorized {
+                reason: Reason::BadSignature,
+            },
+            false,
+        );
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (401, r#"{"error":"bad_signature"}"#)
+        );
         assert!(header(&r, "www-authenticate").is_empty());
-        let r = render(&Denial::Unavailable { retry_after_secs: 7 }, false);
+        let r = render(
+            &Denial::Unavailable {
+                retry_after_secs: 7,
+            },
+            false,
+        );
         assert_eq!(r.status, 503);
         assert_eq!(header(&r, "retry-after"), vec!["7"]);
         assert_eq!(r.body, r#"{"error":"challenge_unavailable"}"#);
@@ -251,13 +284,28 @@ mod tests {
 
     #[test]
     fn challenge_fields_cannot_inject_headers() {
-        assert_eq!(Challenge::new("ab\"cd", INV), Err(ChallengeError::BadMacaroon));
-        assert_eq!(Challenge::new("abc\r\nx: y", INV), Err(ChallengeError::BadMacaroon));
+        assert_eq!(
+            Challenge::new("ab\"cd", INV),
+            Err(ChallengeError::BadMacaroon)
+        );
+        assert_eq!(
+            Challenge::new("abc\r\nx: y", INV),
+            Err(ChallengeError::BadMacaroon)
+        );
         assert_eq!(Challenge::new("", INV), Err(ChallengeError::BadMacaroon));
-        assert_eq!(Challenge::new("AgEE", "lnbc1\"x"), Err(ChallengeError::BadInvoice));
+        assert_eq!(
+            Challenge::new("AgEE", "lnbc1\"x"),
+            Err(ChallengeError::BadInvoice)
+        );
         assert_eq!(Challenge::new("AgEE", ""), Err(ChallengeError::BadInvoice));
-        assert_eq!(Challenge::new("AgEE", "notaninvoice"), Err(ChallengeError::BadInvoice));
-        assert_eq!(Challenge::new("AgEE", "lnbcrt1pjqqqq"), Err(ChallengeError::AmountlessInvoice));
+        assert_eq!(
+            Challenge::new("AgEE", "notaninvoice"),
+            Err(ChallengeError::BadInvoice)
+        );
+        assert_eq!(
+            Challenge::new("AgEE", "lnbcrt1pjqqqq"),
+            Err(ChallengeError::AmountlessInvoice)
+        );
         assert!(Challenge::new("AgEE", &INV.to_uppercase()).is_ok());
     }
 

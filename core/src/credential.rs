@@ -146,7 +146,8 @@ const fn malformed(detail: &'static str) -> Rejection {
     Rejection::new(Reason::MalformedCredential, detail)
 }
 
-const TOO_LARGE: Rejection = Rejection::new(Reason::CredentialTooLarge, "over a credential size cap");
+const TOO_LARGE: Rejection =
+    Rejection::new(Reason::CredentialTooLarge, "over a credential size cap");
 
 impl Credentials {
     /// Collects credentials from `(name, value)` header pairs, in order; other headers are
@@ -198,7 +199,10 @@ impl Credentials {
             return Err(TOO_LARGE);
         }
         if self.items.is_empty() {
-            return Err(Rejection::new(Reason::MissingCredential, "no L402 credential"));
+            return Err(Rejection::new(
+                Reason::MissingCredential,
+                "no L402 credential",
+            ));
         }
         Ok(())
     }
@@ -267,7 +271,8 @@ impl Credentials {
             None => (*last, None),
         };
         for m in rest.iter().copied().chain(core::iter::once(last)) {
-            let item = decode_b64_macaroon(m).map(|bytes| Candidate::new(source, preimage.as_ref(), bytes));
+            let item = decode_b64_macaroon(m)
+                .map(|bytes| Candidate::new(source, preimage.as_ref(), bytes));
             self.push(item);
         }
     }
@@ -346,12 +351,20 @@ mod tests {
         assert!(std.contains('+') || std.contains('/'));
         let url = base64::engine::general_purpose::URL_SAFE.encode(&m);
         let pre = "00".repeat(32);
-        for enc in [std.clone(), std.trim_end_matches('=').to_owned(), url.clone(), url.trim_end_matches('=').to_owned()] {
+        for enc in [
+            std.clone(),
+            std.trim_end_matches('=').to_owned(),
+            url.clone(),
+            url.trim_end_matches('=').to_owned(),
+        ] {
             let c = parse(&[&format!("L402 {enc}:{pre}")]);
             assert_eq!(c.candidates().next().unwrap().macaroon(), &m[..], "{enc}");
         }
         let mixed = format!("L402 {}_:{pre}", std.trim_end_matches('='));
-        assert_eq!(parse(&[&mixed]).items[0].as_ref().unwrap_err().reason, Reason::MalformedCredential);
+        assert_eq!(
+            parse(&[&mixed]).items[0].as_ref().unwrap_err().reason,
+            Reason::MalformedCredential
+        );
     }
 
     #[test]
@@ -362,11 +375,17 @@ mod tests {
         let joined = format!("Bearer abc, L402 {}:{pre}, LSAT {}:{pre}", b64(M), b64(M));
         let c = parse(&[&joined]);
         assert_eq!(ok_count(&c), 2);
-        assert_eq!(c.candidates().map(|c| c.source()).collect::<Vec<_>>(), vec![Source::L402, Source::Lsat]);
+        assert_eq!(
+            c.candidates().map(|c| c.source()).collect::<Vec<_>>(),
+            vec![Source::L402, Source::Lsat]
+        );
         let c = parse(&["Basic dXNlcjpwYXNz", &format!("L402 {}:{pre}", b64(M))]);
         assert_eq!(ok_count(&c), 1);
         assert!(parse(&["Bearer xyz"]).is_empty());
-        assert_eq!(parse(&["Bearer xyz"]).precheck().unwrap_err().reason, Reason::MissingCredential);
+        assert_eq!(
+            parse(&["Bearer xyz"]).precheck().unwrap_err().reason,
+            Reason::MissingCredential
+        );
     }
 
     #[test]
@@ -377,9 +396,15 @@ mod tests {
             ("x-other", "zz".into()),
         ]);
         assert_eq!(ok_count(&c), 2);
-        assert!(c.candidates().all(|c| c.explicit_preimage().is_none() && c.source() == Source::MacaroonHeader));
+        assert!(
+            c.candidates()
+                .all(|c| c.explicit_preimage().is_none() && c.source() == Source::MacaroonHeader)
+        );
         let bad = Credentials::from_headers([("macaroon", "xyz")]);
-        assert_eq!(bad.items[0].as_ref().unwrap_err().reason, Reason::MalformedCredential);
+        assert_eq!(
+            bad.items[0].as_ref().unwrap_err().reason,
+            Reason::MalformedCredential
+        );
     }
 
     #[test]
@@ -395,30 +420,64 @@ mod tests {
         ] {
             let c = parse(&[&v]);
             assert_eq!(ok_count(&c), 0, "{v}");
-            assert!(c.items.iter().all(|i| i.as_ref().unwrap_err().reason == Reason::MalformedCredential), "{v}");
+            assert!(
+                c.items
+                    .iter()
+                    .all(|i| i.as_ref().unwrap_err().reason == Reason::MalformedCredential),
+                "{v}"
+            );
         }
         let c = Credentials::from_headers([("authorization", &b"L402 \xff\xfe"[..])]);
-        assert_eq!(c.items[0].as_ref().unwrap_err().reason, Reason::MalformedCredential);
+        assert_eq!(
+            c.items[0].as_ref().unwrap_err().reason,
+            Reason::MalformedCredential
+        );
     }
 
     #[test]
     fn caps_reject_cleanly() {
-        let big = format!("L402 {}:{}", "A".repeat(MAX_CREDENTIAL_BYTES), "00".repeat(32));
-        assert_eq!(parse(&[&big]).precheck().unwrap_err().reason, Reason::CredentialTooLarge);
-        let many = format!("L402 {}:{}", vec![b64(M); MAX_MACAROONS + 1].join(","), "00".repeat(32));
-        assert_eq!(parse(&[&many]).precheck().unwrap_err().reason, Reason::CredentialTooLarge);
-        let at_cap = format!("L402 {}:{}", vec![b64(M); MAX_MACAROONS].join(","), "00".repeat(32));
+        let big = format!(
+            "L402 {}:{}",
+            "A".repeat(MAX_CREDENTIAL_BYTES),
+            "00".repeat(32)
+        );
+        assert_eq!(
+            parse(&[&big]).precheck().unwrap_err().reason,
+            Reason::CredentialTooLarge
+        );
+        let many = format!(
+            "L402 {}:{}",
+            vec![b64(M); MAX_MACAROONS + 1].join(","),
+            "00".repeat(32)
+        );
+        assert_eq!(
+            parse(&[&many]).precheck().unwrap_err().reason,
+            Reason::CredentialTooLarge
+        );
+        let at_cap = format!(
+            "L402 {}:{}",
+            vec![b64(M); MAX_MACAROONS].join(","),
+            "00".repeat(32)
+        );
         assert!(parse(&[&at_cap]).precheck().is_ok());
-        let values: Vec<String> = (0..3).map(|_| "x".repeat(MAX_CREDENTIAL_BYTES / 2)).collect();
+        let values: Vec<String> = (0..3)
+            .map(|_| "x".repeat(MAX_CREDENTIAL_BYTES / 2))
+            .collect();
         let refs: Vec<&str> = values.iter().map(String::as_str).collect();
-        assert_eq!(parse(&refs).precheck().unwrap_err().reason, Reason::CredentialTooLarge);
+        assert_eq!(
+            parse(&refs).precheck().unwrap_err().reason,
+            Reason::CredentialTooLarge
+        );
     }
 
     #[test]
     fn empty_input() {
         let c = Credentials::from_headers(Vec::<(&str, &str)>::new());
         assert_eq!(c.precheck().unwrap_err().reason, Reason::MissingCredential);
-        assert_eq!(parse(&[""]).precheck().unwrap_err().reason, Reason::MissingCredential);
+        assert_eq!(
+            parse(&[""]).precheck().unwrap_err().reason,
+            Reason::MissingCredential
+        );
     }
 
     #[test]

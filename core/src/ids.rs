@@ -242,7 +242,10 @@ mod tests {
             Identifier::decode(&long),
             Err(IdentifierError::WrongLength(67))
         );
-        assert_eq!(Identifier::decode(&[]), Err(IdentifierError::WrongLength(0)));
+        assert_eq!(
+            Identifier::decode(&[]),
+            Err(IdentifierError::WrongLength(0))
+        );
         bytes[1] = 1;
         assert_eq!(
             Identifier::decode(&bytes),

@@ -126,8 +126,12 @@ impl Keyring {
         }
         let mut built = Vec::with_capacity(entries.len());
         for (id, secret) in &entries {
-            let keyed = HmacSha256::new_from_slice(&secret.0)
-                .map_err(|_| KeyringError::BadSecretLength { key_id: id.0, len: 64 })?;
+            let keyed = HmacSha256::new_from_slice(&secret.0).map_err(|_| {
+                KeyringError::BadSecretLength {
+                    key_id: id.0,
+                    len: 64,
+                }
+            })?;
             built.push(Entry { id: *id, keyed });
         }
         built.sort_by_key(|e| e.id);
@@ -222,7 +226,12 @@ impl fmt::Debug for Keyring {
 
 impl fmt::Display for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "keyring of {} key(s), current {}", self.entries.len(), self.current)
+        write!(
+            f,
+            "keyring of {} key(s), current {}",
+            self.entries.len(),
+            self.current
+        )
     }
 }
 
@@ -256,9 +265,18 @@ mod tests {
             (format!("1{A}"), KeyringError::BadEntry { index: 0 }),
             (format!("1:{A},x:{B}"), KeyringError::BadKeyId { index: 1 }),
             (format!("-1:{A}"), KeyringError::BadKeyId { index: 0 }),
-            (format!("99999999999:{A}"), KeyringError::BadKeyId { index: 0 }),
-            (format!("1:{}", &A[..62]), KeyringError::BadSecretLength { key_id: 1, len: 62 }),
-            (format!("1:{}zz", &A[..62]), KeyringError::BadSecretHex { key_id: 1 }),
+            (
+                format!("99999999999:{A}"),
+                KeyringError::BadKeyId { index: 0 },
+            ),
+            (
+                format!("1:{}", &A[..62]),
+                KeyringError::BadSecretLength { key_id: 1, len: 62 },
+            ),
+            (
+                format!("1:{}zz", &A[..62]),
+                KeyringError::BadSecretHex { key_id: 1 },
+            ),
             (format!("1:{A},1:{B}"), KeyringError::DuplicateKeyId(1)),
             (format!("1:{A},"), KeyringError::BadEntry { index: 1 }),
         ];
@@ -266,7 +284,10 @@ mod tests {
             let err = input.parse::<Keyring>().unwrap_err();
             assert_eq!(err, want, "{input:?}");
             let msg = err.to_string();
-            assert!(!msg.contains("1111111111") && !msg.contains("2222222222"), "{msg}");
+            assert!(
+                !msg.contains("1111111111") && !msg.contains("2222222222"),
+                "{msg}"
+            );
         }
     }
 

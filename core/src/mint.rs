@@ -160,7 +160,10 @@ fn decode(macaroon_b64: &str) -> Result<Macaroon, Rejection> {
     // The verifier's decoder: the same encodings are accepted everywhere.
     let bytes = decode_b64_macaroon(macaroon_b64.trim())?;
     Macaroon::deserialize_binary(&bytes).map_err(|_| {
-        Rejection::new(crate::Reason::MalformedCredential, "macaroon does not decode")
+        Rejection::new(
+            crate::Reason::MalformedCredential,
+            "macaroon does not decode",
+        )
     })
 }
 

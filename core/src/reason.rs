@@ -110,7 +110,11 @@ mod tests {
         for r in Reason::ALL {
             assert_eq!(r.to_string(), r.as_str());
             assert_eq!(Reason::from_name(r.as_str()), Some(r));
-            assert!(r.as_str().bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+            assert!(
+                r.as_str()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_')
+            );
         }
         assert_eq!(Reason::from_name("nope"), None);
     }

@@ -84,7 +84,9 @@ pub enum CapabilityError {
 pub fn parse_capabilities(s: &str) -> Result<Vec<String>, CapabilityError> {
     let mut out = Vec::new();
     for c in s.split(',').map(str::trim).filter(|c| !c.is_empty()) {
-        if c.bytes().any(|b| b == b'=' || b.is_ascii_whitespace() || b.is_ascii_control()) {
+        if c.bytes()
+            .any(|b| b == b'=' || b.is_ascii_whitespace() || b.is_ascii_control())
+        {
             return Err(CapabilityError::BadCapability(c.to_owned()));
         }
         if !out.iter().any(|o: &String| o == c) {

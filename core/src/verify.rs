@@ -184,7 +184,7 @@ impl VerifiedCache {
 
     fn put(&mut self, key: &[u8], token: &Arc<VerifiedToken>, now: u64) {
         if let Some(lru) = self.lru.as_mut()
-            && !token.claims.earliest_expiry.is_some_and(|e| now >= e)
+            && token.claims.earliest_expiry.is_none_or(|e| now < e)
         {
             lru.put(key.into(), Arc::clone(token));
         }
@@ -345,7 +345,10 @@ impl Verifier {
         let root = self
             .keyring
             .root_key(&identifier.token_id)
-            .ok_or(Rejection::new(Reason::UnknownKey, "key id not in the keyring"))?;
+            .ok_or(Rejection::new(
+                Reason::UnknownKey,
+                "key id not in the keyring",
+            ))?;
         // Third-party caveats would need discharges we never issue.
         if mac.caveats().iter().any(|c| c.as_third_party().is_some()) {
             return Err(Rejection::new(
@@ -371,11 +374,15 @@ fn authorize(
     deny: &(impl DenyList + ?Sized),
 ) -> Result<Authorized, Rejection> {
     if deny.is_revoked(&token.identifier.token_id) {
-        return Err(Rejection::new(Reason::Revoked, "token id is on the deny-list"));
+        return Err(Rejection::new(
+            Reason::Revoked,
+            "token id is on the deny-list",
+        ));
     }
-    let (tier, expires_at) = token
-        .claims
-        .check(request.service, request.required(), request.now)?;
+    let (tier, expires_at) =
+        token
+            .claims
+            .check(request.service, request.required(), request.now)?;
     let service_index = token
         .claims
         .services

@@ -58,8 +58,14 @@ pub struct Candidate {
 }
 
 impl Candidate {
-    fn new(source: Source, preimage: Option<&Preimage>, macaroon: Vec<u8>) -> Self {
-        let mut key = Vec::with_capacity(33 + macaroon.len());
+    /// Decodes the macaroon straight into the candidate's buffer, behind the preimage.
+    fn decode(
+        source: Source,
+        preimage: Option<&Preimage>,
+        encoded: &str,
+        decode: fn(&str, &mut Vec<u8>) -> Result<(), Rejection>,
+    ) -> Result<Self, Rejection> {
+        let mut key = Vec::with_capacity(33 + encoded.len());
         match preimage {
             Some(p) => {
                 key.push(1);
@@ -67,8 +73,12 @@ impl Candidate {
             }
             None => key.extend_from_slice(&[0; 33]),
         }
-        key.extend_from_slice(&macaroon);
-        Candidate { key, source }
+        decode(encoded, &mut key)?;
+        match key.get(33) {
+            Some(2) => Ok(Candidate { key, source }),
+            // Only the V2 binary format: V1 and JSON are never minted here or by Aperture.
+            _ => Err(malformed("not a V2 binary macaroon")),
+        }
     }
 
     /// The binary (V2) macaroon.
@@ -185,8 +195,8 @@ impl Credentials {
             HeaderKind::Authorization => self.add_authorization(value),
             HeaderKind::Macaroon => {
                 for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                    let item = decode_hex_macaroon(part)
-                        .map(|m| Candidate::new(Source::MacaroonHeader, None, m));
+                    let item =
+                        Candidate::decode(Source::MacaroonHeader, None, part, decode_hex_into);
                     self.push(item);
                 }
             }
@@ -247,7 +257,7 @@ impl Credentials {
                 None // Another scheme (Bearer, Basic): not ours; skip its pieces too.
             };
             let mut macaroons = vec![trim_ows(first)];
-            while let Some(next) = pieces.next_if(|p| !p.contains([' ', '\t'])) {
+            while let Some(next) = pieces.next_if(|p| !p.bytes().any(is_ows)) {
                 macaroons.push(next);
             }
             if let Some(source) = source {
@@ -271,8 +281,7 @@ impl Credentials {
             None => (*last, None),
         };
         for m in rest.iter().copied().chain(core::iter::once(last)) {
-            let item = decode_b64_macaroon(m)
-                .map(|bytes| Candidate::new(source, preimage.as_ref(), bytes));
+            let item = Candidate::decode(source, preimage.as_ref(), m, decode_b64_into);
             self.push(item);
         }
     }
@@ -282,26 +291,39 @@ fn trim_ows(s: &str) -> &str {
     s.trim_matches([' ', '\t'])
 }
 
-pub(crate) fn decode_b64_macaroon(s: &str) -> Result<Vec<u8>, Rejection> {
+fn is_ows(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// Standard or URL-safe base64, padded or not, appended to `out`.
+fn decode_b64_into(s: &str, out: &mut Vec<u8>) -> Result<(), Rejection> {
     if s.is_empty() {
         return Err(malformed("empty macaroon"));
     }
-    let engine = if s.contains(['-', '_']) { &URL } else { &STD };
-    let bytes = engine
-        .decode(s)
-        .map_err(|_| malformed("macaroon is not base64"))?;
-    check_v2(bytes)
+    // A byte scan, not a char pattern: this runs on every request.
+    let engine = if s.bytes().any(|b| b == b'-' || b == b'_') {
+        &URL
+    } else {
+        &STD
+    };
+    engine
+        .decode_vec(s, out)
+        .map_err(|_| malformed("macaroon is not base64"))
 }
 
-fn decode_hex_macaroon(s: &str) -> Result<Vec<u8>, Rejection> {
-    let bytes = hex::decode(s).map_err(|_| malformed("macaroon header is not hex"))?;
-    check_v2(bytes)
+fn decode_hex_into(s: &str, out: &mut Vec<u8>) -> Result<(), Rejection> {
+    let start = out.len();
+    out.resize(start + s.len() / 2, 0);
+    let dst = out.get_mut(start..).unwrap_or_default();
+    hex::decode_to_slice(s, dst).map_err(|_| malformed("macaroon header is not hex"))
 }
 
-/// Only the V2 binary format: V1 and JSON are never minted here or by Aperture.
-fn check_v2(bytes: Vec<u8>) -> Result<Vec<u8>, Rejection> {
-    match bytes.first() {
-        Some(2) => Ok(bytes),
+/// Decodes a base64 macaroon as the verifier does: V2 binary only.
+pub(crate) fn decode_b64_macaroon(s: &str) -> Result<Vec<u8>, Rejection> {
+    let mut out = Vec::with_capacity(s.len());
+    decode_b64_into(s, &mut out)?;
+    match out.first() {
+        Some(2) => Ok(out),
         _ => Err(malformed("not a V2 binary macaroon")),
     }
 }

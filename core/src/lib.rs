@@ -63,3 +63,8 @@ pub use service::{
 pub use verify::{
     Authorized, DenyList, NoDenyList, Request, VerifiedCache, VerifiedToken, Verifier,
 };
+
+/// The README's example runs as a doc test, so it cannot drift from the code.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

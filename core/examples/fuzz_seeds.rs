@@ -1,0 +1,99 @@
+//! Writes the fuzzers' seed corpora: the shared vectors' credentials, the fuzz keyring's
+//! genuine token in every accepted form, and the attack matrix's shapes.
+//!
+//! `cargo run -p l402-core --example fuzz_seeds -- fuzz/corpus`
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use l402_core::*;
+
+fn main() {
+    let out = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "fuzz/corpus".into());
+    let ring: Keyring = "7:0707070707070707070707070707070707070707070707070707070707070707"
+        .parse()
+        .unwrap();
+    let entry = ServiceEntry {
+        name: "weather".parse().unwrap(),
+        tier: 0,
+        capabilities: vec!["read".into()],
+        lifetime_secs: Some(3600),
+    };
+    let p = Preimage::from_bytes([0x42; 32]);
+    let genuine = mint(&ring, p.payment_hash(), [1; 28], &entry, 1_800_000_000)
+        .unwrap()
+        .macaroon_b64;
+    let pre = p.expose_hex();
+    let raw = STANDARD.decode(&genuine).unwrap();
+    let with_pre = attenuate(&genuine, &format!("preimage={pre}")).unwrap();
+
+    // (selector, header values): selector 0 = Authorization, 1 = Macaroon (see the targets).
+    let mut seeds: Vec<(u8, Vec<String>)> = vec![
+        (0, vec![format!("L402 {genuine}:{pre}")]),
+        (
+            0,
+            vec![format!(
+                "lsat   {}:{}",
+                URL_SAFE_NO_PAD.encode(&raw),
+                pre.to_uppercase()
+            )],
+        ),
+        (
+            0,
+            vec![format!(
+                "Bearer x, L402 AgEE,{genuine}:{pre}, LSAT {genuine}:{pre}"
+            )],
+        ),
+        (0, vec!["Basic abc".into(), format!("L402 {genuine}:{pre}")]),
+        (
+            0,
+            vec![format!(
+                "L402 {}:{pre}",
+                attenuate(&genuine, "services=weather:0,maps:1").unwrap()
+            )],
+        ),
+        (
+            0,
+            vec![format!(
+                "L402 {}:{pre}",
+                attenuate(&genuine, "weather_capabilities=").unwrap()
+            )],
+        ),
+        (0, vec![format!("L402 {with_pre}:{pre}")]),
+        (1, vec![hex::encode(STANDARD.decode(&with_pre).unwrap())]),
+        (0, vec![format!("L402 {genuine}:{}", "00".repeat(32))]),
+        (
+            0,
+            vec![format!("L402 {}:{pre}", &genuine[..genuine.len() / 2])],
+        ),
+        (0, vec!["L402".into(), "".into(), "L402 :".into()]),
+    ];
+    let vectors: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/tokens.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    for v in vectors["tokens"].as_array().unwrap() {
+        seeds.push((0, vec![v["authorization"].as_str().unwrap().to_owned()]));
+    }
+    for target in ["credentials", "verify"] {
+        let dir = Path::new(&out).join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, (selector, values)) in seeds.iter().enumerate() {
+            // A raw 0xff byte separates header values in the targets.
+            let mut joined = vec![*selector];
+            for (j, v) in values.iter().enumerate() {
+                if j > 0 {
+                    joined.push(0xff);
+                }
+                joined.extend_from_slice(v.as_bytes());
+            }
+            std::fs::write(dir.join(format!("seed-{i:02}")), joined).unwrap();
+        }
+    }
+    println!("wrote {} seeds per target under {out}", seeds.len());
+}

@@ -1,0 +1,382 @@
+//! The HTTP API (DESIGN section 6): `POST /v1/challenges` for the edges, health, readiness,
+//! metrics, and `POST /v1/dev/pay` when the backend is `dev`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use l402_core::{CHALLENGES_PATH, ChallengeRequest, ChallengeResponse, ErrorBody, mint};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::limit::RequestBodyLimitLayer;
+
+use crate::backend::dev::{DevBackend, DevPayError};
+use crate::backend::{self, Guarded, Invoice, InvoiceRequest};
+use crate::clock::Clock;
+use crate::config::{Config, Service};
+use crate::metrics::Metrics;
+use crate::pool::Pool;
+
+/// Path of the dev-only pay endpoint.
+pub const DEV_PAY_PATH: &str = "/v1/dev/pay";
+
+/// Shared by every handler: `Arc`s only, no lock around the backend.
+#[derive(Clone)]
+pub struct AppState {
+    cfg: Arc<Config>,
+    backend: Arc<Guarded>,
+    pool: Option<Arc<Pool>>,
+    dev: Option<Arc<DevBackend>>,
+    metrics: Metrics,
+    clock: Clock,
+}
+
+/// An error answer: a stable code, an HTTP status, a message without secrets.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after: Option<u32>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: self.code.to_owned(),
+            message: Some(self.message),
+        };
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp
+    }
+}
+
+impl AppState {
+    /// Builds the backend, the pool and the metrics for `cfg`.
+    pub fn new(cfg: Config, clock: Clock) -> anyhow::Result<Self> {
+        let metrics = Metrics::new()?;
+        let (inner, dev) = backend::build(&cfg.backend)?;
+        let backend = Arc::new(Guarded::new(inner, &cfg.backend, metrics.clone()));
+        let pool = cfg.pool.enabled.then(|| {
+            Arc::new(Pool::new(
+                cfg.pool,
+                cfg.services
+                    .iter()
+                    .map(|s| (s.entry.name.to_string(), invoice_request(s))),
+                Arc::clone(&backend),
+                metrics.clone(),
+                Arc::clone(&clock),
+            ))
+        });
+        Ok(AppState {
+            cfg: Arc::new(cfg),
+            backend,
+            pool,
+            dev,
+            metrics,
+            clock,
+        })
+    }
+
+    /// The pool, if enabled.
+    pub fn pool(&self) -> Option<&Arc<Pool>> {
+        self.pool.as_ref()
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The router.
+    pub fn router(&self) -> Router {
+        let mut r = Router::new()
+            .route(CHALLENGES_PATH, post(challenge))
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics));
+        if self.dev.is_some() {
+            r = r.route(DEV_PAY_PATH, post(dev_pay));
+        }
+        r.layer(RequestBodyLimitLayer::new(self.cfg.max_body_bytes))
+            .with_state(self.clone())
+    }
+}
+
+fn invoice_request(s: &Service) -> InvoiceRequest {
+    InvoiceRequest {
+        amount_msat: s.price_sat.saturating_mul(1000),
+        memo: s.memo.clone(),
+        expiry_secs: u32::try_from(s.expiry.as_secs()).unwrap_or(u32::MAX),
+    }
+}
+
+fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some(presented) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    // Compare against every token in constant time, without an early exit.
+    state.cfg.edge_tokens.iter().fold(false, |ok, t| {
+        ok | bool::from(t.as_bytes().ct_eq(presented.trim().as_bytes()))
+    })
+}
+
+async fn challenge(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<axum::Json<ChallengeResponse>, ApiError> {
+    if !authorized(&state, &headers) {
+        state.metrics.challenge("", "unauthorized");
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong edge bearer token",
+        ));
+    }
+    let req: ChallengeRequest = serde_json::from_slice(&body).map_err(|e| {
+        state.metrics.challenge("", "invalid_request");
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
+    })?;
+    let Some(service) = state.cfg.service(&req.service) else {
+        state.metrics.challenge("", "unknown_service");
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_service",
+            "no such service in the catalog",
+        ));
+    };
+    let name = service.entry.name.as_str();
+    let invoice = match get_invoice(&state, service).await {
+        Ok(inv) => inv,
+        Err(e) => {
+            state.metrics.challenge(name, "backend_unavailable");
+            tracing::warn!(service = name, backend = state.backend.name(), error = %e, "no invoice for a challenge");
+            let mut err = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "backend_unavailable",
+                "the Lightning backend did not produce an invoice",
+            );
+            err.retry_after = Some(state.cfg.retry_after_secs);
+            return Err(err);
+        }
+    };
+    let mut random = [0u8; l402_core::TOKEN_ID_RANDOM_LEN];
+    getrandom::fill(&mut random).map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "no randomness",
+        )
+    })?;
+    let minted = mint(
+        &state.cfg.keyring,
+        invoice.payment_hash,
+        random,
+        &service.entry,
+        (state.clock)(),
+    )
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            e.to_string(),
+        )
+    })?;
+    state.metrics.challenge(name, "ok");
+    tracing::info!(
+        service = name,
+        payment_hash = %invoice.payment_hash,
+        token_id = %minted.identifier.token_id,
+        reason = req.reason.as_deref().unwrap_or("-"),
+        "challenge issued"
+    );
+    Ok(axum::Json(ChallengeResponse {
+        macaroon: minted.macaroon_b64,
+        invoice: invoice.bolt11,
+        payment_hash: invoice.payment_hash.to_hex(),
+        expires_at: invoice.expires_at,
+    }))
+}
+
+async fn get_invoice(
+    state: &AppState,
+    service: &Service,
+) -> Result<Invoice, backend::BackendError> {
+    if let Some(inv) = state
+        .pool
+        .as_ref()
+        .and_then(|p| p.take(service.entry.name.as_str()))
+    {
+        return Ok(inv);
+    }
+    state
+        .backend
+        .create_invoice(&invoice_request(service))
+        .await
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.backend.check().await {
+        Ok(()) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"status": "ready", "backend": state.backend.name()})),
+        )
+            .into_response(),
+        Err(e) => {
+            let mut err = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "backend_unavailable",
+                e.to_string(),
+            );
+            err.retry_after = Some(state.cfg.retry_after_secs);
+            err.into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct DevPay {
+    invoice: String,
+}
+
+#[derive(Serialize)]
+struct DevPaid {
+    preimage: String,
+}
+
+async fn dev_pay(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<axum::Json<DevPaid>, ApiError> {
+    let Some(dev) = state.dev.as_ref() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "dev backend only",
+        ));
+    };
+    let req: DevPay = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()))?;
+    let preimage = dev.pay(&req.invoice).map_err(|e| {
+        let (status, code) = match e {
+            DevPayError::BadInvoice => (StatusCode::BAD_REQUEST, "invalid_request"),
+            DevPayError::UnknownInvoice => (StatusCode::NOT_FOUND, "unknown_invoice"),
+            DevPayError::AlreadyPaid => (StatusCode::CONFLICT, "already_paid"),
+            DevPayError::Expired => (StatusCode::GONE, "invoice_expired"),
+        };
+        ApiError::new(status, code, e.to_string())
+    })?;
+    Ok(axum::Json(DevPaid {
+        preimage: preimage.expose_hex(),
+    }))
+}
+
+/// A running service: its address, and a handle to stop it.
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Cancel to shut down gracefully.
+    pub shutdown: CancellationToken,
+    /// Resolves when the server has stopped.
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The state (pool, metrics), for tests and benchmarks.
+    pub state: AppState,
+}
+
+/// Binds, starts the pool refillers and serves until `shutdown` is cancelled.
+pub async fn start(cfg: Config, clock: Clock) -> anyhow::Result<Running> {
+    let listener = TcpListener::bind(cfg.listen).await?;
+    let addr = listener.local_addr()?;
+    if matches!(cfg.backend.kind, crate::config::BackendKind::Dev { .. }) {
+        tracing::warn!(
+            "!!! backend = dev: invoices are signed locally and paid through {DEV_PAY_PATH}; \
+             no money moves. Never use this in production. !!!"
+        );
+    }
+    let state = AppState::new(cfg, clock)?;
+    let shutdown = CancellationToken::new();
+    if let Some(pool) = state.pool() {
+        pool.spawn_refillers(shutdown.child_token());
+    }
+    let router = state.router();
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+    });
+    tracing::info!(%addr, backend = state.backend.name(), "invoice-service listening");
+    Ok(Running {
+        addr,
+        shutdown,
+        task,
+        state,
+    })
+}
+
+/// Waits for SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// Grace period for in-flight requests at shutdown.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

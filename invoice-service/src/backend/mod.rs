@@ -1,0 +1,305 @@
+//! Lightning backends behind one trait that speaks our types (amount, memo, expiry → BOLT11,
+//! payment hash), not any node's protobufs. [`Guarded`] adds what every backend needs: a
+//! timeout, a bound on calls in flight, metrics, and a check of the invoice it got back.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use l402_core::PaymentHash;
+use lightning_invoice::SignedRawBolt11Invoice;
+use tokio::sync::Semaphore;
+
+use crate::config::{BackendConfig, BackendKind};
+use crate::metrics::Metrics;
+
+pub mod cln;
+pub mod dev;
+pub mod lnbits;
+pub mod lnd;
+pub mod phoenixd;
+
+/// What to invoice.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvoiceRequest {
+    /// Amount, millisatoshis (always set: some clients refuse amountless invoices).
+    pub amount_msat: u64,
+    /// Description.
+    pub memo: String,
+    /// Seconds until the invoice expires.
+    pub expiry_secs: u32,
+}
+
+/// What a node reports: the invoice and the hash it says the invoice carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeInvoice {
+    /// BOLT11.
+    pub bolt11: String,
+    /// The payment hash as the node reported it (checked against the invoice).
+    pub payment_hash: PaymentHash,
+}
+
+/// An invoice, checked: decoded, its hash and amount as asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invoice {
+    /// BOLT11.
+    pub bolt11: String,
+    /// Its payment hash.
+    pub payment_hash: PaymentHash,
+    /// When it expires, unix seconds (from the invoice itself).
+    pub expires_at: u64,
+}
+
+/// Why a backend call failed. Messages carry no secrets (nodes do not echo them).
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// No answer within the timeout.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// Could not connect or the connection broke.
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    /// The node answered with an error.
+    #[error("node refused ({status}): {message}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The node's error message.
+        message: String,
+    },
+    /// The answer was not what the node's API documents, or the invoice does not match.
+    #[error("unexpected answer: {0}")]
+    BadResponse(String),
+}
+
+impl BackendError {
+    /// A short label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BackendError::Timeout(_) => "timeout",
+            BackendError::Unreachable(_) => "unreachable",
+            BackendError::Refused { .. } => "refused",
+            BackendError::BadResponse(_) => "bad_response",
+        }
+    }
+}
+
+/// Maps a transport error; never includes the request (its headers hold secrets).
+pub(crate) fn transport(e: reqwest::Error) -> BackendError {
+    if e.is_timeout() {
+        BackendError::Timeout(Duration::ZERO)
+    } else if e.is_connect() || e.is_request() {
+        BackendError::Unreachable(e.without_url().to_string())
+    } else if e.is_decode() {
+        BackendError::BadResponse(e.without_url().to_string())
+    } else {
+        BackendError::Unreachable(e.without_url().to_string())
+    }
+}
+
+/// Reads a non-2xx answer into [`BackendError::Refused`], keeping the node's message short.
+pub(crate) async fn refused(resp: reqwest::Response) -> BackendError {
+    let status = resp.status().as_u16();
+    let body = resp.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| {
+            ["message", "error", "detail"]
+                .iter()
+                .find_map(|k| v.get(k).and_then(|m| m.as_str().map(str::to_owned)))
+        })
+        .unwrap_or(body);
+    BackendError::Refused {
+        status,
+        message: message.chars().take(200).collect(),
+    }
+}
+
+/// A Lightning node that makes invoices.
+#[async_trait]
+pub trait LightningBackend: Send + Sync {
+    /// `lnd`, `cln`, ...
+    fn name(&self) -> &'static str;
+    /// Makes an invoice.
+    async fn create_invoice(&self, req: &InvoiceRequest) -> Result<NodeInvoice, BackendError>;
+    /// Whether the node answers (for `/readyz`).
+    async fn check(&self) -> Result<(), BackendError>;
+}
+
+/// Default BOLT11 expiry when the invoice has no expiry field.
+const DEFAULT_BOLT11_EXPIRY_SECS: u64 = 3600;
+
+/// Decodes a BOLT11 invoice and checks it is the one asked for: a valid signature, the same
+/// payment hash as the node reported, the requested amount. A token is bound to this hash,
+/// so a mismatch must not pass. Parsed without BOLT11's semantic feature checks, which some
+/// nodes' invoices fail (LNbits' FakeWallet): only these fields matter here.
+pub fn check_invoice(
+    bolt11: &str,
+    reported_hash: Option<&PaymentHash>,
+    amount_msat: u64,
+) -> Result<Invoice, BackendError> {
+    let bad = |m: &str| BackendError::BadResponse(m.to_owned());
+    let signed = SignedRawBolt11Invoice::from_str(bolt11)
+        .map_err(|e| BackendError::BadResponse(format!("invoice does not decode: {e}")))?;
+    if !signed.check_signature() {
+        return Err(bad("invoice signature does not verify"));
+    }
+    let raw = signed.raw_invoice();
+    let hash = raw
+        .payment_hash()
+        .map(|h| PaymentHash(*AsRef::<[u8; 32]>::as_ref(&h.0)))
+        .ok_or_else(|| bad("invoice has no payment hash"))?;
+    if let Some(reported) = reported_hash
+        && *reported != hash
+    {
+        return Err(bad("payment hash differs from the invoice's"));
+    }
+    // 1 msat = 10 pico-BTC.
+    let msat = raw.amount_pico_btc().map(|p| p / 10);
+    if msat != Some(amount_msat) {
+        return Err(BackendError::BadResponse(format!(
+            "invoice amount {msat:?} msat, asked for {amount_msat}"
+        )));
+    }
+    let created = raw.data.timestamp.as_unix_timestamp();
+    let expiry = raw
+        .expiry_time()
+        .map_or(DEFAULT_BOLT11_EXPIRY_SECS, |e| e.as_seconds());
+    Ok(Invoice {
+        bolt11: bolt11.to_owned(),
+        payment_hash: hash,
+        expires_at: created.saturating_add(expiry),
+    })
+}
+
+/// Builds the HTTP client a backend uses: its own timeout, the node's certificate if given.
+pub(crate) fn http_client(
+    timeout: Duration,
+    tls_cert_pem: Option<&[u8]>,
+) -> anyhow::Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .user_agent(concat!(
+            "l402-edge-invoice-service/",
+            env!("CARGO_PKG_VERSION")
+        ));
+    if let Some(pem) = tls_cert_pem {
+        b = b
+            .add_root_certificate(reqwest::Certificate::from_pem(pem)?)
+            // Nodes' self-signed certificates name localhost or an IP, rarely the host used.
+            .tls_built_in_root_certs(false);
+    }
+    Ok(b.build()?)
+}
+
+/// Timeout, bounded concurrency, metrics and invoice checks around any backend.
+pub struct Guarded {
+    inner: Arc<dyn LightningBackend>,
+    timeout: Duration,
+    permits: Semaphore,
+    metrics: Metrics,
+}
+
+impl Guarded {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn LightningBackend>, cfg: &BackendConfig, metrics: Metrics) -> Self {
+        Guarded {
+            inner,
+            timeout: cfg.timeout,
+            permits: Semaphore::new(cfg.max_in_flight),
+            metrics,
+        }
+    }
+
+    /// The backend's name.
+    pub fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    /// Makes and checks an invoice, within the timeout (waiting for a permit counts).
+    pub async fn create_invoice(&self, req: &InvoiceRequest) -> Result<Invoice, BackendError> {
+        let start = Instant::now();
+        let result = tokio::time::timeout(self.timeout, async {
+            let _permit = self
+                .permits
+                .acquire()
+                .await
+                .map_err(|_| BackendError::Unreachable("backend closed".into()))?;
+            self.inner.create_invoice(req).await
+        })
+        .await
+        .unwrap_or(Err(BackendError::Timeout(self.timeout)))
+        .map_err(|e| match e {
+            BackendError::Timeout(_) => BackendError::Timeout(self.timeout),
+            e => e,
+        })
+        .and_then(|inv| check_invoice(&inv.bolt11, Some(&inv.payment_hash), req.amount_msat));
+        self.metrics
+            .observe_backend(self.name(), "create_invoice", start.elapsed(), &result);
+        result
+    }
+
+    /// Whether the node answers, within the timeout.
+    pub async fn check(&self) -> Result<(), BackendError> {
+        let start = Instant::now();
+        let result = tokio::time::timeout(self.timeout, self.inner.check())
+            .await
+            .unwrap_or(Err(BackendError::Timeout(self.timeout)));
+        self.metrics
+            .observe_backend(self.name(), "check", start.elapsed(), &result);
+        result
+    }
+}
+
+/// The configured backend, and the `dev` backend's handle (for its pay endpoint) if it is one.
+pub type Built = (Arc<dyn LightningBackend>, Option<Arc<dev::DevBackend>>);
+
+/// Builds the configured backend.
+pub fn build(cfg: &BackendConfig) -> anyhow::Result<Built> {
+    let t = cfg.timeout;
+    Ok(match &cfg.kind {
+        BackendKind::Lnd {
+            url,
+            macaroon_hex,
+            tls_cert_pem,
+        } => (
+            Arc::new(lnd::Lnd::new(
+                url,
+                macaroon_hex,
+                http_client(t, tls_cert_pem.as_deref())?,
+            )),
+            None,
+        ),
+        BackendKind::Cln {
+            url,
+            rune,
+            tls_cert_pem,
+        } => (
+            Arc::new(cln::Cln::new(
+                url,
+                rune,
+                http_client(t, tls_cert_pem.as_deref())?,
+            )),
+            None,
+        ),
+        BackendKind::Lnbits { url, invoice_key } => (
+            Arc::new(lnbits::Lnbits::new(url, invoice_key, http_client(t, None)?)),
+            None,
+        ),
+        BackendKind::Phoenixd { url, password } => (
+            Arc::new(phoenixd::Phoenixd::new(
+                url,
+                password,
+                http_client(t, None)?,
+            )),
+            None,
+        ),
+        BackendKind::Dev { node_key } => {
+            let dev = Arc::new(dev::DevBackend::new(*node_key)?);
+            (dev.clone(), Some(dev))
+        }
+    })
+}

@@ -1,0 +1,837 @@
+//! Configuration: a TOML file, then environment overrides for secrets, validated into a
+//! [`Config`] once at start-up. A bad config refuses to start with a message naming the field.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use l402_core::{Keyring, ServiceEntry, ServiceName, parse_capabilities};
+use serde::Deserialize;
+
+/// Environment variables read at start-up (secrets do not belong in the file).
+pub mod env {
+    /// The keyring, `"<id>:<64 hex>,..."`.
+    pub const KEYS: &str = "L402_KEYS";
+    /// Bearer tokens the edges present, comma-separated.
+    pub const EDGE_TOKENS: &str = "L402_EDGE_TOKENS";
+    /// LND macaroon, hex.
+    pub const LND_MACAROON: &str = "L402_LND_MACAROON";
+    /// Core Lightning rune.
+    pub const CLN_RUNE: &str = "L402_CLN_RUNE";
+    /// LNbits invoice (read) key.
+    pub const LNBITS_INVOICE_KEY: &str = "L402_LNBITS_INVOICE_KEY";
+    /// phoenixd HTTP password.
+    pub const PHOENIXD_PASSWORD: &str = "L402_PHOENIXD_PASSWORD";
+}
+
+/// A field that is wrong, and why. Never carries a secret's value.
+#[derive(Debug, thiserror::Error)]
+#[error("config: {field}: {message}")]
+pub struct ConfigError {
+    /// Dotted path of the field (`services[1].price_sat`), or the environment variable.
+    pub field: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn err(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+// ---- the file, as written ----
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    server: ServerSection,
+    #[serde(default)]
+    keys: KeysSection,
+    backend: Option<BackendSection>,
+    #[serde(default)]
+    pool: PoolSection,
+    #[serde(default)]
+    services: Vec<ServiceSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerSection {
+    #[serde(default = "default_listen")]
+    listen: String,
+    #[serde(default)]
+    edge_tokens: Vec<String>,
+    #[serde(default)]
+    log_format: LogFormat,
+    #[serde(default = "default_retry_after")]
+    retry_after_secs: u32,
+    #[serde(default = "default_body_limit")]
+    max_body_bytes: usize,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: default_listen(),
+            edge_tokens: Vec::new(),
+            log_format: LogFormat::default(),
+            retry_after_secs: default_retry_after(),
+            max_body_bytes: default_body_limit(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8402".into()
+}
+fn default_retry_after() -> u32 {
+    l402_core::DEFAULT_RETRY_AFTER_SECS
+}
+fn default_body_limit() -> usize {
+    16 * 1024
+}
+
+/// Log output.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    #[default]
+    Human,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeysSection {
+    /// Prefer the `L402_KEYS` environment variable; a file path is the other option.
+    keyring_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackendSection {
+    kind: String,
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    timeout: Duration,
+    #[serde(default = "default_in_flight")]
+    max_in_flight: usize,
+    lnd: Option<LndSection>,
+    cln: Option<ClnSection>,
+    lnbits: Option<LnbitsSection>,
+    phoenixd: Option<PhoenixdSection>,
+    dev: Option<DevSection>,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_in_flight() -> usize {
+    16
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LndSection {
+    url: String,
+    macaroon_file: Option<PathBuf>,
+    tls_cert_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClnSection {
+    url: String,
+    tls_cert_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LnbitsSection {
+    url: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PhoenixdSection {
+    url: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DevSection {
+    node_key_hex: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PoolSection {
+    #[serde(default = "yes")]
+    enabled: bool,
+    #[serde(default = "default_depth")]
+    depth: usize,
+    #[serde(default = "default_min_remaining", with = "humantime_serde")]
+    min_remaining: Duration,
+}
+
+impl Default for PoolSection {
+    fn default() -> Self {
+        PoolSection {
+            enabled: true,
+            depth: default_depth(),
+            min_remaining: default_min_remaining(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_depth() -> usize {
+    4
+}
+fn default_min_remaining() -> Duration {
+    Duration::from_secs(120)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceSection {
+    name: String,
+    price_sat: u64,
+    #[serde(default)]
+    tier: u32,
+    #[serde(default)]
+    capabilities: Vec<String>,
+    #[serde(default, with = "humantime_serde")]
+    lifetime: Option<Duration>,
+    memo: Option<String>,
+    #[serde(default = "default_expiry", with = "humantime_serde")]
+    expiry: Duration,
+}
+
+fn default_expiry() -> Duration {
+    Duration::from_secs(600)
+}
+
+// ---- validated ----
+
+/// Which Lightning backend, with its endpoint and secret.
+#[derive(Clone)]
+pub enum BackendKind {
+    /// LND REST.
+    Lnd {
+        /// `https://host:8080`.
+        url: String,
+        /// The invoice macaroon, hex.
+        macaroon_hex: String,
+        /// LND's TLS certificate (PEM), when it is self-signed.
+        tls_cert_pem: Option<Vec<u8>>,
+    },
+    /// Core Lightning's clnrest.
+    Cln {
+        /// `https://host:3010`.
+        url: String,
+        /// A rune restricted to `invoice`.
+        rune: String,
+        /// clnrest's TLS certificate (PEM), when it is self-signed.
+        tls_cert_pem: Option<Vec<u8>>,
+    },
+    /// LNbits.
+    Lnbits {
+        /// `http://host:5000`.
+        url: String,
+        /// The wallet's invoice (read) key.
+        invoice_key: String,
+    },
+    /// phoenixd.
+    Phoenixd {
+        /// `http://host:9740`.
+        url: String,
+        /// The HTTP password.
+        password: String,
+    },
+    /// Built-in signer, for the demo and tests.
+    Dev {
+        /// The node key; random when absent.
+        node_key: Option<[u8; 32]>,
+    },
+}
+
+impl BackendKind {
+    /// The kind's name, for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            BackendKind::Lnd { .. } => "lnd",
+            BackendKind::Cln { .. } => "cln",
+            BackendKind::Lnbits { .. } => "lnbits",
+            BackendKind::Phoenixd { .. } => "phoenixd",
+            BackendKind::Dev { .. } => "dev",
+        }
+    }
+}
+
+impl std::fmt::Debug for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Endpoints only: secrets never reach logs.
+        match self {
+            BackendKind::Lnd { url, .. }
+            | BackendKind::Cln { url, .. }
+            | BackendKind::Lnbits { url, .. }
+            | BackendKind::Phoenixd { url, .. } => write!(f, "{}({url})", self.name()),
+            BackendKind::Dev { .. } => f.write_str("dev"),
+        }
+    }
+}
+
+/// Backend settings.
+#[derive(Clone, Debug)]
+pub struct BackendConfig {
+    /// Which one.
+    pub kind: BackendKind,
+    /// Per call.
+    pub timeout: Duration,
+    /// Calls in flight at once; more wait (and time out).
+    pub max_in_flight: usize,
+}
+
+/// One service of the catalog.
+#[derive(Clone, Debug)]
+pub struct Service {
+    /// Name, tier, capabilities, lifetime: what the token says.
+    pub entry: ServiceEntry,
+    /// Price of one token.
+    pub price_sat: u64,
+    /// Invoice description.
+    pub memo: String,
+    /// Invoice expiry.
+    pub expiry: Duration,
+}
+
+/// Pool settings.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolConfig {
+    /// Whether to keep invoices ready.
+    pub enabled: bool,
+    /// Ready invoices per service.
+    pub depth: usize,
+    /// An invoice with less time left than this is dropped, not handed out.
+    pub min_remaining: Duration,
+}
+
+/// The validated configuration.
+pub struct Config {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Accepted edge bearer tokens (at least one).
+    pub edge_tokens: Vec<String>,
+    /// Log output.
+    pub log_format: LogFormat,
+    /// `Retry-After` on 503.
+    pub retry_after_secs: u32,
+    /// Request body cap.
+    pub max_body_bytes: usize,
+    /// The keyring.
+    pub keyring: Keyring,
+    /// The backend.
+    pub backend: BackendConfig,
+    /// The pool.
+    pub pool: PoolConfig,
+    /// The catalog, in file order.
+    pub services: Vec<Service>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field(
+                "edge_tokens",
+                &format_args!("<{} redacted>", self.edge_tokens.len()),
+            )
+            .field("keyring", &self.keyring)
+            .field("backend", &self.backend)
+            .field("pool", &self.pool)
+            .field(
+                "services",
+                &self
+                    .services
+                    .iter()
+                    .map(|s| s.entry.name.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// Where values come from besides the file (the process environment, or a test's map).
+pub trait Env {
+    /// The variable's value, if set and not empty.
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Env for std::collections::HashMap<&str, &str> {
+    fn get(&self, name: &str) -> Option<String> {
+        std::collections::HashMap::get(self, name).map(|v| (*v).to_owned())
+    }
+}
+
+impl Config {
+    /// Reads and validates `path` with overrides from `env`.
+    pub fn load(path: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err(path.display().to_string(), format!("cannot read: {e}")))?;
+        Config::parse(&text, env)
+    }
+
+    /// Validates TOML text with overrides from `env`.
+    pub fn parse(text: &str, env: &dyn Env) -> Result<Config, ConfigError> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| {
+            let span = e
+                .span()
+                .map(|s| format!(" (at byte {})", s.start))
+                .unwrap_or_default();
+            err("file", format!("{}{span}", e.message()))
+        })?;
+        let server = file.server;
+        let listen: SocketAddr = server
+            .listen
+            .parse()
+            .map_err(|_| err("server.listen", "expected an address like 127.0.0.1:8402"))?;
+        let mut edge_tokens = server.edge_tokens;
+        if let Some(tokens) = env.get(env::EDGE_TOKENS) {
+            edge_tokens = tokens.split(',').map(|t| t.trim().to_owned()).collect();
+        }
+        edge_tokens.retain(|t| !t.is_empty());
+        if edge_tokens.is_empty() {
+            return Err(err(
+                "server.edge_tokens",
+                format!(
+                    "set at least one edge bearer token (or {})",
+                    env::EDGE_TOKENS
+                ),
+            ));
+        }
+        if let Some(short) = edge_tokens.iter().position(|t| t.len() < 16) {
+            return Err(err(
+                format!("server.edge_tokens[{short}]"),
+                "a bearer token must be at least 16 characters",
+            ));
+        }
+        if server.retry_after_secs == 0 {
+            return Err(err("server.retry_after_secs", "must be at least 1"));
+        }
+
+        let keyring = match (env.get(env::KEYS), &file.keys.keyring_file) {
+            (Some(ring), _) => ring
+                .parse::<Keyring>()
+                .map_err(|e| err(env::KEYS, e.to_string()))?,
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| err("keys.keyring_file", format!("cannot read: {e}")))?
+                .trim()
+                .parse::<Keyring>()
+                .map_err(|e| err("keys.keyring_file", e.to_string()))?,
+            (None, None) => {
+                return Err(err(
+                    env::KEYS,
+                    "no keyring: set L402_KEYS (see `invoice-service keygen`) or keys.keyring_file",
+                ));
+            }
+        };
+
+        let backend = backend(file.backend, env)?;
+
+        if file.pool.depth == 0 && file.pool.enabled {
+            return Err(err(
+                "pool.depth",
+                "must be at least 1 when the pool is enabled",
+            ));
+        }
+        let pool = PoolConfig {
+            enabled: file.pool.enabled,
+            depth: file.pool.depth,
+            min_remaining: file.pool.min_remaining,
+        };
+
+        if file.services.is_empty() {
+            return Err(err(
+                "services",
+                "the catalog is empty: add a [[services]] entry",
+            ));
+        }
+        let mut seen = HashSet::new();
+        let mut services = Vec::with_capacity(file.services.len());
+        for (i, s) in file.services.into_iter().enumerate() {
+            let at = |f: &str| format!("services[{i}].{f}");
+            let name = ServiceName::new(&s.name).map_err(|e| err(at("name"), e.to_string()))?;
+            if !seen.insert(name.clone()) {
+                return Err(err(at("name"), format!("{name} appears twice")));
+            }
+            if s.price_sat == 0 {
+                // Some clients refuse amountless invoices; a free service needs no L402.
+                return Err(err(at("price_sat"), "must be at least 1"));
+            }
+            let msat = s
+                .price_sat
+                .checked_mul(1000)
+                .ok_or_else(|| err(at("price_sat"), "too large"))?;
+            if msat > 21_000_000 * 100_000_000 * 1000 {
+                return Err(err(at("price_sat"), "more than all bitcoin"));
+            }
+            let capabilities = parse_capabilities(&s.capabilities.join(","))
+                .map_err(|e| err(at("capabilities"), e.to_string()))?;
+            if s.expiry < Duration::from_secs(60) {
+                return Err(err(at("expiry"), "an invoice must live at least 60s"));
+            }
+            if pool.enabled && s.expiry <= pool.min_remaining {
+                return Err(err(
+                    at("expiry"),
+                    "must be longer than pool.min_remaining, or pooled invoices are never handed out",
+                ));
+            }
+            if s.lifetime.is_some_and(|l| l.as_secs() == 0) {
+                return Err(err(
+                    at("lifetime"),
+                    "must be at least 1s (omit it for no expiry)",
+                ));
+            }
+            let memo = s.memo.unwrap_or_else(|| format!("L402 access to {name}"));
+            if memo.len() > 639 {
+                return Err(err(at("memo"), "BOLT11 descriptions are at most 639 bytes"));
+            }
+            services.push(Service {
+                entry: ServiceEntry {
+                    name,
+                    tier: s.tier,
+                    capabilities,
+                    lifetime_secs: s.lifetime.map(|l| l.as_secs()),
+                },
+                price_sat: s.price_sat,
+                memo,
+                expiry: s.expiry,
+            });
+        }
+
+        Ok(Config {
+            listen,
+            edge_tokens,
+            log_format: server.log_format,
+            retry_after_secs: server.retry_after_secs,
+            max_body_bytes: server.max_body_bytes,
+            keyring,
+            backend,
+            pool,
+            services,
+        })
+    }
+
+    /// The catalog entry for `name`.
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.entry.name.as_str() == name)
+    }
+}
+
+fn require_url(field: &str, url: &str) -> Result<String, ConfigError> {
+    let ok = url.starts_with("http://") || url.starts_with("https://");
+    if !ok {
+        return Err(err(field, "expected an http:// or https:// URL"));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+fn secret(env: &dyn Env, var: &str, kind: &str) -> Result<String, ConfigError> {
+    env.get(var).ok_or_else(|| {
+        err(
+            var,
+            format!("the {kind} backend needs this secret in the environment"),
+        )
+    })
+}
+
+fn read_file(field: &str, path: &Path) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|e| err(field, format!("cannot read {}: {e}", path.display())))
+}
+
+fn backend(section: Option<BackendSection>, env: &dyn Env) -> Result<BackendConfig, ConfigError> {
+    let s = section.ok_or_else(|| err("backend", "missing [backend] section (kind = \"lnd\" | \"cln\" | \"lnbits\" | \"phoenixd\" | \"dev\")"))?;
+    if s.timeout.is_zero() {
+        return Err(err("backend.timeout", "must be more than 0"));
+    }
+    if s.max_in_flight == 0 {
+        return Err(err("backend.max_in_flight", "must be at least 1"));
+    }
+    let missing = |k: &str| {
+        err(
+            format!("backend.{k}"),
+            format!("kind = \"{k}\" needs a [backend.{k}] section"),
+        )
+    };
+    let kind = match s.kind.as_str() {
+        "lnd" => {
+            let l = s.lnd.ok_or_else(|| missing("lnd"))?;
+            let macaroon_hex = match (env.get(env::LND_MACAROON), &l.macaroon_file) {
+                (Some(m), _) => m,
+                (None, Some(p)) => hex::encode(read_file("backend.lnd.macaroon_file", p)?),
+                (None, None) => {
+                    return Err(err(
+                        env::LND_MACAROON,
+                        "the lnd backend needs an invoice macaroon (hex in L402_LND_MACAROON, or backend.lnd.macaroon_file)",
+                    ));
+                }
+            };
+            if hex::decode(&macaroon_hex).is_err() {
+                return Err(err(env::LND_MACAROON, "not hex"));
+            }
+            BackendKind::Lnd {
+                url: require_url("backend.lnd.url", &l.url)?,
+                macaroon_hex,
+                tls_cert_pem: l
+                    .tls_cert_file
+                    .as_deref()
+                    .map(|p| read_file("backend.lnd.tls_cert_file", p))
+                    .transpose()?,
+            }
+        }
+        "cln" => {
+            let c = s.cln.ok_or_else(|| missing("cln"))?;
+            BackendKind::Cln {
+                url: require_url("backend.cln.url", &c.url)?,
+                rune: secret(env, env::CLN_RUNE, "cln")?,
+                tls_cert_pem: c
+                    .tls_cert_file
+                    .as_deref()
+                    .map(|p| read_file("backend.cln.tls_cert_file", p))
+                    .transpose()?,
+            }
+        }
+        "lnbits" => {
+            let l = s.lnbits.ok_or_else(|| missing("lnbits"))?;
+            BackendKind::Lnbits {
+                url: require_url("backend.lnbits.url", &l.url)?,
+                invoice_key: secret(env, env::LNBITS_INVOICE_KEY, "lnbits")?,
+            }
+        }
+        "phoenixd" => {
+            let p = s.phoenixd.ok_or_else(|| missing("phoenixd"))?;
+            BackendKind::Phoenixd {
+                url: require_url("backend.phoenixd.url", &p.url)?,
+                password: secret(env, env::PHOENIXD_PASSWORD, "phoenixd")?,
+            }
+        }
+        "dev" => {
+            let d = s.dev.unwrap_or_default();
+            let node_key = d
+                .node_key_hex
+                .map(|h| {
+                    hex::decode(&h)
+                        .ok()
+                        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                        .ok_or_else(|| err("backend.dev.node_key_hex", "expected 64 hex digits"))
+                })
+                .transpose()?;
+            BackendKind::Dev { node_key }
+        }
+        other => {
+            return Err(err(
+                "backend.kind",
+                format!("unknown kind {other:?}: expected lnd, cln, lnbits, phoenixd or dev"),
+            ));
+        }
+    };
+    Ok(BackendConfig {
+        kind,
+        timeout: s.timeout,
+        max_in_flight: s.max_in_flight,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    const KEYS: &str = "1:1111111111111111111111111111111111111111111111111111111111111111";
+    const TOKEN: &str = "edge-token-0123456789";
+
+    fn base() -> String {
+        format!(
+            r#"
+[server]
+edge_tokens = ["{TOKEN}"]
+[backend]
+kind = "dev"
+[[services]]
+name = "weather"
+price_sat = 10
+capabilities = ["read"]
+lifetime = "1h"
+"#
+        )
+    }
+
+    fn env() -> HashMap<&'static str, &'static str> {
+        HashMap::from([(env::KEYS, KEYS)])
+    }
+
+    #[test]
+    fn minimal_config_gets_sensible_defaults() {
+        let c = Config::parse(&base(), &env()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8402");
+        assert!(c.pool.enabled && c.pool.depth == 4);
+        let s = c.service("weather").unwrap();
+        assert_eq!(
+            (s.price_sat, s.entry.lifetime_secs, s.expiry.as_secs()),
+            (10, Some(3600), 600)
+        );
+        assert_eq!(s.entry.capabilities, vec!["read"]);
+        assert!(matches!(
+            c.backend.kind,
+            BackendKind::Dev { node_key: None }
+        ));
+        // Debug never prints the tokens.
+        assert!(!format!("{c:?}").contains(TOKEN));
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let cases: Vec<(String, HashMap<&str, &str>, &str)> = vec![
+            (
+                base().replace("price_sat = 10", "price_sat = 0"),
+                env(),
+                "services[0].price_sat",
+            ),
+            (
+                base().replace("\"weather\"", "\"Weather_1\""),
+                env(),
+                "services[0].name",
+            ),
+            (
+                base().replace("kind = \"dev\"", "kind = \"eclair\""),
+                env(),
+                "backend.kind",
+            ),
+            (
+                base().replace("kind = \"dev\"", "kind = \"lnd\""),
+                env(),
+                "backend.lnd",
+            ),
+            (
+                base().replace(
+                    "kind = \"dev\"",
+                    "kind = \"lnbits\"\n[backend.lnbits]\nurl = \"http://x\"",
+                ),
+                env(),
+                env::LNBITS_INVOICE_KEY,
+            ),
+            (
+                base().replace(
+                    "kind = \"dev\"",
+                    "kind = \"lnbits\"\n[backend.lnbits]\nurl = \"ftp://x\"",
+                ),
+                HashMap::from([(env::KEYS, KEYS), (env::LNBITS_INVOICE_KEY, "k")]),
+                "backend.lnbits.url",
+            ),
+            (base(), HashMap::new(), env::KEYS),
+            (base(), HashMap::from([(env::KEYS, "1:zz")]), env::KEYS),
+            (
+                base().replace(&format!("\"{TOKEN}\""), "\"short\""),
+                env(),
+                "server.edge_tokens[0]",
+            ),
+            (
+                base().replace(&format!("edge_tokens = [\"{TOKEN}\"]"), ""),
+                env(),
+                "server.edge_tokens",
+            ),
+            (
+                base().replace("lifetime = \"1h\"", "lifetime = \"soon\""),
+                env(),
+                "file",
+            ),
+            (
+                base().replace("[server]", "[server]\nlisten = \"nowhere\""),
+                env(),
+                "server.listen",
+            ),
+            (
+                base().replace("[server]", "[server]\ncolour = \"blue\""),
+                env(),
+                "file",
+            ),
+            (
+                base().replace("lifetime = \"1h\"", "expiry = \"30s\""),
+                env(),
+                "services[0].expiry",
+            ),
+            (
+                base() + "[[services]]\nname = \"weather\"\nprice_sat = 1\n",
+                env(),
+                "services[1].name",
+            ),
+            (
+                base().replace("capabilities = [\"read\"]", "capabilities = [\"re ad\"]"),
+                env(),
+                "services[0].capabilities",
+            ),
+            (
+                base().replace("[backend]\nkind = \"dev\"", ""),
+                env(),
+                "backend",
+            ),
+        ];
+        for (text, env, field) in cases {
+            let e = Config::parse(&text, &env).expect_err(field);
+            assert_eq!(e.field, field, "{e}");
+            assert!(!e.to_string().contains("1111111111"), "{e}");
+        }
+        // Unknown field errors name it in the message.
+        let e = Config::parse(
+            &base().replace("[server]", "[server]\ncolour = \"blue\""),
+            &env(),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn env_overrides_the_file() {
+        let text = base().replace(
+            "kind = \"dev\"",
+            "kind = \"cln\"\n[backend.cln]\nurl = \"https://127.0.0.1:3010/\"",
+        );
+        let env = HashMap::from([
+            (env::KEYS, KEYS),
+            (env::CLN_RUNE, "rune-abc"),
+            (
+                env::EDGE_TOKENS,
+                "aaaaaaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbbbbbb",
+            ),
+        ]);
+        let c = Config::parse(&text, &env).unwrap();
+        assert_eq!(c.edge_tokens.len(), 2);
+        match &c.backend.kind {
+            BackendKind::Cln { url, rune, .. } => assert_eq!(
+                (url.as_str(), rune.as_str()),
+                ("https://127.0.0.1:3010", "rune-abc")
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(!format!("{:?}", c.backend).contains("rune-abc"));
+    }
+}

@@ -1,0 +1,15 @@
+//! # invoice-service
+//!
+//! The native half of l402-edge: the only part that talks to a Lightning node. It answers the
+//! edges' `POST /v1/challenges` with an invoice and a macaroon minted by `l402-core` and bound
+//! to that invoice's payment hash. Stateless apart from its invoice pool: replicas with the
+//! same keyring are interchangeable, and verification never needs this service.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod backend;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod metrics;
+pub mod pool;

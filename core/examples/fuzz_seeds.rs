@@ -2,7 +2,12 @@
 //! genuine token in every accepted form, and the attack matrix's shapes.
 //!
 //! `cargo run -p l402-core --example fuzz_seeds -- fuzz/corpus`
-#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing
+)]
 
 use std::path::Path;
 

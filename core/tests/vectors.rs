@@ -3,7 +3,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::indexing_slicing,
-    missing_docs
+    missing_docs,
+    clippy::panic
 )]
 
 use l402_core::*;

@@ -154,7 +154,7 @@ async fn challenge(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<axum::Json<ChallengeResponse>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     if !authorized(&state, &headers) {
         state.metrics.challenge("", "unauthorized");
         return Err(ApiError::new(
@@ -220,12 +220,16 @@ async fn challenge(
         reason = req.reason.as_deref().unwrap_or("-"),
         "challenge issued"
     );
-    Ok(axum::Json(ChallengeResponse {
-        macaroon: minted.macaroon_b64,
-        invoice: invoice.bolt11,
-        payment_hash: invoice.payment_hash.to_hex(),
-        expires_at: invoice.expires_at,
-    }))
+    // Each challenge is single-use: no cache may hand it to a second client.
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::Json(ChallengeResponse {
+            macaroon: minted.macaroon_b64,
+            invoice: invoice.bolt11,
+            payment_hash: invoice.payment_hash.to_hex(),
+            expires_at: invoice.expires_at,
+        }),
+    ))
 }
 
 async fn get_invoice(

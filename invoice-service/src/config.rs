@@ -660,7 +660,7 @@ fn backend(section: Option<BackendSection>, env: &dyn Env) -> Result<BackendConf
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use std::collections::HashMap;
 

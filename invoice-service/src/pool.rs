@@ -41,7 +41,15 @@ impl Pool {
         let queues = services
             .into_iter()
             .map(|(name, request)| {
+                // Every series exists from the start, so dashboards see zeros, not gaps.
                 metrics.pool_depth.with_label_values(&[&name]).set(0);
+                for c in [
+                    &metrics.pool_hits,
+                    &metrics.pool_misses,
+                    &metrics.pool_dropped,
+                ] {
+                    c.with_label_values(&[&name]).reset();
+                }
                 let q = Queue {
                     request,
                     ready: Mutex::new(VecDeque::with_capacity(cfg.depth)),

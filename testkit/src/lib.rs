@@ -1,6 +1,11 @@
 //! Test harness shared by the integration and end-to-end tests: real processes on free
 //! loopback ports, each behind a handle that stops it by the PID it started, in `Drop`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -137,6 +137,18 @@ pub struct HttpResponse {
     pub headers: Vec<(&'static str, String)>,
     /// Body (JSON for HTTP; empty for gRPC, whose status travels in headers).
     pub body: String,
+    /// For gRPC requests, the status also carried in the `grpc-status`/`grpc-message`
+    /// headers: hosts with a native gRPC reply (Envoy's local reply) send it that way.
+    pub grpc: Option<GrpcStatus>,
+}
+
+/// A gRPC status for a trailers-only answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GrpcStatus {
+    /// The code (13 `INTERNAL` for payment required, as Aperture; 16, 14).
+    pub code: u32,
+    /// The message.
+    pub message: &'static str,
 }
 
 /// The error code for a 503 body and metrics.
@@ -159,17 +171,17 @@ pub fn is_cors_preflight(method: &str, has_access_control_request_method: bool) 
 /// Maps a denial to the response. `grpc` selects gRPC's shape: HTTP 200, `grpc-status`.
 pub fn render(denial: &Denial<'_>, grpc: bool) -> HttpResponse {
     let mut headers: Vec<(&'static str, String)> = Vec::with_capacity(6);
-    let (status, grpc_status, grpc_message, code) = match denial {
+    let (status, grpc_code, grpc_message, code) = match denial {
         Denial::PaymentRequired { challenge, reason } => {
             let [l402, lsat] = challenge.www_authenticate();
             headers.push(("www-authenticate", l402));
             headers.push(("www-authenticate", lsat));
-            (402, "13", "payment required", reason.as_str())
+            (402, 13u32, "payment required", reason.as_str())
         }
-        Denial::Unauthorized { reason } => (401, "16", "unauthenticated", reason.as_str()),
+        Denial::Unauthorized { reason } => (401, 16, "unauthenticated", reason.as_str()),
         Denial::Unavailable { retry_after_secs } => {
             headers.push(("retry-after", retry_after_secs.to_string()));
-            (503, "14", "payment service unavailable", UNAVAILABLE_CODE)
+            (503, 14, "payment service unavailable", UNAVAILABLE_CODE)
         }
     };
     headers.push(("cache-control", "no-store".to_owned()));
@@ -179,12 +191,16 @@ pub fn render(denial: &Denial<'_>, grpc: bool) -> HttpResponse {
     ));
     if grpc {
         headers.push(("content-type", "application/grpc".to_owned()));
-        headers.push(("grpc-status", grpc_status.to_owned()));
+        headers.push(("grpc-status", grpc_code.to_string()));
         headers.push(("grpc-message", grpc_message.to_owned()));
         return HttpResponse {
             status: 200,
             headers,
             body: String::new(),
+            grpc: Some(GrpcStatus {
+                code: grpc_code,
+                message: grpc_message,
+            }),
         };
     }
     headers.push(("content-type", "application/json".to_owned()));
@@ -193,6 +209,7 @@ pub fn render(denial: &Denial<'_>, grpc: bool) -> HttpResponse {
         headers,
         // Codes are fixed snake_case ASCII: nothing to escape.
         body: format!("{{\"error\":\"{code}\"}}"),
+        grpc: None,
     }
 }
 
@@ -248,6 +265,13 @@ mod tests {
         assert_eq!(r.status, 200);
         assert_eq!(header(&r, "grpc-status"), vec!["13"]);
         assert_eq!(header(&r, "grpc-message"), vec!["payment required"]);
+        assert_eq!(
+            r.grpc,
+            Some(GrpcStatus {
+                code: 13,
+                message: "payment required"
+            })
+        );
         assert_eq!(header(&r, "www-authenticate").len(), 2);
         assert!(is_grpc(Some("application/grpc+proto")));
         assert!(is_grpc(Some("Application/GRPC")));

@@ -37,8 +37,9 @@ pub use api::{
     CHALLENGES_PATH, ChallengeRequest, ChallengeResponse, ChallengeResponseError, ErrorBody,
 };
 pub use challenge::{
-    Challenge, ChallengeError, DEFAULT_RETRY_AFTER_SECS, Denial, HEADER_SERVICE, HEADER_TOKEN_ID,
-    HttpResponse, InvalidPolicy, UNAVAILABLE_CODE, is_cors_preflight, is_grpc, render,
+    Challenge, ChallengeError, DEFAULT_RETRY_AFTER_SECS, Denial, GrpcStatus, HEADER_SERVICE,
+    HEADER_TOKEN_ID, HttpResponse, InvalidPolicy, UNAVAILABLE_CODE, is_cors_preflight, is_grpc,
+    render,
 };
 pub use credential::{
     CREDENTIAL_HEADERS, Candidate, Credentials, HeaderKind, MAX_CAVEATS, MAX_CREDENTIAL_BYTES,

@@ -6,7 +6,12 @@
 //! cargo run --release -p invoice-service --example challenge_bench            # dev and lnbits
 //! cargo run --release -p invoice-service --example challenge_bench -- --quick # a short run
 //! ```
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    missing_docs
+)]
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -41,7 +46,9 @@ fn config(backend: &str, pool: bool, depth: usize, lnbits_key: Option<&str>) -> 
 }
 
 async fn run(cfg: Config, requests: usize, concurrency: usize, warm_depth: usize) -> Figures {
-    let running = invoice_service::app::start(cfg, invoice_service::clock::system()).await.unwrap();
+    let running = invoice_service::app::start(cfg, invoice_service::clock::system())
+        .await
+        .unwrap();
     let url = format!("http://{}/v1/challenges", running.addr);
     if let Some(pool) = running.state.pool() {
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -49,7 +56,10 @@ async fn run(cfg: Config, requests: usize, concurrency: usize, warm_depth: usize
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap();
     let sem = Arc::new(Semaphore::new(concurrency));
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(requests);
@@ -79,7 +89,8 @@ async fn run(cfg: Config, requests: usize, concurrency: usize, warm_depth: usize
     }
     let secs = start.elapsed().as_secs_f64();
     lat.sort();
-    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1e3;
+    let pct =
+        |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1e3;
     let hits = running
         .state
         .metrics()
@@ -89,21 +100,45 @@ async fn run(cfg: Config, requests: usize, concurrency: usize, warm_depth: usize
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
         .unwrap_or(0);
     running.shutdown.cancel();
-    Figures { n: requests, errors, secs, p50_ms: pct(0.50), p99_ms: pct(0.99), hits }
+    Figures {
+        n: requests,
+        errors,
+        secs,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        hits,
+    }
 }
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let only_dev = std::env::args().any(|a| a == "--dev-only");
     let (dev_n, lnbits_n) = if quick { (500, 100) } else { (20_000, 1_000) };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
 
-    println!("invoice-service challenge benchmark ({} cores, concurrency 32)", std::thread::available_parallelism().map_or(0, |n| n.get()));
-    println!("{:<8} {:<5} {:>7} {:>7} {:>10} {:>9} {:>9} {:>9}", "backend", "pool", "n", "errors", "req/s", "p50 ms", "p99 ms", "hits");
+    println!(
+        "invoice-service challenge benchmark ({} cores, concurrency 32)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "{:<8} {:<5} {:>7} {:>7} {:>10} {:>9} {:>9} {:>9}",
+        "backend", "pool", "n", "errors", "req/s", "p50 ms", "p99 ms", "hits"
+    );
     let print = |b: &str, pool: &str, f: &Figures| {
         println!(
             "{:<8} {:<5} {:>7} {:>7} {:>10.0} {:>9.2} {:>9.2} {:>9}",
-            b, pool, f.n, f.errors, f.n as f64 / f.secs, f.p50_ms, f.p99_ms, f.hits
+            b,
+            pool,
+            f.n,
+            f.errors,
+            f.n as f64 / f.secs,
+            f.p50_ms,
+            f.p99_ms,
+            f.hits
         );
     };
     let dev = "[backend]\nkind = \"dev\"\ntimeout = \"5s\"";
@@ -120,8 +155,16 @@ fn main() {
     let lnbits = testkit::lnbits::Lnbits::start(logs.path()).expect("LNbits starts");
     let wallet = lnbits.wallet("bench").unwrap();
     let key = Some(wallet.invoice_key.as_str());
-    let backend = format!("[backend]\nkind = \"lnbits\"\ntimeout = \"10s\"\nmax_in_flight = 8\n[backend.lnbits]\nurl = \"{}\"", lnbits.url);
-    let f = rt.block_on(run(config(&backend, true, lnbits_n + 16, key), lnbits_n, 32, lnbits_n));
+    let backend = format!(
+        "[backend]\nkind = \"lnbits\"\ntimeout = \"10s\"\nmax_in_flight = 8\n[backend.lnbits]\nurl = \"{}\"",
+        lnbits.url
+    );
+    let f = rt.block_on(run(
+        config(&backend, true, lnbits_n + 16, key),
+        lnbits_n,
+        32,
+        lnbits_n,
+    ));
     print("lnbits", "on", &f);
     let f = rt.block_on(run(config(&backend, false, 1, key), lnbits_n, 32, 0));
     print("lnbits", "off", &f);

@@ -9,12 +9,17 @@ use invoice_service::config::{Config, env};
 fn example_config_is_valid() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml");
     let env = HashMap::from([
-        (env::KEYS, "1:0101010101010101010101010101010101010101010101010101010101010101"),
+        (
+            env::KEYS,
+            "1:0101010101010101010101010101010101010101010101010101010101010101",
+        ),
         (env::EDGE_TOKENS, "an-edge-token-of-some-length"),
         (env::LND_MACAROON, "0201036c6e64"),
     ]);
     // The example points at a cert path that does not exist here; drop only that line.
-    let text = std::fs::read_to_string(path).unwrap().replace("tls_cert_file = \"/var/lib/lnd/tls.cert\"\n", "");
+    let text = std::fs::read_to_string(path)
+        .unwrap()
+        .replace("tls_cert_file = \"/var/lib/lnd/tls.cert\"\n", "");
     let c = Config::parse(&text, &env).unwrap();
     assert_eq!(c.backend.kind.name(), "lnd");
     assert_eq!(c.services[0].entry.name.as_str(), "weather");

@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
+pub mod artifacts;
+pub mod echo;
+pub mod envoy;
+pub mod invoice_service;
 pub mod lnbits;
 
 /// The project's cache folder (`L402_CACHE`, default `~/.cache/l402-edge`).

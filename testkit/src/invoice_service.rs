@@ -1,0 +1,95 @@
+//! The invoice-service binary as a process, configured for tests.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use crate::{Proc, artifacts, free_port, post_json};
+
+/// A running invoice-service.
+pub struct InvoiceService {
+    /// Its port.
+    pub port: u16,
+    /// The bearer token the edges must present.
+    pub edge_token: String,
+    /// The process.
+    pub proc: Proc,
+}
+
+/// The catalog the end-to-end tests sell: `weather` (read, write; 1 h) and `maps`.
+pub const CATALOG: &str = r#"
+[[services]]
+name = "weather"
+price_sat = 10
+capabilities = ["read"]
+lifetime = "1h"
+[[services]]
+name = "maps"
+price_sat = 5
+lifetime = "1h"
+"#;
+
+impl InvoiceService {
+    /// Starts it with `backend` (a `[backend]` TOML section) and `env` (secrets).
+    pub fn start(
+        log_dir: &Path,
+        keys: &str,
+        backend: &str,
+        env: &[(&str, &str)],
+        port: Option<u16>,
+    ) -> Result<Self> {
+        let port = port.unwrap_or_else(free_port);
+        let edge_token = "e2e-edge-token-0123456789".to_owned();
+        let config = format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nedge_tokens = [\"{edge_token}\"]\n{backend}\n[pool]\ndepth = 2\n{CATALOG}"
+        );
+        std::fs::create_dir_all(log_dir)?;
+        let path = log_dir.join(format!("invoice-service-{port}.toml"));
+        std::fs::write(&path, config)?;
+        let mut cmd = Command::new(artifacts::invoice_service_bin()?);
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(&path)
+            .env("L402_KEYS", keys)
+            .env("RUST_LOG", "info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut proc = Proc::spawn(&format!("invoice-service-{port}"), cmd, log_dir)?;
+        proc.wait_http(
+            &format!("http://127.0.0.1:{port}/healthz"),
+            Duration::from_secs(30),
+        )?;
+        Ok(InvoiceService {
+            port,
+            edge_token,
+            proc,
+        })
+    }
+
+    /// With the built-in `dev` backend.
+    pub fn start_dev(log_dir: &Path, keys: &str) -> Result<Self> {
+        Self::start(log_dir, keys, "[backend]\nkind = \"dev\"", &[], None)
+    }
+
+    /// Its base URL.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Pays an invoice through the dev backend; returns the preimage.
+    pub fn dev_pay(&self, invoice: &str) -> Result<String> {
+        let (status, body): (u16, Value) = post_json(
+            &format!("{}/v1/dev/pay", self.url()),
+            &[],
+            &json!({"invoice": invoice}),
+        )?;
+        if status != 200 {
+            bail!("dev pay answered {status}: {body}");
+        }
+        Ok(body["preimage"].as_str().context("no preimage")?.to_owned())
+    }
+}

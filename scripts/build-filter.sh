@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the Envoy filter: cargo (wasm32-wasip1, release) then wasm-opt -Oz (npm binaryen,
-# cached). Prints the path of the optimized .wasm.
+# Builds a proxy-wasm filter: cargo (wasm32-wasip1, the size-optimized `wasm` profile) then
+# wasm-opt -Oz (npm binaryen, cached). Prints the path of the optimized .wasm.
+# Usage: scripts/build-filter.sh [package]   (default l402-filter; noop-filter for benchmarks)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/env.sh
@@ -12,9 +13,11 @@ if [ ! -x "$bdir/node_modules/.bin/wasm-opt" ]; then
   mkdir -p "$bdir"
   npm install --silent --no-audit --no-fund --prefix "$bdir" "binaryen@$BINARYEN_VERSION" >&2
 fi
-cargo build -p l402-filter --locked --profile wasm --target wasm32-wasip1 >&2
-raw="$CARGO_TARGET_DIR/wasm32-wasip1/wasm/l402_filter.wasm"
-out="$CARGO_TARGET_DIR/l402_filter.opt.wasm"
+pkg="${1:-l402-filter}"
+lib="${pkg//-/_}"
+cargo build -p "$pkg" --locked --profile wasm --target wasm32-wasip1 >&2
+raw="$CARGO_TARGET_DIR/wasm32-wasip1/wasm/$lib.wasm"
+out="$CARGO_TARGET_DIR/$lib.opt.wasm"
 "$bdir/node_modules/.bin/wasm-opt" -Oz --strip-debug --strip-producers \
   --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
   --enable-mutable-globals --enable-multivalue --enable-reference-types \

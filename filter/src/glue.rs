@@ -317,22 +317,24 @@ impl HttpContext for Http {
             return Action::Pause;
         };
         let config = &shared.config;
+        // One read of the headers; every later decision is made on this copy, and a host call
+        // is spent only on what must change (each crossing costs more than the check).
+        let Ok(headers) = hostcalls::get_map_bytes(MapType::HttpRequestHeaders) else {
+            return self.unavailable(&shared, false);
+        };
+        let present = |name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
         // Clients never set these: only this filter does, after verifying.
-        let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, &config.token_id_header);
-        let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, &config.service_header);
-
+        for h in [&config.token_id_header, &config.service_header] {
+            if present(h) {
+                let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, h);
+            }
+        }
         let Some(service) = route_metadata("service") else {
             return Action::Continue; // not a paid route
         };
         let capabilities = route_metadata("capabilities").unwrap_or_default();
-        let Ok(headers) = hostcalls::get_map_bytes(MapType::HttpRequestHeaders) else {
-            return self.unavailable(&shared, false);
-        };
         let method = header_str(&headers, ":method").unwrap_or_default();
-        let has_acrm = headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case("access-control-request-method"));
-        if is_cors_preflight(&method, has_acrm) {
+        if is_cors_preflight(&method, present("access-control-request-method")) {
             Stats::inc(shared.stats.preflight, 1);
             return Action::Continue;
         }
@@ -353,7 +355,9 @@ impl HttpContext for Http {
                     &config.deny_list,
                     &mut cache,
                 );
-                Stats::inc(shared.stats.cache_hits, (cache.stats().0 - before) as i64);
+                if cache.stats().0 > before {
+                    Stats::inc(shared.stats.cache_hits, 1);
+                }
                 d
             }
             Err(_) => config
@@ -364,7 +368,7 @@ impl HttpContext for Http {
             Ok(authorized) => {
                 Stats::inc(shared.stats.authorized, 1);
                 if config.strip_credential {
-                    for h in CREDENTIAL_HEADERS {
+                    for h in CREDENTIAL_HEADERS.into_iter().filter(|h| present(h)) {
                         let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, h);
                     }
                 }

@@ -2,10 +2,11 @@
 //! restricted to the `invoice` method suffices.
 
 use async_trait::async_trait;
-use l402_core::PaymentHash;
 use serde::{Deserialize, Serialize};
 
-use super::{BackendError, InvoiceRequest, LightningBackend, NodeInvoice, refused, transport};
+use super::{
+    BackendError, InvoiceRequest, LightningBackend, NodeInvoice, hex_hash, send_json, transport,
+};
 
 /// A Core Lightning node.
 pub struct Cln {
@@ -53,25 +54,19 @@ impl LightningBackend for Cln {
         let mut label = [0u8; 16];
         getrandom::fill(&mut label)
             .map_err(|e| BackendError::Unreachable(format!("no randomness: {e}")))?;
-        let resp = self
-            .http
-            .post(format!("{}/v1/invoice", self.url))
-            .header("Rune", &self.rune)
-            .json(&InvoiceParams {
-                amount_msat: req.amount_msat,
-                label: format!("l402-{}", hex::encode(label)),
-                description: &req.memo,
-                expiry: req.expiry_secs,
-            })
-            .send()
-            .await
-            .map_err(transport)?;
-        if !resp.status().is_success() {
-            return Err(refused(resp).await);
-        }
-        let body: InvoiceResponse = resp.json().await.map_err(transport)?;
-        let payment_hash = PaymentHash::from_hex(&body.payment_hash)
-            .ok_or_else(|| BackendError::BadResponse("payment_hash is not 64 hex digits".into()))?;
+        let body: InvoiceResponse = send_json(
+            self.http
+                .post(format!("{}/v1/invoice", self.url))
+                .header("Rune", &self.rune)
+                .json(&InvoiceParams {
+                    amount_msat: req.amount_msat,
+                    label: format!("l402-{}", hex::encode(label)),
+                    description: &req.memo,
+                    expiry: req.expiry_secs,
+                }),
+        )
+        .await?;
+        let payment_hash = hex_hash(&body.payment_hash, "payment_hash")?;
         Ok(NodeInvoice {
             bolt11: body.bolt11,
             payment_hash,

@@ -2,10 +2,12 @@
 //! `X-Api-Key`. Amounts go in sat.
 
 use async_trait::async_trait;
-use l402_core::PaymentHash;
 use serde::{Deserialize, Serialize};
 
-use super::{BackendError, InvoiceRequest, LightningBackend, NodeInvoice, refused, transport};
+use super::{
+    BackendError, InvoiceRequest, LightningBackend, NodeInvoice, hex_hash, send_json, send_ok,
+    whole_sat,
+};
 
 /// An LNbits wallet.
 pub struct Lnbits {
@@ -48,30 +50,20 @@ impl LightningBackend for Lnbits {
     }
 
     async fn create_invoice(&self, req: &InvoiceRequest) -> Result<NodeInvoice, BackendError> {
-        if !req.amount_msat.is_multiple_of(1000) {
-            return Err(BackendError::BadResponse(
-                "LNbits invoices are in whole sat".into(),
-            ));
-        }
-        let resp = self
-            .http
-            .post(format!("{}/api/v1/payments", self.url))
-            .header("X-Api-Key", &self.invoice_key)
-            .json(&CreateInvoice {
-                out: false,
-                amount: req.amount_msat / 1000,
-                memo: &req.memo,
-                expiry: req.expiry_secs,
-            })
-            .send()
-            .await
-            .map_err(transport)?;
-        if !resp.status().is_success() {
-            return Err(refused(resp).await);
-        }
-        let body: CreateInvoiceResponse = resp.json().await.map_err(transport)?;
-        let payment_hash = PaymentHash::from_hex(&body.payment_hash)
-            .ok_or_else(|| BackendError::BadResponse("payment_hash is not 64 hex digits".into()))?;
+        let amount = whole_sat(req, "LNbits")?;
+        let body: CreateInvoiceResponse = send_json(
+            self.http
+                .post(format!("{}/api/v1/payments", self.url))
+                .header("X-Api-Key", &self.invoice_key)
+                .json(&CreateInvoice {
+                    out: false,
+                    amount,
+                    memo: &req.memo,
+                    expiry: req.expiry_secs,
+                }),
+        )
+        .await?;
+        let payment_hash = hex_hash(&body.payment_hash, "payment_hash")?;
         let bolt11 = body
             .bolt11
             .or(body.payment_request)
@@ -83,17 +75,11 @@ impl LightningBackend for Lnbits {
     }
 
     async fn check(&self) -> Result<(), BackendError> {
-        let resp = self
-            .http
-            .get(format!("{}/api/v1/wallet", self.url))
-            .header("X-Api-Key", &self.invoice_key)
-            .send()
-            .await
-            .map_err(transport)?;
-        if resp.status().is_success() {
-            Ok(())
-        } else {
-            Err(refused(resp).await)
-        }
+        send_ok(
+            self.http
+                .get(format!("{}/api/v1/wallet", self.url))
+                .header("X-Api-Key", &self.invoice_key),
+        )
+        .await
     }
 }

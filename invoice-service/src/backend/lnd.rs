@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use l402_core::PaymentHash;
 use serde::{Deserialize, Serialize};
 
-use super::{BackendError, InvoiceRequest, LightningBackend, NodeInvoice, refused, transport};
+use super::{BackendError, InvoiceRequest, LightningBackend, NodeInvoice, send_json, send_ok};
 
 /// An LND node.
 pub struct Lnd {
@@ -49,22 +49,17 @@ impl LightningBackend for Lnd {
     }
 
     async fn create_invoice(&self, req: &InvoiceRequest) -> Result<NodeInvoice, BackendError> {
-        let resp = self
-            .http
-            .post(format!("{}/v1/invoices", self.url))
-            .header("Grpc-Metadata-macaroon", &self.macaroon_hex)
-            .json(&AddInvoice {
-                value_msat: req.amount_msat.to_string(),
-                memo: &req.memo,
-                expiry: req.expiry_secs.to_string(),
-            })
-            .send()
-            .await
-            .map_err(transport)?;
-        if !resp.status().is_success() {
-            return Err(refused(resp).await);
-        }
-        let body: AddInvoiceResponse = resp.json().await.map_err(transport)?;
+        let body: AddInvoiceResponse = send_json(
+            self.http
+                .post(format!("{}/v1/invoices", self.url))
+                .header("Grpc-Metadata-macaroon", &self.macaroon_hex)
+                .json(&AddInvoice {
+                    value_msat: req.amount_msat.to_string(),
+                    memo: &req.memo,
+                    expiry: req.expiry_secs.to_string(),
+                }),
+        )
+        .await?;
         let hash = STANDARD
             .decode(&body.r_hash)
             .ok()
@@ -78,17 +73,11 @@ impl LightningBackend for Lnd {
 
     async fn check(&self) -> Result<(), BackendError> {
         // invoices:read is all an invoice macaroon grants; getinfo would need info:read.
-        let resp = self
-            .http
-            .get(format!("{}/v1/invoices?num_max_invoices=1", self.url))
-            .header("Grpc-Metadata-macaroon", &self.macaroon_hex)
-            .send()
-            .await
-            .map_err(transport)?;
-        if resp.status().is_success() {
-            Ok(())
-        } else {
-            Err(refused(resp).await)
-        }
+        send_ok(
+            self.http
+                .get(format!("{}/v1/invoices?num_max_invoices=1", self.url))
+                .header("Grpc-Metadata-macaroon", &self.macaroon_hex),
+        )
+        .await
     }
 }

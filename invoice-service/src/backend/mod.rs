@@ -116,6 +116,44 @@ pub(crate) async fn refused(resp: reqwest::Response) -> BackendError {
     }
 }
 
+/// Sends a request and decodes a 2xx JSON answer; anything else is the node's refusal.
+pub(crate) async fn send_json<T: serde::de::DeserializeOwned>(
+    req: reqwest::RequestBuilder,
+) -> Result<T, BackendError> {
+    let resp = req.send().await.map_err(transport)?;
+    if !resp.status().is_success() {
+        return Err(refused(resp).await);
+    }
+    resp.json().await.map_err(transport)
+}
+
+/// Sends a request whose 2xx answer is all that matters (readiness checks).
+pub(crate) async fn send_ok(req: reqwest::RequestBuilder) -> Result<(), BackendError> {
+    let resp = req.send().await.map_err(transport)?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(refused(resp).await)
+    }
+}
+
+/// A payment hash the node reported as hex.
+pub(crate) fn hex_hash(s: &str, field: &str) -> Result<PaymentHash, BackendError> {
+    PaymentHash::from_hex(s)
+        .ok_or_else(|| BackendError::BadResponse(format!("{field} is not 64 hex digits")))
+}
+
+/// The amount in whole sat, for nodes whose API takes sat.
+pub(crate) fn whole_sat(req: &InvoiceRequest, node: &str) -> Result<u64, BackendError> {
+    if req.amount_msat.is_multiple_of(1000) {
+        Ok(req.amount_msat / 1000)
+    } else {
+        Err(BackendError::BadResponse(format!(
+            "{node} invoices are in whole sat"
+        )))
+    }
+}
+
 /// A Lightning node that makes invoices.
 #[async_trait]
 pub trait LightningBackend: Send + Sync {

@@ -1,10 +1,12 @@
 //! phoenixd: `POST /createinvoice` (form-encoded), HTTP basic auth with an empty user name.
 
 use async_trait::async_trait;
-use l402_core::PaymentHash;
 use serde::{Deserialize, Serialize};
 
-use super::{BackendError, InvoiceRequest, LightningBackend, NodeInvoice, refused, transport};
+use super::{
+    BackendError, InvoiceRequest, LightningBackend, NodeInvoice, hex_hash, send_json, send_ok,
+    whole_sat,
+};
 
 /// A phoenixd node.
 pub struct Phoenixd {
@@ -46,29 +48,19 @@ impl LightningBackend for Phoenixd {
     }
 
     async fn create_invoice(&self, req: &InvoiceRequest) -> Result<NodeInvoice, BackendError> {
-        if !req.amount_msat.is_multiple_of(1000) {
-            return Err(BackendError::BadResponse(
-                "phoenixd invoices are in whole sat".into(),
-            ));
-        }
-        let resp = self
-            .http
-            .post(format!("{}/createinvoice", self.url))
-            .basic_auth("", Some(&self.password))
-            .form(&CreateInvoice {
-                description: &req.memo,
-                amount_sat: req.amount_msat / 1000,
-                expiry_seconds: req.expiry_secs,
-            })
-            .send()
-            .await
-            .map_err(transport)?;
-        if !resp.status().is_success() {
-            return Err(refused(resp).await);
-        }
-        let body: CreateInvoiceResponse = resp.json().await.map_err(transport)?;
-        let payment_hash = PaymentHash::from_hex(&body.payment_hash)
-            .ok_or_else(|| BackendError::BadResponse("paymentHash is not 64 hex digits".into()))?;
+        let amount_sat = whole_sat(req, "phoenixd")?;
+        let body: CreateInvoiceResponse = send_json(
+            self.http
+                .post(format!("{}/createinvoice", self.url))
+                .basic_auth("", Some(&self.password))
+                .form(&CreateInvoice {
+                    description: &req.memo,
+                    amount_sat,
+                    expiry_seconds: req.expiry_secs,
+                }),
+        )
+        .await?;
+        let payment_hash = hex_hash(&body.payment_hash, "paymentHash")?;
         Ok(NodeInvoice {
             bolt11: body.serialized,
             payment_hash,
@@ -76,17 +68,11 @@ impl LightningBackend for Phoenixd {
     }
 
     async fn check(&self) -> Result<(), BackendError> {
-        let resp = self
-            .http
-            .get(format!("{}/getinfo", self.url))
-            .basic_auth("", Some(&self.password))
-            .send()
-            .await
-            .map_err(transport)?;
-        if resp.status().is_success() {
-            Ok(())
-        } else {
-            Err(refused(resp).await)
-        }
+        send_ok(
+            self.http
+                .get(format!("{}/getinfo", self.url))
+                .basic_auth("", Some(&self.password)),
+        )
+        .await
     }
 }

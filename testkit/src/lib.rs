@@ -20,6 +20,7 @@ pub mod echo;
 pub mod envoy;
 pub mod invoice_service;
 pub mod lnbits;
+pub mod workerd;
 
 /// The project's cache folder (`L402_CACHE`, default `~/.cache/l402-edge`).
 pub fn cache_dir() -> PathBuf {
@@ -61,6 +62,9 @@ impl Proc {
         let log = log_dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log)?;
         let err = out.try_clone()?;
+        // Its own process group, so that stopping it stops what it started too (wrangler
+        // runs workerd as grandchildren).
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child = cmd
             .stdin(Stdio::null())
             .stdout(out)
@@ -101,8 +105,13 @@ impl Proc {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// Stops it (SIGKILL to its own PID) and waits.
+    /// Stops it and everything it started (SIGKILL to the process group its PID leads), and
+    /// waits.
     pub fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--"])
+            .arg(format!("-{}", self.pid()))
+            .status();
         if self.is_running() {
             let _ = self.child.kill();
         }

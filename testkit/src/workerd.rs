@@ -1,0 +1,156 @@
+//! The Worker in real workerd, through `wrangler dev --local` (Node 22 and wrangler from npm,
+//! cached by `scripts/install-wrangler.sh`), with a generated wrangler config that points at
+//! the built module (`scripts/build-worker.sh`) and sets vars, secrets and a local KV.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use crate::{Proc, free_port, repo_root};
+
+/// A running `wrangler dev` (workerd).
+pub struct Workerd {
+    /// The Worker's port.
+    pub port: u16,
+    /// The process.
+    pub proc: Proc,
+    /// Where the generated config lives (KV state persists there).
+    pub dir: PathBuf,
+}
+
+fn script_output(name: &str) -> Result<String> {
+    let out = Command::new("bash")
+        .arg(repo_root().join("scripts").join(name))
+        .output()?;
+    if !out.status.success() {
+        bail!(
+            "scripts/{name} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+}
+
+/// The built entry module (`L402_WORKER_MODULE`, or `scripts/build-worker.sh`).
+pub fn worker_module() -> Result<PathBuf> {
+    static CELL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    CELL.get_or_init(|| match std::env::var_os("L402_WORKER_MODULE") {
+        Some(p) => Ok(PathBuf::from(p)),
+        None => script_output("build-worker.sh")
+            .map(PathBuf::from)
+            .map_err(|e| format!("{e:#}")),
+    })
+    .clone()
+    .map_err(anyhow::Error::msg)
+}
+
+/// `(node, wrangler.js)`.
+pub fn wrangler() -> Result<(PathBuf, PathBuf)> {
+    let line = script_output("install-wrangler.sh")?;
+    let (node, wrangler) = line.split_once(' ').context("install-wrangler.sh output")?;
+    Ok((node.into(), wrangler.into()))
+}
+
+impl Workerd {
+    /// Starts the Worker with `vars` (vars and secrets alike); `kv` binds an empty local
+    /// `L402_DENYLIST` namespace.
+    pub fn start(log_dir: &Path, vars: &[(&str, String)], kv: bool) -> Result<Workerd> {
+        let module = worker_module()?;
+        let (node, wrangler) = wrangler()?;
+        let port = free_port();
+        let dir = log_dir.join(format!("workerd-{port}"));
+        std::fs::create_dir_all(&dir)?;
+        let mut toml = format!(
+            "name = \"l402-edge-test\"\nmain = \"{}\"\ncompatibility_date = \"2025-09-01\"\n",
+            module.display()
+        );
+        if kv {
+            toml.push_str(
+                "[[kv_namespaces]]\nbinding = \"L402_DENYLIST\"\nid = \"l402-denylist-test\"\n",
+            );
+        }
+        let mut dev_vars = String::new();
+        for (k, v) in vars {
+            // dotenv: single quotes keep the value literal (JSON routes included).
+            if v.contains('\'') || v.contains('\n') {
+                bail!("{k}: a .dev.vars value may not contain a single quote or a newline");
+            }
+            dev_vars.push_str(&format!("{k}='{v}'\n"));
+        }
+        std::fs::write(dir.join("wrangler.toml"), toml)?;
+        // Secrets for `wrangler dev` come from .dev.vars beside the config.
+        std::fs::write(dir.join(".dev.vars"), dev_vars)?;
+        let mut cmd = Command::new(&node);
+        cmd.arg(&wrangler)
+            .args(["dev", "--local", "--ip", "127.0.0.1", "--port"])
+            .arg(port.to_string())
+            .args([
+                "--inspector-port",
+                &free_port().to_string(),
+                "--log-level",
+                "info",
+                "--persist-to",
+            ])
+            .arg(dir.join("state"))
+            .arg("--config")
+            .arg(dir.join("wrangler.toml"))
+            .current_dir(&dir)
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+            .env("CI", "true")
+            .env("NO_COLOR", "1");
+        let mut proc = Proc::spawn(&format!("workerd-{port}"), cmd, log_dir)?;
+        let url = format!("http://127.0.0.1:{port}/__l402_ready");
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            if !proc.is_running() {
+                bail!("wrangler dev exited:\n{}", proc.logs());
+            }
+            if crate::http().get(&url).send().is_ok() {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("workerd not ready:\n{}", proc.logs());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(Workerd { port, proc, dir })
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Puts `key` into the local `L402_DENYLIST` namespace (as `wrangler kv key put --local`).
+    pub fn kv_put(&self, key: &str) -> Result<()> {
+        let (node, wrangler) = wrangler()?;
+        let out = Command::new(node)
+            .arg(wrangler)
+            .args([
+                "kv",
+                "key",
+                "put",
+                "--local",
+                "--binding",
+                "L402_DENYLIST",
+                key,
+                "1",
+                "--persist-to",
+            ])
+            .arg(self.dir.join("state"))
+            .arg("--config")
+            .arg(self.dir.join("wrangler.toml"))
+            .current_dir(&self.dir)
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CI", "true")
+            .output()?;
+        if !out.status.success() {
+            bail!("kv put failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    }
+}

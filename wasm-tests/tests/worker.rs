@@ -1,0 +1,345 @@
+//! The Worker in real workerd (`wrangler dev --local`), with a real invoice-service (`dev`
+//! backend, and LNbits) and an upstream that records what reaches it; tokens cross between the
+//! Worker and the Envoy filter.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use l402_core::{Keyring, Preimage, ServiceEntry, inspect, mint};
+use reqwest::blocking::{Client, Response};
+use testkit::echo::Echo;
+use testkit::invoice_service::InvoiceService;
+use testkit::lnbits::Lnbits;
+use testkit::workerd::Workerd;
+use wasm_tests::{KEYS, Stack, filter_config, parse_challenge};
+
+fn client() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+fn get(url: &str, auth: Option<&str>) -> Response {
+    let mut r = client().get(url);
+    if let Some(a) = auth {
+        r = r.header("authorization", a);
+    }
+    r.send().unwrap()
+}
+
+fn body_error(resp: Response) -> String {
+    let v: serde_json::Value = resp.json().unwrap_or_default();
+    v["error"].as_str().unwrap_or_default().to_owned()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn token(
+    service: &str,
+    lifetime: Option<u64>,
+    minted_at: u64,
+    preimage: &Preimage,
+    salt: u8,
+) -> String {
+    let ring: Keyring = KEYS.parse().unwrap();
+    let entry = ServiceEntry {
+        name: service.parse().unwrap(),
+        tier: 0,
+        capabilities: vec!["read".into()],
+        lifetime_secs: lifetime,
+    };
+    mint(
+        &ring,
+        preimage.payment_hash(),
+        [salt; 28],
+        &entry,
+        minted_at,
+    )
+    .unwrap()
+    .macaroon_b64
+}
+
+fn vars(
+    upstream: &Echo,
+    service: &InvoiceService,
+    extra: &[(&str, &str)],
+) -> Vec<(&'static str, String)> {
+    let mut v: Vec<(&'static str, String)> = vec![
+        ("L402_KEYS", KEYS.to_owned()),
+        ("INVOICE_SERVICE_TOKEN", service.edge_token.clone()),
+        ("ORIGIN_URL", format!("http://127.0.0.1:{}", upstream.port)),
+        ("INVOICE_SERVICE_URL", service.url()),
+        ("INVOICE_SERVICE_TIMEOUT_MS", "1000".into()),
+        (
+            "L402_ROUTES",
+            r#"[{"path":"/weather","service":"weather","capabilities":"read"},{"path":"/admin-api","service":"weather","capabilities":"write"},{"path":"/grpc.Weather/","service":"weather"}]"#.into(),
+        ),
+    ];
+    for (k, val) in extra {
+        let k: &'static str = Box::leak(k.to_string().into_boxed_str());
+        v.retain(|(n, _)| *n != k);
+        v.push((k, (*val).to_owned()));
+    }
+    v
+}
+
+struct WorkerStack {
+    upstream: Echo,
+    service: InvoiceService,
+    worker: Workerd,
+}
+
+fn start(logs: &Path, extra: &[(&str, &str)]) -> WorkerStack {
+    let service = InvoiceService::start_dev(logs, KEYS).unwrap();
+    let upstream = Echo::start().unwrap();
+    let worker = Workerd::start(logs, &vars(&upstream, &service, extra), true).unwrap();
+    WorkerStack {
+        upstream,
+        service,
+        worker,
+    }
+}
+
+#[test]
+fn worker_paid_flow_rejections_and_revocation() {
+    let logs = tempfile::tempdir().unwrap();
+    let s = start(logs.path(), &[]);
+
+    // 402 with both challenges, pay through the dev backend, 200 from the origin.
+    let resp = get(&s.worker.url("/weather/today"), None);
+    assert_eq!(resp.status(), 402);
+    // The Workers runtime joins repeated headers (only Set-Cookie stays apart), so the two
+    // challenges travel as one field, "L402 ..., LSAT ...": RFC 9110's list form, L402 first.
+    let all: Vec<String> = resp
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(all.len(), 1, "{all:?}");
+    let (l402, lsat) = all[0].split_once(", LSAT ").unwrap();
+    assert!(l402.starts_with("L402 macaroon=\""));
+    assert_eq!(
+        &l402["L402 ".len()..],
+        lsat,
+        "same macaroon and invoice in both"
+    );
+    let offer = parse_challenge(&resp).unwrap();
+    assert_eq!(body_error(resp), "missing_credential");
+    let preimage = s.service.dev_pay(&offer.invoice).unwrap();
+    let auth = format!("L402 {}:{preimage}", offer.macaroon);
+    let resp = client()
+        .get(s.worker.url("/weather/today?x=1"))
+        .header("authorization", &auth)
+        .header("x-l402-token-id", "spoofed")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let seen = s.upstream.last().unwrap();
+    assert_eq!(seen.path, "/weather/today?x=1");
+    assert_eq!(
+        seen.header("x-l402-token-id"),
+        Some(
+            inspect(&offer.macaroon)
+                .unwrap()
+                .identifier
+                .token_id
+                .to_hex()
+                .as_str()
+        )
+    );
+    assert_eq!(seen.header("x-l402-service"), Some("weather"));
+    assert_eq!(seen.header("authorization"), None);
+
+    // Unmatched paths pass through; spoofed headers never reach the origin.
+    let resp = client()
+        .get(s.worker.url("/free"))
+        .header("x-l402-service", "spoofed")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(s.upstream.last().unwrap().header("x-l402-service"), None);
+
+    // Negative cases: never upstream.
+    let p = Preimage::from_bytes([0x31; 32]);
+    let good = token("weather", Some(3600), now(), &p, 1);
+    let before = s.upstream.count();
+    let a = |m: &str, p: &Preimage| format!("L402 {m}:{}", p.expose_hex());
+    for (what, auth, path, reason) in [
+        (
+            "expired",
+            a(&token("weather", Some(60), now() - 3600, &p, 2), &p),
+            "/weather",
+            "token_expired",
+        ),
+        (
+            "wrong preimage",
+            a(&good, &Preimage::from_bytes([0x32; 32])),
+            "/weather",
+            "wrong_preimage",
+        ),
+        (
+            "other service",
+            a(&token("maps", Some(3600), now(), &p, 3), &p),
+            "/weather",
+            "service_not_allowed",
+        ),
+        (
+            "capability",
+            a(&good, &p),
+            "/admin-api",
+            "capability_missing",
+        ),
+        (
+            "garbage",
+            "L402 !!!:00".to_owned(),
+            "/weather",
+            "malformed_credential",
+        ),
+    ] {
+        let resp = get(&s.worker.url(path), Some(&auth));
+        assert_eq!(resp.status(), 402, "{what}");
+        assert!(parse_challenge(&resp).is_ok(), "{what}");
+        assert_eq!(body_error(resp), reason, "{what}");
+    }
+    assert_eq!(s.upstream.count(), before);
+
+    // KV deny-list: the token id as a key revokes it.
+    assert_eq!(
+        get(&s.worker.url("/weather"), Some(&a(&good, &p))).status(),
+        200
+    );
+    let id = inspect(&good).unwrap().identifier.token_id.to_hex();
+    s.worker.kv_put(&id).unwrap();
+    let resp = get(&s.worker.url("/weather"), Some(&a(&good, &p)));
+    assert_eq!(resp.status(), 402);
+    assert_eq!(body_error(resp), "revoked");
+
+    // gRPC and CORS.
+    let resp = client()
+        .post(s.worker.url("/grpc.Weather/Today"))
+        .header("content-type", "application/grpc")
+        .body(vec![0u8; 5])
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["grpc-status"], "13");
+    assert!(
+        resp.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains(", LSAT macaroon=")
+    );
+    let resp = client()
+        .request(reqwest::Method::OPTIONS, s.worker.url("/weather"))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "GET")
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(s.upstream.last().unwrap().method, "OPTIONS");
+
+    // The invoice-service stopped: 503 + Retry-After within the timeout; paid requests pass.
+    let mut s = s;
+    s.service.proc.stop();
+    let t = Instant::now();
+    let resp = get(&s.worker.url("/weather"), None);
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "5");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert_eq!(get(&s.worker.url("/weather"), Some(&auth)).status(), 200);
+    let log = s.worker.proc.logs();
+    assert!(
+        !log.contains("1a1a1a1a1a") && !log.contains(&preimage),
+        "a secret in the Worker log"
+    );
+}
+
+#[test]
+fn worker_401_policy_and_bad_config() {
+    let logs = tempfile::tempdir().unwrap();
+    let s = start(logs.path(), &[("ON_INVALID", "unauthorized")]);
+    let baseline = s.upstream.count(); // the readiness probe is an unsold path: it passes
+    let p = Preimage::from_bytes([0x41; 32]);
+    let expired = format!(
+        "L402 {}:{}",
+        token("weather", Some(60), now() - 3600, &p, 9),
+        p.expose_hex()
+    );
+    let resp = get(&s.worker.url("/weather"), Some(&expired));
+    assert_eq!(resp.status(), 401);
+    assert!(resp.headers().get("www-authenticate").is_none());
+    assert_eq!(body_error(resp), "token_expired");
+    assert_eq!(get(&s.worker.url("/weather"), None).status(), 402);
+
+    let bad = Workerd::start(
+        logs.path(),
+        &vars(
+            &s.upstream,
+            &s.service,
+            &[("INVOICE_SERVICE_TIMEOUT_MS", "zero")],
+        ),
+        false,
+    )
+    .unwrap();
+    let resp = get(&bad.url("/weather"), None);
+    assert_eq!(resp.status(), 500);
+    assert!(resp.text().unwrap().contains("INVOICE_SERVICE_TIMEOUT_MS"));
+    assert_eq!(s.upstream.count(), baseline, "nothing reached the origin");
+}
+
+#[test]
+fn tokens_cross_between_envoy_and_the_worker_and_lnbits_pays() {
+    let logs = tempfile::tempdir().unwrap();
+    let lnbits = Lnbits::start(logs.path()).unwrap();
+    let merchant = lnbits.wallet("merchant").unwrap();
+    let payer = lnbits.wallet("payer").unwrap();
+    lnbits.top_up(&payer, 1_000).unwrap();
+    let backend = format!(
+        "[backend]\nkind = \"lnbits\"\ntimeout = \"10s\"\n[backend.lnbits]\nurl = \"{}\"",
+        lnbits.url
+    );
+    let env = [("L402_LNBITS_INVOICE_KEY", merchant.invoice_key.as_str())];
+    let service = InvoiceService::start(logs.path(), KEYS, &backend, &env, None).unwrap();
+    let worker_service = InvoiceService::start(logs.path(), KEYS, &backend, &env, None).unwrap();
+    let envoy = Stack::with_service(logs.path(), service, &filter_config(5000, &[]), 1).unwrap();
+    let upstream = Echo::start().unwrap();
+    let worker = Workerd::start(
+        logs.path(),
+        &vars(
+            &upstream,
+            &worker_service,
+            &[("INVOICE_SERVICE_TIMEOUT_MS", "5000")],
+        ),
+        false,
+    )
+    .unwrap();
+    let baseline = upstream.count();
+
+    // Bought at the Envoy edge (LNbits pays), used at the Worker.
+    let offer = parse_challenge(&get(&envoy.envoy.url("/weather"), None)).unwrap();
+    let pre = lnbits.pay(&payer, &offer.invoice).unwrap();
+    let auth = format!("L402 {}:{pre}", offer.macaroon);
+    assert_eq!(get(&worker.url("/weather"), Some(&auth)).status(), 200);
+    assert_eq!(get(&envoy.envoy.url("/weather"), Some(&auth)).status(), 200);
+    // Bought at the Worker, used at Envoy.
+    let offer = parse_challenge(&get(&worker.url("/weather"), None)).unwrap();
+    let pre = lnbits.pay(&payer, &offer.invoice).unwrap();
+    let auth = format!("L402 {}:{pre}", offer.macaroon);
+    assert_eq!(get(&envoy.envoy.url("/weather"), Some(&auth)).status(), 200);
+    assert_eq!(get(&worker.url("/weather"), Some(&auth)).status(), 200);
+    assert_eq!(upstream.count(), baseline + 2);
+}

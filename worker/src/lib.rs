@@ -1,0 +1,13 @@
+//! # l402-worker
+//!
+//! The Cloudflare Worker of l402-edge: the same verifier as the Envoy filter, in front of an
+//! origin. A thin adapter on `l402-core`: the runtime's request, env (vars, secrets, KV
+//! deny-list), clock and fetch are translated into core calls and back.
+#![forbid(unsafe_code)]
+
+pub mod config;
+
+#[cfg(target_arch = "wasm32")]
+mod glue;
+
+pub use config::{ConfigError, Route, WorkerConfig};

@@ -178,6 +178,16 @@ fn worker_paid_flow_rejections_and_revocation() {
     let good = token("weather", Some(3600), now(), &p, 1);
     let before = s.upstream.count();
     let a = |m: &str, p: &Preimage| format!("L402 {m}:{}", p.expose_hex());
+    // A flipped signature byte (the last base64 characters carry it).
+    let tampered = {
+        use base64::Engine as _;
+        let mut raw = base64::engine::general_purpose::STANDARD
+            .decode(&good)
+            .unwrap();
+        let n = raw.len();
+        raw[n - 1] ^= 1;
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    };
     for (what, auth, path, reason) in [
         (
             "expired",

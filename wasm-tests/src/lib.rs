@@ -106,3 +106,55 @@ pub fn parse_challenge(resp: &Response) -> Result<Offer> {
         invoice: field("invoice")?,
     })
 }
+
+/// A blocking client with a generous timeout.
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .unwrap_or_else(|_| reqwest::blocking::Client::new())
+}
+
+/// `GET url`, with an `Authorization` value if given.
+pub fn get(url: &str, auth: Option<&str>) -> reqwest::Result<Response> {
+    let mut r = client().get(url);
+    if let Some(a) = auth {
+        r = r.header("authorization", a);
+    }
+    r.send()
+}
+
+/// The `error` code of a JSON error body (empty if none).
+pub fn body_error(resp: Response) -> String {
+    let v: serde_json::Value = resp.json().unwrap_or_default();
+    v["error"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Unix seconds.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A token minted directly with core under [`KEYS`] (what the invoice-service would mint);
+/// `salt` varies the token id.
+pub fn token(
+    service: &str,
+    caps: &[&str],
+    lifetime: Option<u64>,
+    minted_at: u64,
+    preimage: &l402_core::Preimage,
+    salt: u8,
+) -> Result<String> {
+    let ring: l402_core::Keyring = KEYS.parse()?;
+    let entry = l402_core::ServiceEntry {
+        name: service.parse()?,
+        tier: 0,
+        capabilities: caps.iter().map(|c| (*c).to_owned()).collect(),
+        lifetime_secs: lifetime,
+    };
+    let mut random = [salt; 28];
+    random[..8].copy_from_slice(&minted_at.to_be_bytes());
+    Ok(l402_core::mint(&ring, preimage.payment_hash(), random, &entry, minted_at)?.macaroon_b64)
+}

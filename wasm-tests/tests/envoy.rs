@@ -12,41 +12,18 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use l402_core::{Keyring, Preimage, ServiceEntry, attenuate, inspect, mint};
+use l402_core::{Preimage, attenuate, inspect};
 use reqwest::blocking::{Client, Response};
 use serde_json::json;
 use testkit::invoice_service::InvoiceService;
 use testkit::lnbits::Lnbits;
-use wasm_tests::{KEYS, Stack, filter_config, parse_challenge};
-
-fn client() -> Client {
-    Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
+use wasm_tests::{KEYS, Stack, body_error, client, filter_config, now, parse_challenge};
 
 fn get(url: &str, auth: Option<&str>) -> Response {
-    let mut r = client().get(url);
-    if let Some(a) = auth {
-        r = r.header("authorization", a);
-    }
-    r.send().unwrap()
+    wasm_tests::get(url, auth).unwrap()
 }
 
-fn body_error(resp: Response) -> String {
-    let v: serde_json::Value = resp.json().unwrap();
-    v["error"].as_str().unwrap_or_default().to_owned()
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// A token minted directly with core under the shared keyring (what the service would mint).
+/// Each call a distinct token id.
 fn token(
     service: &str,
     caps: &[&str],
@@ -54,19 +31,9 @@ fn token(
     minted_at: u64,
     preimage: &Preimage,
 ) -> String {
-    let ring: Keyring = KEYS.parse().unwrap();
-    let entry = ServiceEntry {
-        name: service.parse().unwrap(),
-        tier: 0,
-        capabilities: caps.iter().map(|c| (*c).to_owned()).collect(),
-        lifetime_secs: lifetime,
-    };
-    let mut random = [0u8; 28];
-    random[..8].copy_from_slice(&minted_at.to_be_bytes());
-    random[8] = service.len() as u8;
-    mint(&ring, preimage.payment_hash(), random, &entry, minted_at)
-        .unwrap()
-        .macaroon_b64
+    static SALT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(1);
+    let salt = SALT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    wasm_tests::token(service, caps, lifetime, minted_at, preimage, salt).unwrap()
 }
 
 /// 402 → pay (dev) → 200, asserting everything the flow promises. Returns the credential.

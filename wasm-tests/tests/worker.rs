@@ -12,39 +12,16 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use l402_core::{Keyring, Preimage, ServiceEntry, inspect, mint};
-use reqwest::blocking::{Client, Response};
+use l402_core::{Preimage, inspect};
+use reqwest::blocking::Response;
 use testkit::echo::Echo;
 use testkit::invoice_service::InvoiceService;
 use testkit::lnbits::Lnbits;
 use testkit::workerd::Workerd;
-use wasm_tests::{KEYS, Stack, filter_config, parse_challenge};
-
-fn client() -> Client {
-    Client::builder()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
+use wasm_tests::{KEYS, Stack, body_error, client, filter_config, now, parse_challenge};
 
 fn get(url: &str, auth: Option<&str>) -> Response {
-    let mut r = client().get(url);
-    if let Some(a) = auth {
-        r = r.header("authorization", a);
-    }
-    r.send().unwrap()
-}
-
-fn body_error(resp: Response) -> String {
-    let v: serde_json::Value = resp.json().unwrap_or_default();
-    v["error"].as_str().unwrap_or_default().to_owned()
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    wasm_tests::get(url, auth).unwrap()
 }
 
 fn token(
@@ -54,22 +31,7 @@ fn token(
     preimage: &Preimage,
     salt: u8,
 ) -> String {
-    let ring: Keyring = KEYS.parse().unwrap();
-    let entry = ServiceEntry {
-        name: service.parse().unwrap(),
-        tier: 0,
-        capabilities: vec!["read".into()],
-        lifetime_secs: lifetime,
-    };
-    mint(
-        &ring,
-        preimage.payment_hash(),
-        [salt; 28],
-        &entry,
-        minted_at,
-    )
-    .unwrap()
-    .macaroon_b64
+    wasm_tests::token(service, &["read"], lifetime, minted_at, preimage, salt).unwrap()
 }
 
 fn vars(
@@ -201,6 +163,7 @@ fn worker_paid_flow_rejections_and_revocation() {
             "/weather",
             "wrong_preimage",
         ),
+        ("tampered", a(&tampered, &p), "/weather", "bad_signature"),
         (
             "other service",
             a(&token("maps", Some(3600), now(), &p, 3), &p),

@@ -146,11 +146,11 @@ struct Http {
     pending: Option<Pending>,
 }
 
-fn header_str(headers: &[(String, Vec<u8>)], name: &str) -> Option<String> {
+fn header_str<'h>(headers: &'h [(String, Vec<u8>)], name: &str) -> Option<&'h str> {
     headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .and_then(|(_, v)| String::from_utf8(v.clone()).ok())
+        .and_then(|(_, v)| std::str::from_utf8(v).ok())
 }
 
 fn route_metadata(key: &str) -> Option<String> {
@@ -334,11 +334,11 @@ impl HttpContext for Http {
         };
         let capabilities = route_metadata("capabilities").unwrap_or_default();
         let method = header_str(&headers, ":method").unwrap_or_default();
-        if is_cors_preflight(&method, present("access-control-request-method")) {
+        if is_cors_preflight(method, present("access-control-request-method")) {
             Stats::inc(shared.stats.preflight, 1);
             return Action::Continue;
         }
-        let grpc = is_grpc(header_str(&headers, "content-type").as_deref());
+        let grpc = is_grpc(header_str(&headers, "content-type"));
         let credentials =
             Credentials::from_headers(headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
         let request = Request {

@@ -20,6 +20,7 @@ pub mod echo;
 pub mod envoy;
 pub mod invoice_service;
 pub mod lnbits;
+pub mod procstat;
 pub mod workerd;
 
 /// The project's cache folder (`L402_CACHE`, default `~/.cache/l402-edge`).

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use l402_core::{Keyring, Preimage, ServiceEntry, mint};
+use l402_core::Preimage;
 use testkit::{Proc, artifacts, free_port, http, repo_root};
 use wasm_tests::KEYS;
 
@@ -65,19 +65,6 @@ fn start_envoy(dir: &Path, wasm: &Path, filter_config: &str, name: &str) -> Resu
     Ok((port, proc))
 }
 
-/// utime + stime of `pid`, in seconds.
-fn cpu_seconds(pid: u32) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name (which may contain spaces) start at ") ".
-    let rest = stat.rsplit_once(") ").context("stat format")?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f[11].parse::<f64>()? + f[12].parse::<f64>()?;
-    let hz: f64 = String::from_utf8(Command::new("getconf").arg("CLK_TCK").output()?.stdout)?
-        .trim()
-        .parse()?;
-    Ok(ticks / hz)
-}
-
 struct Round {
     rps: f64,
     requests: f64,
@@ -102,7 +89,7 @@ fn parse_ms(s: &str) -> f64 {
 }
 
 fn round(v: &Variant, secs: u64) -> Result<Round> {
-    let cpu0 = cpu_seconds(v.proc.pid())?;
+    let cpu0 = testkit::procstat::cpu_seconds(v.proc.pid())?;
     let mut cmd = Command::new("taskset");
     cmd.args(["-c", "1", "wrk", "-t1", "-c32", "--latency", "-d"])
         .arg(format!("{secs}s"));
@@ -111,7 +98,7 @@ fn round(v: &Variant, secs: u64) -> Result<Round> {
     }
     cmd.arg(format!("http://127.0.0.1:{}/weather", v.port));
     let out = cmd.output().context("running wrk (apt-get install wrk)")?;
-    let cpu1 = cpu_seconds(v.proc.pid())?;
+    let cpu1 = testkit::procstat::cpu_seconds(v.proc.pid())?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() || text.contains("Non-2xx") {
         bail!("wrk against {} failed or saw errors:\n{text}", v.name);
@@ -158,18 +145,8 @@ fn main() -> Result<()> {
         .map(PathBuf::from)
         .context("L402_NOOP_WASM (scripts/bench-envoy sets it)")?;
 
-    let ring: Keyring = KEYS.parse()?;
     let p = Preimage::from_bytes([0x77; 32]);
-    let entry = ServiceEntry {
-        name: "weather".parse()?,
-        tier: 0,
-        capabilities: vec!["read".into()],
-        lifetime_secs: Some(86_400),
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs();
-    let token = mint(&ring, p.payment_hash(), [3; 28], &entry, now)?.macaroon_b64;
+    let token = wasm_tests::token("weather", &["read"], Some(86_400), wasm_tests::now(), &p, 3)?;
     let auth = format!("L402 {token}:{}", p.expose_hex());
 
     let l402_config = wasm_tests::filter_config(2000, &[]);

@@ -8,33 +8,11 @@
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use l402_core::{Keyring, Preimage, ServiceEntry, mint};
+use l402_core::Preimage;
 use testkit::echo::Echo;
 use testkit::invoice_service::InvoiceService;
 use testkit::workerd::Workerd;
 use wasm_tests::KEYS;
-
-/// utime + stime, seconds, of every process whose process group is `pgid`.
-fn group_cpu(pgid: u32) -> Result<f64> {
-    let hz: f64 = String::from_utf8(Command::new("getconf").arg("CLK_TCK").output()?.stdout)?
-        .trim()
-        .parse()?;
-    let mut ticks = 0f64;
-    for entry in std::fs::read_dir("/proc")? {
-        let path = entry?.path().join("stat");
-        let Ok(stat) = std::fs::read_to_string(&path) else {
-            continue;
-        };
-        let Some((_, rest)) = stat.rsplit_once(") ") else {
-            continue;
-        };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        if f.get(2).and_then(|g| g.parse::<u32>().ok()) == Some(pgid) {
-            ticks += f[11].parse::<f64>()? + f[12].parse::<f64>()?;
-        }
-    }
-    Ok(ticks / hz)
-}
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -60,50 +38,19 @@ fn main() -> Result<()> {
         ),
     ];
     let worker = Workerd::start(dir.path(), &vars, false)?;
-    // Pin workerd (and wrangler) to core 0.
-    Command::new("taskset")
-        .args(["-a", "-p", "-c", "0"])
-        .arg(worker.proc.pid().to_string())
-        .output()?;
+    // Pin wrangler and its workerd to core 0.
     let pgid = worker.proc.pid();
-    for entry in std::fs::read_dir("/proc")? {
-        let p = entry?.path();
-        let Ok(stat) = std::fs::read_to_string(p.join("stat")) else {
-            continue;
-        };
-        let Some((head, rest)) = stat.rsplit_once(") ") else {
-            continue;
-        };
-        if rest
-            .split_whitespace()
-            .nth(2)
-            .and_then(|g| g.parse::<u32>().ok())
-            == Some(pgid)
-        {
-            let pid = head.split_whitespace().next().unwrap_or_default();
-            Command::new("taskset")
-                .args(["-a", "-p", "-c", "0", pid])
-                .output()?;
-        }
+    for pid in testkit::procstat::group_members(pgid)? {
+        Command::new("taskset")
+            .args(["-a", "-p", "-c", "0"])
+            .arg(pid.to_string())
+            .output()?;
     }
-    let ring: Keyring = KEYS.parse()?;
     let p = Preimage::from_bytes([0x55; 32]);
-    let entry = ServiceEntry {
-        name: "weather".parse()?,
-        tier: 0,
-        capabilities: vec!["read".into()],
-        lifetime_secs: Some(86_400),
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs();
-    let auth = format!(
-        "Authorization: L402 {}:{}",
-        mint(&ring, p.payment_hash(), [5; 28], &entry, now)?.macaroon_b64,
-        p.expose_hex()
-    );
+    let token = wasm_tests::token("weather", &["read"], Some(86_400), wasm_tests::now(), &p, 5)?;
+    let auth = format!("Authorization: L402 {token}:{}", p.expose_hex());
     let run = |path: &str, secs: u64, auth: Option<&str>| -> Result<(f64, f64, String)> {
-        let cpu0 = group_cpu(pgid)?;
+        let cpu0 = testkit::procstat::group_cpu_seconds(pgid)?;
         let mut cmd = Command::new("taskset");
         cmd.args(["-c", "1", "wrk", "-t1", "-c16", "--latency", "-d"])
             .arg(format!("{secs}s"));
@@ -114,7 +61,7 @@ fn main() -> Result<()> {
             .arg(worker.url(path))
             .output()
             .context("wrk (apt-get install wrk)")?;
-        let cpu1 = group_cpu(pgid)?;
+        let cpu1 = testkit::procstat::group_cpu_seconds(pgid)?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         if text.contains("Non-2xx") {
             bail!("errors under load:\n{text}");

@@ -1,6 +1,6 @@
 //! Hot-path costs: parse + verify (cache miss and hit), mint, and the `macaroon` crate
 //! (libsodium) verifying the same token in the same run; then how verify grows with caveats,
-//! macaroons per credential and keyring size.
+//! macaroons per credential, keyring size and unrelated request header bytes.
 //!
 //! `cargo bench -p l402-core --bench verify`
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -184,5 +184,36 @@ fn bench_growth(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_verify, bench_growth);
+/// Unrelated request headers beside the credential (what an adapter hands core: every
+/// header): parsing skips them, so the cost should stay flat.
+fn bench_headers(c: &mut Criterion) {
+    let preimage = Preimage::from_bytes([3; 32]);
+    let r = ring(1);
+    let auth = header(&token(&r, &preimage, 0), &preimage);
+    let v = Verifier::new(r);
+    let req = Request {
+        service: "weather",
+        capabilities: "read",
+        now: NOW,
+    };
+    let mut g = c.benchmark_group("verify_by_request_header_bytes");
+    for kib in [0usize, 2, 8] {
+        let pad: Vec<(String, String)> = (0..kib * 1024 / 128)
+            .map(|i| (format!("x-pad-{i:03}"), "p".repeat(128 - 12)))
+            .collect();
+        g.bench_with_input(BenchmarkId::from_parameter(kib * 1024), &pad, |b, pad| {
+            b.iter(|| {
+                let all = pad
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .chain([("authorization", auth.as_str())]);
+                let creds = Credentials::from_headers(all);
+                v.verify(&creds, &req, &NoDenyList).unwrap()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_verify, bench_growth, bench_headers);
 criterion_main!(benches);

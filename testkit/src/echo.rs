@@ -1,6 +1,8 @@
 //! An upstream that answers every request with what it received, and remembers it, so tests
-//! can assert what reached the origin (and what never did).
+//! can assert what reached the origin (and what never did). It counts every request and keeps
+//! the last [`KEEP`] (so a load test does not fill the test's memory).
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -28,15 +30,24 @@ impl Seen {
     }
 }
 
+/// Requests kept for [`Echo::seen`].
+pub const KEEP: usize = 10_000;
+
+#[derive(Default)]
+struct Log {
+    total: usize,
+    kept: VecDeque<Seen>,
+}
+
 /// A running echo upstream on a free loopback port.
 pub struct Echo {
     /// Its port.
     pub port: u16,
-    seen: Arc<Mutex<Vec<Seen>>>,
+    seen: Arc<Mutex<Log>>,
     _runtime: tokio::runtime::Runtime,
 }
 
-async fn echo(State(seen): State<Arc<Mutex<Vec<Seen>>>>, req: Request) -> impl IntoResponse {
+async fn echo(State(seen): State<Arc<Mutex<Log>>>, req: Request) -> impl IntoResponse {
     let s = Seen {
         method: req.method().to_string(),
         path: req
@@ -57,8 +68,12 @@ async fn echo(State(seen): State<Arc<Mutex<Vec<Seen>>>>, req: Request) -> impl I
     };
     let body =
         serde_json::json!({"upstream": "echo", "method": s.method, "path": s.path}).to_string();
-    if let Ok(mut v) = seen.lock() {
-        v.push(s);
+    if let Ok(mut log) = seen.lock() {
+        log.total += 1;
+        if log.kept.len() == KEEP {
+            log.kept.pop_front();
+        }
+        log.kept.push_back(s);
     }
     ([("content-type", "application/json")], body)
 }
@@ -70,7 +85,7 @@ impl Echo {
             .worker_threads(1)
             .enable_all()
             .build()?;
-        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::new(Mutex::new(Log::default()));
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
         let port = listener.local_addr()?.port();
         let app = Router::new().fallback(echo).with_state(Arc::clone(&seen));
@@ -84,18 +99,21 @@ impl Echo {
         })
     }
 
-    /// Everything it received so far.
+    /// The last [`KEEP`] requests it received, oldest first.
     pub fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().map(|v| v.clone()).unwrap_or_default()
+        self.seen
+            .lock()
+            .map(|l| l.kept.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// How many requests reached it.
     pub fn count(&self) -> usize {
-        self.seen.lock().map(|v| v.len()).unwrap_or_default()
+        self.seen.lock().map(|l| l.total).unwrap_or_default()
     }
 
     /// The last request it received.
     pub fn last(&self) -> Option<Seen> {
-        self.seen.lock().ok().and_then(|v| v.last().cloned())
+        self.seen.lock().ok().and_then(|l| l.kept.back().cloned())
     }
 }

@@ -33,7 +33,7 @@ lifetime = "1h"
 "#;
 
 impl InvoiceService {
-    /// Starts it with `backend` (a `[backend]` TOML section) and `env` (secrets).
+    /// Starts it with `backend` (a `[backend]` TOML section) and `env` (secrets); a pool of 2.
     pub fn start(
         log_dir: &Path,
         keys: &str,
@@ -41,10 +41,22 @@ impl InvoiceService {
         env: &[(&str, &str)],
         port: Option<u16>,
     ) -> Result<Self> {
+        Self::start_with_pool(log_dir, keys, backend, "[pool]\ndepth = 2", env, port)
+    }
+
+    /// Starts it with `backend` and `pool` (TOML sections) and `env` (secrets).
+    pub fn start_with_pool(
+        log_dir: &Path,
+        keys: &str,
+        backend: &str,
+        pool: &str,
+        env: &[(&str, &str)],
+        port: Option<u16>,
+    ) -> Result<Self> {
         let port = port.unwrap_or_else(free_port);
         let edge_token = "e2e-edge-token-0123456789".to_owned();
         let config = format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\nedge_tokens = [\"{edge_token}\"]\n{backend}\n[pool]\ndepth = 2\n{CATALOG}"
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nedge_tokens = [\"{edge_token}\"]\n{backend}\n{pool}\n{CATALOG}"
         );
         std::fs::create_dir_all(log_dir)?;
         let path = log_dir.join(format!("invoice-service-{port}.toml"));
@@ -78,6 +90,24 @@ impl InvoiceService {
     /// Its base URL.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A sample from its `/metrics` (`name{labels}` as Prometheus prints it); 0 if absent.
+    pub fn metric(&self, series: &str) -> f64 {
+        crate::http()
+            .get(format!("{}/metrics", self.url()))
+            .send()
+            .and_then(|r| r.text())
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(series)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0.0)
     }
 
     /// Pays an invoice through the dev backend; returns the preimage.

@@ -18,10 +18,12 @@ use serde_json::Value;
 pub mod artifacts;
 pub mod echo;
 pub mod envoy;
+pub mod fault_proxy;
 pub mod invoice_service;
 pub mod lnbits;
 pub mod procstat;
 pub mod workerd;
+pub mod wrk;
 
 /// The project's cache folder (`L402_CACHE`, default `~/.cache/l402-edge`).
 pub fn cache_dir() -> PathBuf {
@@ -84,6 +86,11 @@ impl Proc {
     pub fn own_dir(mut self, dir: tempfile::TempDir) -> Self {
         self._dir = Some(dir);
         self
+    }
+
+    /// Hands over the folder [`Proc::own_dir`] kept (to restart on the same data).
+    pub fn take_dir(&mut self) -> Option<tempfile::TempDir> {
+        self._dir.take()
     }
 
     /// The PID.

@@ -17,6 +17,27 @@ pub struct Lnbits {
     pub url: String,
     admin_token: String,
     proc: Proc,
+    port: u16,
+    log_dir: PathBuf,
+}
+
+fn command(venv: &std::path::Path, dir: &std::path::Path, port: u16) -> Command {
+    let mut cmd = Command::new(venv.join("bin/uvicorn"));
+    cmd.current_dir(dir)
+        .args(["lnbits.__main__:app", "--host", "127.0.0.1", "--port"])
+        .arg(port.to_string())
+        .env("LNBITS_BACKEND_WALLET_CLASS", "FakeWallet")
+        .env("LNBITS_DATA_FOLDER", dir.join("data"))
+        .env("LNBITS_EXTENSIONS_PATH", dir.join("extensions"))
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env("AUTH_HTTPS_ONLY", "false")
+        .env("LNBITS_RATE_LIMIT_NO", "1000000")
+        .env("LNBITS_EXTENSIONS_MANIFESTS", "[]")
+        .env("LNBITS_WASM_EXTENSIONS_MANIFESTS", "[]")
+        .env("LNBITS_PRICE_AGGREGATOR_ENABLED", "false")
+        .env("LNBITS_EXCHANGE_RATE_PROVIDERS", "[]");
+    cmd
 }
 
 /// A wallet's keys.
@@ -66,21 +87,7 @@ impl Lnbits {
         std::fs::create_dir_all(dir.path().join("data"))?;
         std::fs::create_dir_all(dir.path().join("extensions"))?;
         let port = free_port();
-        let mut cmd = Command::new(venv.join("bin/uvicorn"));
-        cmd.current_dir(dir.path())
-            .args(["lnbits.__main__:app", "--host", "127.0.0.1", "--port"])
-            .arg(port.to_string())
-            .env("LNBITS_BACKEND_WALLET_CLASS", "FakeWallet")
-            .env("LNBITS_DATA_FOLDER", dir.path().join("data"))
-            .env("LNBITS_EXTENSIONS_PATH", dir.path().join("extensions"))
-            .env("HOST", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .env("AUTH_HTTPS_ONLY", "false")
-            .env("LNBITS_RATE_LIMIT_NO", "1000000")
-            .env("LNBITS_EXTENSIONS_MANIFESTS", "[]")
-            .env("LNBITS_WASM_EXTENSIONS_MANIFESTS", "[]")
-            .env("LNBITS_PRICE_AGGREGATOR_ENABLED", "false")
-            .env("LNBITS_EXCHANGE_RATE_PROVIDERS", "[]");
+        let cmd = command(&venv, dir.path(), port);
         let mut proc = Proc::spawn("lnbits", cmd, log_dir)?.own_dir(dir);
         let url = format!("http://127.0.0.1:{port}");
         proc.wait_http(&format!("{url}/api/v1/health"), Duration::from_secs(60))?;
@@ -101,7 +108,29 @@ impl Lnbits {
             url,
             admin_token,
             proc,
+            port,
+            log_dir: log_dir.to_path_buf(),
         })
+    }
+
+    /// Stops the process (its data folder stays).
+    pub fn stop(&mut self) {
+        self.proc.stop();
+    }
+
+    /// Starts it again on the same port and data; waits for its health check.
+    pub fn restart(&mut self) -> Result<()> {
+        self.proc.stop();
+        let dir = self
+            .proc
+            .take_dir()
+            .context("LNbits owns its data folder")?;
+        let cmd = command(&venv()?, dir.path(), self.port);
+        self.proc = Proc::spawn("lnbits-restarted", cmd, &self.log_dir)?.own_dir(dir);
+        self.proc.wait_http(
+            &format!("{}/api/v1/health", self.url),
+            Duration::from_secs(60),
+        )
     }
 
     /// Creates a wallet.

@@ -54,6 +54,22 @@ pub fn wrangler() -> Result<(PathBuf, PathBuf)> {
     Ok((node.into(), wrangler.into()))
 }
 
+/// The `workerd` binary wrangler installs (`@cloudflare/workerd-linux-64`), for `workerd serve`.
+pub fn workerd_bin() -> Result<PathBuf> {
+    let (_, wrangler_js) = wrangler()?;
+    // <prefix>/node_modules/wrangler/bin/wrangler.js -> <prefix>/node_modules
+    let modules = wrangler_js
+        .ancestors()
+        .nth(3)
+        .context("wrangler.js path")?
+        .to_path_buf();
+    let bin = modules.join("@cloudflare/workerd-linux-64/bin/workerd");
+    if !bin.is_file() {
+        bail!("no workerd at {}", bin.display());
+    }
+    Ok(bin)
+}
+
 impl Workerd {
     /// Starts the Worker with `vars` (vars and secrets alike); `kv` binds an empty local
     /// `L402_DENYLIST` namespace.

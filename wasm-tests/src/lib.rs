@@ -10,6 +10,9 @@ use reqwest::blocking::Response;
 use testkit::echo::Echo;
 use testkit::envoy::{Envoy, EnvoyOptions};
 use testkit::invoice_service::InvoiceService;
+use testkit::workerd::Workerd;
+
+pub mod attacks;
 
 /// The keyring every e2e stack shares (test-only secret).
 pub const KEYS: &str = "1:1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a";
@@ -73,6 +76,64 @@ impl Stack {
             upstream,
             service,
             envoy,
+        })
+    }
+}
+
+/// The routes the e2e Worker sells: the same as the Envoy test bootstrap's.
+pub const WORKER_ROUTES: &str = r#"[{"path":"/weather","service":"weather","capabilities":"read"},{"path":"/admin-api","service":"weather","capabilities":"write"},{"path":"/maps","service":"maps"},{"path":"/grpc.Weather/","service":"weather"}]"#;
+
+/// The Worker's vars and secrets for an e2e stack; `extra` adds or overrides.
+pub fn worker_vars(
+    upstream: &Echo,
+    service: &InvoiceService,
+    extra: &[(&str, &str)],
+) -> Vec<(&'static str, String)> {
+    let mut v: Vec<(&'static str, String)> = vec![
+        ("L402_KEYS", KEYS.to_owned()),
+        ("INVOICE_SERVICE_TOKEN", service.edge_token.clone()),
+        ("ORIGIN_URL", format!("http://127.0.0.1:{}", upstream.port)),
+        ("INVOICE_SERVICE_URL", service.url()),
+        ("INVOICE_SERVICE_TIMEOUT_MS", "1000".into()),
+        ("L402_ROUTES", WORKER_ROUTES.into()),
+    ];
+    for (k, val) in extra {
+        let k: &'static str = Box::leak(k.to_string().into_boxed_str());
+        v.retain(|(n, _)| *n != k);
+        v.push((k, (*val).to_owned()));
+    }
+    v
+}
+
+/// Upstream, invoice-service and the Worker (with a local KV deny-list), stopped when dropped.
+pub struct WorkerStack {
+    /// The origin.
+    pub upstream: Echo,
+    /// The invoice-service.
+    pub service: InvoiceService,
+    /// workerd.
+    pub worker: Workerd,
+}
+
+impl WorkerStack {
+    /// With the `dev` backend.
+    pub fn start(log_dir: &Path, extra: &[(&str, &str)]) -> Result<WorkerStack> {
+        let service = InvoiceService::start_dev(log_dir, KEYS)?;
+        Self::with_service(log_dir, service, extra)
+    }
+
+    /// In front of a running invoice-service.
+    pub fn with_service(
+        log_dir: &Path,
+        service: InvoiceService,
+        extra: &[(&str, &str)],
+    ) -> Result<WorkerStack> {
+        let upstream = Echo::start()?;
+        let worker = Workerd::start(log_dir, &worker_vars(&upstream, &service, extra), true)?;
+        Ok(WorkerStack {
+            upstream,
+            service,
+            worker,
         })
     }
 }

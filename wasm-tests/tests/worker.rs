@@ -18,7 +18,9 @@ use testkit::echo::Echo;
 use testkit::invoice_service::InvoiceService;
 use testkit::lnbits::Lnbits;
 use testkit::workerd::Workerd;
-use wasm_tests::{KEYS, Stack, body_error, client, filter_config, now, parse_challenge};
+use wasm_tests::{
+    KEYS, Stack, WorkerStack, body_error, client, filter_config, now, parse_challenge, worker_vars,
+};
 
 fn get(url: &str, auth: Option<&str>) -> Response {
     wasm_tests::get(url, auth).unwrap()
@@ -34,45 +36,8 @@ fn token(
     wasm_tests::token(service, &["read"], lifetime, minted_at, preimage, salt).unwrap()
 }
 
-fn vars(
-    upstream: &Echo,
-    service: &InvoiceService,
-    extra: &[(&str, &str)],
-) -> Vec<(&'static str, String)> {
-    let mut v: Vec<(&'static str, String)> = vec![
-        ("L402_KEYS", KEYS.to_owned()),
-        ("INVOICE_SERVICE_TOKEN", service.edge_token.clone()),
-        ("ORIGIN_URL", format!("http://127.0.0.1:{}", upstream.port)),
-        ("INVOICE_SERVICE_URL", service.url()),
-        ("INVOICE_SERVICE_TIMEOUT_MS", "1000".into()),
-        (
-            "L402_ROUTES",
-            r#"[{"path":"/weather","service":"weather","capabilities":"read"},{"path":"/admin-api","service":"weather","capabilities":"write"},{"path":"/grpc.Weather/","service":"weather"}]"#.into(),
-        ),
-    ];
-    for (k, val) in extra {
-        let k: &'static str = Box::leak(k.to_string().into_boxed_str());
-        v.retain(|(n, _)| *n != k);
-        v.push((k, (*val).to_owned()));
-    }
-    v
-}
-
-struct WorkerStack {
-    upstream: Echo,
-    service: InvoiceService,
-    worker: Workerd,
-}
-
 fn start(logs: &Path, extra: &[(&str, &str)]) -> WorkerStack {
-    let service = InvoiceService::start_dev(logs, KEYS).unwrap();
-    let upstream = Echo::start().unwrap();
-    let worker = Workerd::start(logs, &vars(&upstream, &service, extra), true).unwrap();
-    WorkerStack {
-        upstream,
-        service,
-        worker,
-    }
+    WorkerStack::start(logs, extra).unwrap()
 }
 
 #[test]
@@ -260,7 +225,7 @@ fn worker_401_policy_and_bad_config() {
 
     let bad = Workerd::start(
         logs.path(),
-        &vars(
+        &worker_vars(
             &s.upstream,
             &s.service,
             &[("INVOICE_SERVICE_TIMEOUT_MS", "zero")],
@@ -292,7 +257,7 @@ fn tokens_cross_between_envoy_and_the_worker_and_lnbits_pays() {
     let upstream = Echo::start().unwrap();
     let worker = Workerd::start(
         logs.path(),
-        &vars(
+        &worker_vars(
             &upstream,
             &worker_service,
             &[("INVOICE_SERVICE_TIMEOUT_MS", "5000")],

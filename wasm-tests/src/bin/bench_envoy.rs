@@ -1,26 +1,36 @@
-//! Envoy CPU per request: the L402 filter (authorized requests) against a no-op proxy-wasm
-//! filter, in the same run. Envoy (`--concurrency 1`) is pinned to core 0 and `wrk` to core 1;
-//! routes are answered by Envoy itself, so Envoy's CPU is the proxy's plus the filter's.
-//! Rounds alternate between the variants; medians and ranges are printed.
+//! Envoy side by side: plain Envoy (the floor), a no-op proxy-wasm filter (the Wasm crossing),
+//! Envoy's native `jwt_authn` with an HS256 token from a local JWKS (the native stateless-token
+//! peer), the L402 filter on authorized requests (with and without its cache), and the
+//! challenge path (no credential) with the invoice-service's `dev` backend, pool on and off.
+//! Then how the filter's cost grows: caveats, macaroons per credential, keyring size and
+//! request header bytes (cache off, so every request pays the full verification).
 //!
-//! `./scripts/bench-envoy [--seconds 5] [--rounds 3]` (installs wrk, builds both filters).
+//! Every variant is its own Envoy (`--concurrency 1`) pinned to core 0; `wrk` (one thread,
+//! 32 connections) runs on core 1, as does the invoice-service. Rounds alternate between the
+//! variants; Envoy CPU per request comes from `/proc`; medians and [min..max] are printed as
+//! Markdown. A round that answers any status but the expected one fails the run.
+//!
+//! `./scripts/bench-envoy [--seconds 5] [--rounds 3] [--quick]`
 #![allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use l402_core::Preimage;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use l402_core::{Keyring, Preimage, ServiceEntry, attenuate, mint, mint_with_caveats};
+use sha2::Sha256;
+use testkit::invoice_service::InvoiceService;
+use testkit::wrk::{self, Load, median};
 use testkit::{Proc, artifacts, free_port, http, repo_root};
 use wasm_tests::KEYS;
 
-struct Variant {
-    name: &'static str,
-    port: u16,
-    proc: Proc,
-    auth: Option<String>,
-}
+const EDGE_TOKEN: &str = "e2e-edge-token-0123456789";
+/// The HS256 secret of the `jwt_authn` peer (bench-only).
+const JWT_SECRET: &[u8] = b"bench-jwt-secret-0123456789abcdef";
 
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
@@ -31,14 +41,80 @@ fn arg(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn start_envoy(dir: &Path, wasm: &Path, filter_config: &str, name: &str) -> Result<(u16, Proc)> {
+/// One Envoy process and what it runs.
+struct Instance {
+    port: u16,
+    proc: Proc,
+}
+
+fn wasm_filter(wasm: &Path, config: &str) -> String {
+    format!(
+        r#"          - name: wasm
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: bench
+                root_id: bench
+                vm_config:
+                  runtime: envoy.wasm.runtime.v8
+                  code: {{ local: {{ filename: "{}" }} }}
+                  environment_variables:
+                    host_env_keys: ["L402_KEYS", "L402_EDGE_TOKEN"]
+                fail_open: false
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: '{config}'"#,
+        wasm.display()
+    )
+}
+
+fn jwt_filter() -> String {
+    let jwks = serde_json::json!({"keys": [{
+        "kty": "oct", "alg": "HS256", "kid": "bench", "k": URL_SAFE_NO_PAD.encode(JWT_SECRET)
+    }]});
+    format!(
+        r#"          - name: envoy.filters.http.jwt_authn
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
+              providers:
+                bench:
+                  issuer: l402-bench
+                  local_jwks: {{ inline_string: '{jwks}' }}
+              rules:
+              - match: {{ prefix: "/weather" }}
+                requires: {{ provider_name: bench }}"#
+    )
+}
+
+/// An HS256 JWT (one HMAC over `header.claims`; `jsonwebtoken`'s crypto backends would pull
+/// RSA and EC crates into the test build for this one line).
+fn jwt(now: u64) -> String {
+    let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT","kid":"bench"}"#);
+    let claims = URL_SAFE_NO_PAD.encode(
+        serde_json::json!({"iss": "l402-bench", "sub": "weather", "scope": "read",
+            "iat": now, "exp": now + 86_400})
+        .to_string(),
+    );
+    let mut mac = Hmac::<Sha256>::new_from_slice(JWT_SECRET).expect("any key length");
+    mac.update(format!("{header}.{claims}").as_bytes());
+    let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    format!("{header}.{claims}.{sig}")
+}
+
+fn start_envoy(
+    dir: &Path,
+    name: &str,
+    filters: &str,
+    keys: &str,
+    invoice_port: u16,
+) -> Result<Instance> {
     let port = free_port();
     let admin = free_port();
     let yaml = std::fs::read_to_string(repo_root().join("envoy-config/envoy.bench.yaml.tmpl"))?
         .replace("{{LISTEN_PORT}}", &port.to_string())
         .replace("{{ADMIN_PORT}}", &admin.to_string())
-        .replace("{{WASM}}", &wasm.display().to_string())
-        .replace("{{FILTER_CONFIG}}", filter_config);
+        .replace("{{INVOICE_PORT}}", &invoice_port.to_string())
+        .replace("{{HTTP_FILTERS}}", filters);
     let cfg = dir.join(format!("{name}.yaml"));
     std::fs::write(&cfg, yaml)?;
     let mut cmd = Command::new("taskset");
@@ -52,91 +128,106 @@ fn start_envoy(dir: &Path, wasm: &Path, filter_config: &str, name: &str) -> Resu
             "1",
             "--log-level",
             "error",
-            "--base-id",
         ])
-        .arg(port.to_string())
-        .env("L402_KEYS", KEYS)
-        .env("L402_EDGE_TOKEN", "bench-edge-token-0123456789");
+        .env("L402_KEYS", keys)
+        .env("L402_EDGE_TOKEN", EDGE_TOKEN);
     let mut proc = Proc::spawn(name, cmd, dir)?;
     proc.wait_http(
         &format!("http://127.0.0.1:{admin}/ready"),
         Duration::from_secs(30),
     )?;
-    Ok((port, proc))
+    Ok(Instance { port, proc })
+}
+
+/// A keyring of `n` keys that holds [`KEYS`]'s key 1 (the one the tokens are minted with).
+fn ring(n: usize) -> String {
+    let mut keys = vec![KEYS.to_owned()];
+    keys.extend((2..=n).map(|i| format!("{i}:{}", hex::encode([i as u8; 32]))));
+    keys.join(",")
+}
+
+fn entry() -> ServiceEntry {
+    ServiceEntry {
+        name: "weather".parse().expect("valid"),
+        tier: 0,
+        capabilities: vec!["read".into()],
+        lifetime_secs: Some(86_400),
+    }
+}
+
+/// `Authorization: L402 <macaroons>:<preimage>` with `caveats` caveats on the valid macaroon
+/// and `macaroons - 1` macaroons of another keyring before it (the worst case of a list).
+fn credential(caveats: usize, macaroons: usize) -> Result<String> {
+    let now = wasm_tests::now();
+    let p = Preimage::from_bytes([0x77; 32]);
+    let r: Keyring = KEYS.parse()?;
+    let mut random = [9u8; 28];
+    random[..8].copy_from_slice(&now.to_be_bytes());
+    let mut good = if caveats == 1 {
+        mint_with_caveats(&r, p.payment_hash(), random, &["services=weather:0"])?.macaroon_b64
+    } else {
+        mint(&r, p.payment_hash(), random, &entry(), now)?.macaroon_b64
+    };
+    for i in 3..caveats {
+        good = attenuate(
+            &good,
+            &format!("weather_valid_until={}", now + 86_400 + i as u64),
+        )?;
+    }
+    let other: Keyring = format!("1:{}", hex::encode([0xee; 32])).parse()?;
+    let bad = mint(&other, p.payment_hash(), random, &entry(), now)?.macaroon_b64;
+    let mut list = vec![bad; macaroons.saturating_sub(1)];
+    list.push(good);
+    Ok(format!(
+        "Authorization: L402 {}:{}",
+        list.join(","),
+        p.expose_hex()
+    ))
+}
+
+/// `n` filler headers of 128 bytes each, unrelated to L402.
+fn padding(bytes: usize) -> Vec<String> {
+    (0..bytes / 128)
+        .map(|i| format!("x-pad-{i:03}: {}", "p".repeat(128 - 12)))
+        .collect()
+}
+
+struct Variant {
+    table: &'static str,
+    name: String,
+    instance: usize,
+    headers: Vec<String>,
+    expect: u16,
+    /// The invoice-service whose pool must be full before a round.
+    pool: Option<usize>,
+    connections: u32,
+    rounds: Vec<Round>,
 }
 
 struct Round {
-    rps: f64,
-    requests: f64,
-    cpu_us_per_req: f64,
-    p50_ms: f64,
-    p99_ms: f64,
+    run: wrk::Run,
+    cpu_us: f64,
 }
 
-fn parse_ms(s: &str) -> f64 {
-    let (num, unit) = s.trim().split_at(
-        s.trim()
-            .find(|c: char| c.is_alphabetic())
-            .unwrap_or(s.len()),
-    );
-    let v: f64 = num.parse().unwrap_or(f64::NAN);
-    match unit {
-        "us" => v / 1000.0,
-        "ms" => v,
-        "s" => v * 1000.0,
-        _ => f64::NAN,
+fn wait_pool(service: &InvoiceService, depth: f64) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while service.metric("l402_pool_depth{service=\"weather\"}") < depth {
+        if Instant::now() > deadline {
+            bail!("the invoice pool did not refill to {depth}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn round(v: &Variant, secs: u64) -> Result<Round> {
-    let cpu0 = testkit::procstat::cpu_seconds(v.proc.pid())?;
-    let mut cmd = Command::new("taskset");
-    cmd.args(["-c", "1", "wrk", "-t1", "-c32", "--latency", "-d"])
-        .arg(format!("{secs}s"));
-    if let Some(a) = &v.auth {
-        cmd.args(["-H", &format!("Authorization: {a}")]);
-    }
-    cmd.arg(format!("http://127.0.0.1:{}/weather", v.port));
-    let out = cmd.output().context("running wrk (apt-get install wrk)")?;
-    let cpu1 = testkit::procstat::cpu_seconds(v.proc.pid())?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !out.status.success() || text.contains("Non-2xx") {
-        bail!("wrk against {} failed or saw errors:\n{text}", v.name);
-    }
-    let requests: f64 = text
-        .lines()
-        .find(|l| l.contains("requests in"))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .context("wrk output")?;
-    let rps: f64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .context("wrk output")?;
-    let pct = |p: &str| {
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix(p))
-            .map(parse_ms)
-            .unwrap_or(f64::NAN)
-    };
-    Ok(Round {
-        rps,
-        requests,
-        cpu_us_per_req: (cpu1 - cpu0) * 1e6 / requests,
-        p50_ms: pct("50%"),
-        p99_ms: pct("99%"),
-    })
-}
-
-fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
-    v.sort_by(|a, b| a.total_cmp(b));
-    (v[v.len() / 2], v[0], v[v.len() - 1])
+    Ok(())
 }
 
 fn main() -> Result<()> {
-    let secs = arg("--seconds", 5);
-    let rounds = arg("--rounds", 3) as usize;
+    let quick = std::env::args().any(|a| a == "--quick");
+    let secs = if quick { 1 } else { arg("--seconds", 5) };
+    let rounds = if quick {
+        1
+    } else {
+        arg("--rounds", 3) as usize
+    };
     let dir = tempfile::Builder::new()
         .prefix("l402-bench-envoy-")
         .tempdir()?;
@@ -145,78 +236,291 @@ fn main() -> Result<()> {
         .map(PathBuf::from)
         .context("L402_NOOP_WASM (scripts/bench-envoy sets it)")?;
 
-    let p = Preimage::from_bytes([0x77; 32]);
-    let token = wasm_tests::token("weather", &["read"], Some(86_400), wasm_tests::now(), &p, 3)?;
-    let auth = format!("L402 {token}:{}", p.expose_hex());
-
-    let l402_config = wasm_tests::filter_config(2000, &[]);
-    let no_cache = wasm_tests::filter_config(2000, &[("cache_size", serde_json::json!(0))]);
-    let mut variants = Vec::new();
-    for (name, wasm, cfg, auth) in [
-        ("noop filter", &noop_wasm, "{}", None),
-        (
-            "l402 authorized (cache)",
-            &l402_wasm,
-            l402_config.as_str(),
-            Some(auth.clone()),
-        ),
-        (
-            "l402 authorized (no cache)",
-            &l402_wasm,
-            no_cache.as_str(),
-            Some(auth.clone()),
-        ),
-    ] {
-        let (port, proc) = start_envoy(
+    // Two invoice-services (dev backend) on core 1 beside wrk: one with a pool deep enough
+    // to serve a whole round, one without.
+    let pool_depth: usize = if quick { 20_000 } else { 60_000 };
+    let backend = "[backend]\nkind = \"dev\"";
+    let services = [
+        InvoiceService::start_with_pool(
             dir.path(),
-            wasm,
-            cfg,
-            &name.replace(' ', "-").replace(['(', ')'], ""),
-        )?;
-        // Warm up (V8 tier-up, connections).
-        let _ = http()
-            .get(format!("http://127.0.0.1:{port}/weather"))
-            .send();
+            KEYS,
+            backend,
+            &format!("[pool]\nenabled = true\ndepth = {pool_depth}"),
+            &[],
+            None,
+        )?,
+        InvoiceService::start_with_pool(
+            dir.path(),
+            KEYS,
+            backend,
+            "[pool]\nenabled = false",
+            &[],
+            None,
+        )?,
+    ];
+    for s in &services {
+        wrk::pin(s.proc.pid(), 1)?;
+    }
+
+    let l402 = |extra: &[(&str, serde_json::Value)]| {
+        wasm_filter(&l402_wasm, &wasm_tests::filter_config(2000, extra))
+    };
+    let no_cache = [("cache_size", serde_json::json!(0))];
+    // (name, filters, keyring, invoice-service)
+    let instances_spec: Vec<(&str, String, String, u16)> = vec![
+        ("plain", String::new(), ring(1), 9),
+        ("noop", wasm_filter(&noop_wasm, "{}"), ring(1), 9),
+        ("jwt", jwt_filter(), ring(1), 9),
+        ("l402-cache", l402(&[]), ring(1), 9),
+        ("l402-nocache", l402(&no_cache), ring(1), 9),
+        ("l402-ring10", l402(&no_cache), ring(10), 9),
+        ("l402-ring100", l402(&no_cache), ring(100), 9),
+        ("challenge-pool", l402(&[]), ring(1), services[0].port),
+        ("challenge-nopool", l402(&[]), ring(1), services[1].port),
+    ];
+    let mut instances = Vec::new();
+    for (name, filters, keys, invoice_port) in &instances_spec {
+        instances.push(start_envoy(dir.path(), name, filters, keys, *invoice_port)?);
+    }
+    let idx = |name: &str| instances_spec.iter().position(|s| s.0 == name).unwrap();
+
+    let auth3 = credential(3, 1)?;
+    let jwt = format!("Authorization: Bearer {}", jwt(wasm_tests::now()));
+    let mut variants = Vec::new();
+    let mut add = |table, name: &str, inst: &str, headers: Vec<String>, expect, pool| {
         variants.push(Variant {
-            name,
-            port,
-            proc,
-            auth,
+            table,
+            name: name.to_owned(),
+            instance: idx(inst),
+            headers,
+            expect,
+            pool,
+            connections: 32,
+            rounds: Vec::new(),
         });
+    };
+    add(
+        "main",
+        "plain Envoy (router only)",
+        "plain",
+        vec![],
+        200,
+        None,
+    );
+    add("main", "no-op Wasm filter", "noop", vec![], 200, None);
+    add(
+        "main",
+        "jwt_authn HS256",
+        "jwt",
+        vec![jwt.clone()],
+        200,
+        None,
+    );
+    add(
+        "main",
+        "L402 authorized (cache)",
+        "l402-cache",
+        vec![auth3.clone()],
+        200,
+        None,
+    );
+    add(
+        "main",
+        "L402 authorized (no cache)",
+        "l402-nocache",
+        vec![auth3.clone()],
+        200,
+        None,
+    );
+    add(
+        "main",
+        "L402 challenge, pool on",
+        "challenge-pool",
+        vec![],
+        402,
+        Some(0),
+    );
+    add(
+        "main",
+        "L402 challenge, pool off",
+        "challenge-nopool",
+        vec![],
+        402,
+        None,
+    );
+    // The latency goal is for a loaded, not saturated, service: fewer connections.
+    add(
+        "main",
+        "L402 challenge, pool on, 4 connections",
+        "challenge-pool",
+        vec![],
+        402,
+        Some(0),
+    );
+    for c in [1usize, 10, 50] {
+        add(
+            "caveats",
+            &format!("{c} caveats"),
+            "l402-nocache",
+            vec![credential(c, 1)?],
+            200,
+            None,
+        );
     }
+    add(
+        "macaroons",
+        "4 macaroons (valid last)",
+        "l402-nocache",
+        vec![credential(3, 4)?],
+        200,
+        None,
+    );
+    for (n, inst) in [(10, "l402-ring10"), (100, "l402-ring100")] {
+        add(
+            "keyring",
+            &format!("{n} keys"),
+            inst,
+            vec![auth3.clone()],
+            200,
+            None,
+        );
+    }
+    for kb in [2usize, 8] {
+        let mut h = padding(kb * 1024);
+        add(
+            "headers",
+            &format!("no-op, +{kb} KiB headers"),
+            "noop",
+            h.clone(),
+            200,
+            None,
+        );
+        h.push(auth3.clone());
+        add(
+            "headers",
+            &format!("L402 (no cache), +{kb} KiB headers"),
+            "l402-nocache",
+            h,
+            200,
+            None,
+        );
+    }
+
+    if let Some(v) = variants
+        .iter_mut()
+        .find(|v| v.name.ends_with("4 connections"))
+    {
+        v.connections = 4;
+    }
+
+    // Warm-up: V8 tier-up, connections, pools.
     for v in &variants {
-        round(v, 1)?;
+        let url = format!("http://127.0.0.1:{}/weather", instances[v.instance].port);
+        let _ = http().get(&url).send();
+        if let Some(s) = v.pool {
+            wait_pool(&services[s], pool_depth as f64)?;
+        }
+        wrk::run(&Load {
+            url: &url,
+            headers: &v.headers,
+            seconds: 1,
+            connections: 32,
+            core: 1,
+        })?;
     }
-    let mut results: Vec<Vec<Round>> = variants.iter().map(|_| Vec::new()).collect();
     for _ in 0..rounds {
-        for (i, v) in variants.iter().enumerate() {
-            results[i].push(round(v, secs)?);
+        for v in variants.iter_mut() {
+            let inst = &instances[v.instance];
+            if let Some(s) = v.pool {
+                wait_pool(&services[s], pool_depth as f64)?;
+            }
+            let cpu0 = testkit::procstat::cpu_seconds(inst.proc.pid())?;
+            let run = wrk::run(&Load {
+                url: &format!("http://127.0.0.1:{}/weather", inst.port),
+                headers: &v.headers,
+                seconds: secs,
+                connections: v.connections,
+                core: 1,
+            })?;
+            let cpu1 = testkit::procstat::cpu_seconds(inst.proc.pid())?;
+            let others: u64 = run
+                .statuses
+                .iter()
+                .filter(|(c, _)| **c != v.expect)
+                .map(|(_, n)| n)
+                .sum();
+            if others > 0 || run.socket_errors > 0 {
+                bail!(
+                    "{}: expected only {} but saw {:?} and {} socket errors",
+                    v.name,
+                    v.expect,
+                    run.statuses,
+                    run.socket_errors
+                );
+            }
+            v.rounds.push(Round {
+                cpu_us: (cpu1 - cpu0) * 1e6 / run.requests,
+                run,
+            });
         }
     }
+
+    let hits = services[0].metric("l402_pool_hits_total{service=\"weather\"}");
+    let misses = services[0].metric("l402_pool_misses_total{service=\"weather\"}");
     println!(
-        "Envoy 1.40.0 --concurrency 1 (core 0), wrk -t1 -c32 (core 1), {rounds} rounds x {secs}s, alternating; median [min..max]"
+        "Envoy 1.40.0 `--concurrency 1` on core 0; `wrk -t1 -c32` and the invoice-service on core 1; \
+         {rounds} round(s) x {secs} s, variants alternated; median [min..max] over rounds.\n"
     );
-    println!(
-        "{:<28} {:>22} {:>24} {:>10} {:>10}",
-        "variant", "req/s", "Envoy CPU us/req", "p50 ms", "p99 ms"
-    );
-    let mut cpu_medians = Vec::new();
-    for (v, rs) in variants.iter().zip(&results) {
-        let (rps, rlo, rhi) = median(rs.iter().map(|r| r.rps).collect());
-        let (cpu, clo, chi) = median(rs.iter().map(|r| r.cpu_us_per_req).collect());
-        let (p50, _, _) = median(rs.iter().map(|r| r.p50_ms).collect());
-        let (p99, _, _) = median(rs.iter().map(|r| r.p99_ms).collect());
-        let n: f64 = rs.iter().map(|r| r.requests).sum();
-        println!(
-            "{:<28} {:>8.0} [{:>5.0}..{:>5.0}] {:>8.2} [{:>5.2}..{:>5.2}] {:>10.3} {:>10.3}   ({n} requests)",
-            v.name, rps, rlo, rhi, cpu, clo, chi, p50, p99
-        );
-        cpu_medians.push(cpu);
+    let cpu_of = |name: &str| {
+        variants
+            .iter()
+            .find(|v| v.name == name)
+            .map(|v| median(v.rounds.iter().map(|r| r.cpu_us).collect()).0)
+            .unwrap_or(f64::NAN)
+    };
+    let noop = cpu_of("no-op Wasm filter");
+    for (table, title) in [
+        ("main", "Side by side"),
+        (
+            "caveats",
+            "Growth: caveats per macaroon (L402, no cache; 3 caveats is the row above)",
+        ),
+        ("macaroons", "Growth: macaroons per credential (no cache)"),
+        (
+            "keyring",
+            "Growth: keyring size (no cache; 1 key is the row above)",
+        ),
+        ("headers", "Growth: unrelated request header bytes"),
+    ] {
+        println!("#### {title}\n");
+        println!("| variant | req/s | Envoy CPU µs/req | vs no-op | p50 ms | p99 ms | requests |");
+        println!("|---|---|---|---|---|---|---|");
+        for v in variants.iter().filter(|v| v.table == table) {
+            let (rps, rlo, rhi) = median(v.rounds.iter().map(|r| r.run.rps).collect());
+            let (cpu, clo, chi) = median(v.rounds.iter().map(|r| r.cpu_us).collect());
+            let (p50, _, _) = median(v.rounds.iter().map(|r| r.run.p50_ms).collect());
+            let (p99, plo, phi) = median(v.rounds.iter().map(|r| r.run.p99_ms).collect());
+            let n: f64 = v.rounds.iter().map(|r| r.run.requests).sum();
+            println!(
+                "| {} | {rps:.0} [{rlo:.0}..{rhi:.0}] | {cpu:.2} [{clo:.2}..{chi:.2}] | {:.2}x | {p50:.3} | {p99:.3} [{plo:.3}..{phi:.3}] | {n} (all {}) |",
+                v.name,
+                cpu / noop,
+                v.expect
+            );
+        }
+        println!();
     }
+    let l402_cache = cpu_of("L402 authorized (cache)");
+    let l402_miss = cpu_of("L402 authorized (no cache)");
+    let jwt_cpu = cpu_of("jwt_authn HS256");
     println!(
-        "CPU per authorized request vs no-op filter: {:.3}x with the cache, {:.3}x without",
-        cpu_medians[1] / cpu_medians[0],
-        cpu_medians[2] / cpu_medians[0]
+        "Goals: L402 authorized / no-op = {:.2}x with the cache, {:.2}x without (goal <= 1.05x); \
+         L402 / jwt_authn = {:.2}x with the cache, {:.2}x without (goal <= 1.3x). \
+         Pool-on invoice-service: {hits} pool hits, {misses} misses in the run.",
+        l402_cache / noop,
+        l402_miss / noop,
+        l402_cache / jwt_cpu,
+        l402_miss / jwt_cpu
     );
     Ok(())
 }

@@ -1,105 +1,234 @@
-//! workerd CPU per authorized request: the L402 Worker in `wrangler dev --local` proxying to a
-//! local origin, driven by `wrk` on core 1 while workerd runs on core 0. CPU is that of every
-//! process in the group wrangler leads (workerd included), from `/proc`.
+//! workerd CPU per request: a trivial Worker (returns 200), a JavaScript Worker that proxies to
+//! it, and the L402 Worker on authorized requests (with and without its cache) proxying to it —
+//! all in one `workerd serve` process (the binary wrangler ships), from a generated capnp
+//! config, so no dev proxy sits in the path. Every Worker's `fetch()` goes to the trivial
+//! Worker (`globalOutbound`), so the origin's CPU is inside workerd's and equal for all.
 //!
-//! `./scripts/bench-worker [--seconds 10]`
+//! workerd is pinned to core 0, `wrk` (one thread, 16 connections) to core 1; rounds alternate;
+//! CPU from `/proc`; Markdown on stdout.
+//!
+//! `./scripts/bench-worker [--seconds 5] [--rounds 3] [--quick]`
 #![allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 
+use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use l402_core::Preimage;
-use testkit::echo::Echo;
-use testkit::invoice_service::InvoiceService;
-use testkit::workerd::Workerd;
+use testkit::wrk::{self, Load, median};
+use testkit::{Proc, free_port};
 use wasm_tests::KEYS;
 
-fn main() -> Result<()> {
+fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
-    let secs: u64 = args
-        .iter()
-        .position(|a| a == "--seconds")
+    args.iter()
+        .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
-    let dir = tempfile::Builder::new()
-        .prefix("l402-bench-worker-")
-        .tempdir()?;
-    let service = InvoiceService::start_dev(dir.path(), KEYS)?;
-    let origin = Echo::start()?;
-    let vars: Vec<(&str, String)> = vec![
+        .unwrap_or(default)
+}
+
+const TRIVIAL: &str = r#"export default { async fetch() { return new Response("ok"); } };"#;
+const PROXY: &str = r#"export default {
+  async fetch(request) {
+    const url = new URL(request.url);
+    return fetch(new Request("http://origin.internal" + url.pathname + url.search, request));
+  },
+};"#;
+
+/// A capnp text literal.
+fn text(s: &str) -> String {
+    serde_json::to_string(s).expect("a string serializes")
+}
+
+/// The L402 Worker's bindings (what `wrangler.toml` `[vars]` and secrets would give it).
+fn l402_bindings(cache_size: u32) -> String {
+    [
         ("L402_KEYS", KEYS.to_owned()),
-        ("INVOICE_SERVICE_TOKEN", service.edge_token.clone()),
-        ("ORIGIN_URL", format!("http://127.0.0.1:{}", origin.port)),
-        ("INVOICE_SERVICE_URL", service.url()),
+        (
+            "INVOICE_SERVICE_TOKEN",
+            "bench-edge-token-0123456789".into(),
+        ),
+        ("ORIGIN_URL", "http://origin.internal".into()),
+        (
+            "INVOICE_SERVICE_URL",
+            "http://invoice-service.internal".into(),
+        ),
         (
             "L402_ROUTES",
             r#"[{"path":"/weather","service":"weather","capabilities":"read"}]"#.into(),
         ),
-    ];
-    let worker = Workerd::start(dir.path(), &vars, false)?;
-    // Pin wrangler and its workerd to core 0.
-    let pgid = worker.proc.pid();
-    for pid in testkit::procstat::group_members(pgid)? {
-        Command::new("taskset")
-            .args(["-a", "-p", "-c", "0"])
-            .arg(pid.to_string())
-            .output()?;
+        ("CACHE_SIZE", cache_size.to_string()),
+    ]
+    .iter()
+    .map(|(k, v)| format!("(name = {}, text = {})", text(k), text(v)))
+    .collect::<Vec<_>>()
+    .join(", ")
+}
+
+/// Writes the workerd config; returns the sockets' ports by name.
+fn write_config(dir: &Path, module_dir: &Path) -> Result<Vec<(&'static str, u16)>> {
+    std::fs::write(dir.join("trivial.mjs"), TRIVIAL)?;
+    std::fs::write(dir.join("proxy.mjs"), PROXY)?;
+    // capnp `embed` takes paths relative to the config: copy the build beside it.
+    let snippet = std::fs::read_dir(module_dir.join("snippets"))?
+        .next()
+        .context("the Worker build has a snippets folder")??
+        .file_name()
+        .into_string()
+        .map_err(|_| anyhow::anyhow!("snippet folder name"))?;
+    let l402 = dir.join("l402");
+    std::fs::create_dir_all(l402.join("snippets").join(&snippet))?;
+    for f in [
+        "index.mjs".to_owned(),
+        "l402_worker.js".into(),
+        "l402_worker_bg.wasm".into(),
+        format!("snippets/{snippet}/inline0.js"),
+    ] {
+        std::fs::copy(module_dir.join(&f), l402.join(&f))?;
     }
+    let l402_modules = format!(
+        r#"[
+    (name = "index.mjs", esModule = embed "l402/index.mjs"),
+    (name = "l402_worker.js", esModule = embed "l402/l402_worker.js"),
+    (name = "snippets/{snippet}/inline0.js", esModule = embed "l402/snippets/{snippet}/inline0.js"),
+    (name = "l402_worker_bg.wasm", wasm = embed "l402/l402_worker_bg.wasm"),
+  ]"#
+    );
+    let ports: Vec<(&str, u16)> = ["trivial", "proxy", "l402", "l402-nocache"]
+        .into_iter()
+        .map(|n| (n, free_port()))
+        .collect();
+    let sockets = ports
+        .iter()
+        .map(|(n, p)| {
+            format!(r#"(name = "{n}", address = "127.0.0.1:{p}", http = (), service = "{n}")"#)
+        })
+        .collect::<Vec<_>>()
+        .join(",\n    ");
+    let config = format!(
+        r#"using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [
+    (name = "trivial", worker = (modules = [(name = "trivial.mjs", esModule = embed "trivial.mjs")], compatibilityDate = "2025-09-01")),
+    (name = "proxy", worker = (modules = [(name = "proxy.mjs", esModule = embed "proxy.mjs")], compatibilityDate = "2025-09-01", globalOutbound = "trivial")),
+    (name = "l402", worker = (modules = {l402_modules}, compatibilityDate = "2025-09-01", globalOutbound = "trivial", bindings = [{b1}])),
+    (name = "l402-nocache", worker = (modules = {l402_modules}, compatibilityDate = "2025-09-01", globalOutbound = "trivial", bindings = [{b0}])),
+  ],
+  sockets = [
+    {sockets}
+  ],
+);
+"#,
+        b1 = l402_bindings(1024),
+        b0 = l402_bindings(0),
+    );
+    std::fs::write(dir.join("bench.capnp"), config)?;
+    Ok(ports)
+}
+
+fn main() -> Result<()> {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let secs = if quick { 1 } else { arg("--seconds", 5) };
+    let rounds = if quick {
+        1
+    } else {
+        arg("--rounds", 3) as usize
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("l402-bench-worker-")
+        .tempdir()?;
+    let module = testkit::workerd::worker_module()?;
+    let module_dir = module.parent().context("module path")?;
+    let ports = write_config(dir.path(), module_dir)?;
+    let bin = testkit::workerd::workerd_bin()?;
+    let mut cmd = Command::new("taskset");
+    cmd.args(["-c", "0"])
+        .arg(&bin)
+        .args(["serve", "bench.capnp"])
+        .current_dir(dir.path());
+    let mut proc = Proc::spawn("workerd", cmd, dir.path())?;
+    let port = |n: &str| ports.iter().find(|p| p.0 == n).map(|p| p.1).unwrap();
+    proc.wait_http(
+        &format!("http://127.0.0.1:{}/", port("trivial")),
+        Duration::from_secs(30),
+    )?;
+
     let p = Preimage::from_bytes([0x55; 32]);
     let token = wasm_tests::token("weather", &["read"], Some(86_400), wasm_tests::now(), &p, 5)?;
-    let auth = format!("Authorization: L402 {token}:{}", p.expose_hex());
-    let run = |path: &str, secs: u64, auth: Option<&str>| -> Result<(f64, f64, String)> {
-        let cpu0 = testkit::procstat::group_cpu_seconds(pgid)?;
-        let mut cmd = Command::new("taskset");
-        cmd.args(["-c", "1", "wrk", "-t1", "-c16", "--latency", "-d"])
-            .arg(format!("{secs}s"));
-        if let Some(a) = auth {
-            cmd.args(["-H", a]);
+    let auth = vec![format!("Authorization: L402 {token}:{}", p.expose_hex())];
+    let variants: Vec<(&str, &str, Vec<String>)> = vec![
+        ("trivial Worker (returns 200)", "trivial", vec![]),
+        ("JS proxy Worker -> trivial", "proxy", vec![]),
+        (
+            "L402 Worker, authorized (cache) -> trivial",
+            "l402",
+            auth.clone(),
+        ),
+        (
+            "L402 Worker, authorized (no cache) -> trivial",
+            "l402-nocache",
+            auth.clone(),
+        ),
+    ];
+    let mut results: Vec<Vec<(wrk::Run, f64)>> = variants.iter().map(|_| Vec::new()).collect();
+    let load = |v: &(&str, &str, Vec<String>), seconds| -> Result<(wrk::Run, f64)> {
+        let cpu0 = testkit::procstat::cpu_seconds(proc.pid())?;
+        let run = wrk::run(&Load {
+            url: &format!("http://127.0.0.1:{}/weather", port(v.1)),
+            headers: &v.2,
+            seconds,
+            connections: 16,
+            core: 1,
+        })?;
+        let cpu1 = testkit::procstat::cpu_seconds(proc.pid())?;
+        if run.statuses.keys().any(|c| *c != 200) || run.socket_errors > 0 {
+            bail!(
+                "{}: expected only 200, saw {:?}, {} socket errors",
+                v.0,
+                run.statuses,
+                run.socket_errors
+            );
         }
-        let out = cmd
-            .arg(worker.url(path))
-            .output()
-            .context("wrk (apt-get install wrk)")?;
-        let cpu1 = testkit::procstat::group_cpu_seconds(pgid)?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        if text.contains("Non-2xx") {
-            bail!("errors under load:\n{text}");
-        }
-        let requests: f64 = text
-            .lines()
-            .find(|l| l.contains("requests in"))
-            .and_then(|l| l.split_whitespace().next()?.parse().ok())
-            .context("wrk output")?;
-        let p99 = text
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("99%"))
-            .unwrap_or("?")
-            .trim()
-            .to_owned();
-        Ok((requests / secs as f64, (cpu1 - cpu0) * 1e3 / requests, p99))
+        let cpu = (cpu1 - cpu0) * 1e6 / run.requests;
+        Ok((run, cpu))
     };
-    run("/weather", 2, Some(&auth))?; // warm up
-    let (rps_free, cpu_free, p99_free) = run("/free", secs, None)?;
-    let (rps, cpu, p99) = run("/weather", secs, Some(&auth))?;
+    for v in &variants {
+        load(v, 1)?; // warm up: isolate start, V8 tier-up
+    }
+    for _ in 0..rounds {
+        for (i, v) in variants.iter().enumerate() {
+            results[i].push(load(v, secs)?);
+        }
+    }
+    let version = Command::new(&bin).arg("--version").output()?;
     println!(
-        "workerd (wrangler 4.164.0 dev --local, core 0), wrk -t1 -c16 (core 1), {secs}s each, origin on loopback"
+        "{} `serve` on core 0 (one process, four Workers); `wrk -t1 -c16` on core 1; {rounds} round(s) x {secs} s, alternated; median [min..max].\n",
+        String::from_utf8_lossy(&version.stdout).trim()
     );
+    println!("| variant | req/s | workerd CPU µs/req | p50 ms | p99 ms | requests |");
+    println!("|---|---|---|---|---|---|");
+    let mut cpus = Vec::new();
+    for (v, rs) in variants.iter().zip(&results) {
+        let (rps, rlo, rhi) = median(rs.iter().map(|r| r.0.rps).collect());
+        let (cpu, clo, chi) = median(rs.iter().map(|r| r.1).collect());
+        let (p50, _, _) = median(rs.iter().map(|r| r.0.p50_ms).collect());
+        let (p99, _, _) = median(rs.iter().map(|r| r.0.p99_ms).collect());
+        let n: f64 = rs.iter().map(|r| r.0.requests).sum();
+        println!(
+            "| {} | {rps:.0} [{rlo:.0}..{rhi:.0}] | {cpu:.1} [{clo:.1}..{chi:.1}] | {p50:.3} | {p99:.3} | {n} (all 200) |",
+            v.0
+        );
+        cpus.push(cpu);
+    }
     println!(
-        "{:<34} {:>9} {:>22} {:>9}",
-        "path", "req/s", "workerd CPU ms/req", "p99"
-    );
-    println!(
-        "{:<34} {:>9.0} {:>22.3} {:>9}",
-        "unsold path (proxy only)", rps_free, cpu_free, p99_free
-    );
-    println!(
-        "{:<34} {:>9.0} {:>22.3} {:>9}",
-        "authorized (verify + proxy)", rps, cpu, p99
-    );
-    println!(
-        "L402 cost per authorized request: {:.3} ms of workerd CPU",
-        cpu - cpu_free
+        "\nL402 Worker CPU per authorized request: {:.1} µs with the cache ({:.1} µs above the JS proxy), \
+         {:.1} µs without ({:.1} µs above); goal <= 300 µs.",
+        cpus[2],
+        cpus[2] - cpus[1],
+        cpus[3],
+        cpus[3] - cpus[1]
     );
     Ok(())
 }

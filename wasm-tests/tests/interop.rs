@@ -1,0 +1,358 @@
+//! Interoperability: L402 clients nobody on this project wrote (npm lsat-js and macaroon,
+//! PyPI l402-requests and pymacaroons, curl as README.md documents it), pinned and installed
+//! from the registries by `scripts/install-interop-clients.sh`, against the real Envoy filter
+//! and the real Worker (workerd), with the invoice-service minting on a real LNbits and an
+//! LNbits wallet paying. The credential variants those clients send (scheme case, base64
+//! alphabet and padding, the `preimage=` caveat in `Macaroon` headers, repeated headers) are
+//! sent by hand as well. The run writes `docs/INTEROP.md`, the client × edge table.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use serde_json::{Value, json};
+use testkit::invoice_service::InvoiceService;
+use testkit::lnbits::{Lnbits, Wallet};
+use testkit::repo_root;
+use testkit::workerd::Workerd;
+use wasm_tests::{KEYS, Stack, filter_config, parse_challenge};
+
+#[derive(Debug)]
+struct Case {
+    client: String,
+    edge: String,
+    case: String,
+    ok: bool,
+    detail: String,
+}
+
+fn interop_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("L402_INTEROP_DIR") {
+        return d.into();
+    }
+    let out = Command::new("bash")
+        .arg(repo_root().join("scripts/install-interop-clients.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "install-interop-clients.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// Runs a client driver; collects its `RESULT {json}` lines.
+fn run_driver(mut cmd: Command, what: &str) -> Vec<Case> {
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let cases: Vec<Case> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("RESULT "))
+        .map(|j| {
+            let v: Value = serde_json::from_str(j).unwrap();
+            Case {
+                client: v["client"].as_str().unwrap().to_owned(),
+                edge: v["edge"].as_str().unwrap().to_owned(),
+                case: v["case"].as_str().unwrap().to_owned(),
+                ok: v["ok"].as_bool().unwrap(),
+                detail: v["detail"].as_str().unwrap().to_owned(),
+            }
+        })
+        .collect();
+    assert!(
+        out.status.success() && !cases.is_empty(),
+        "{what} failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cases
+}
+
+/// The README block marked `<!-- test: curl-walkthrough -->`, run by bash with `EDGE` set and
+/// `pay` standing for the reader's wallet (here: the LNbits payer).
+fn curl_walkthrough(edge: &str, edge_url: &str, lnbits: &Lnbits, payer: &Wallet) -> Case {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let start = readme
+        .find("<!-- test: curl-walkthrough")
+        .expect("README has the curl walkthrough");
+    let block = &readme[start..];
+    let body_start = block.find("```sh\n").unwrap() + "```sh\n".len();
+    let body_end = block[body_start..].find("```").unwrap() + body_start;
+    let script = format!(
+        "set -euo pipefail\n{}\n\
+         pay() {{ curl -s -H \"X-Api-Key: $PAYER_KEY\" -H 'Content-Type: application/json' \
+           -d \"{{\\\"out\\\": true, \\\"bolt11\\\": \\\"$1\\\"}}\" \"$LNBITS_URL/api/v1/payments\" \
+           | sed -n 's/.*\"preimage\": *\"\\([0-9a-f]*\\)\".*/\\1/p'; }}\n{}",
+        if std::env::var_os("L402_DEBUG_CURL").is_some() {
+            "set -x"
+        } else {
+            ""
+        },
+        &block[body_start..body_end]
+    );
+    let work = tempfile::tempdir().unwrap();
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(work.path())
+        .env("EDGE", edge_url)
+        .env("LNBITS_URL", &lnbits.url)
+        .env("PAYER_KEY", &payer.admin_key)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    // The last command prints the paid response: the upstream's echo of the request.
+    let ok = out.status.success() && stdout.contains("\"path\":\"/weather\"");
+    Case {
+        client: format!("curl {}", curl_version()),
+        edge: edge.into(),
+        case: "README walkthrough: 402 -> pay -> `L402 mac:preimage` -> 200".into(),
+        ok,
+        detail: if ok {
+            "the README's commands, verbatim".into()
+        } else {
+            format!(
+                "{stdout}\n{}\nheaders.txt:\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                std::fs::read_to_string(work.path().join("headers.txt")).unwrap_or_default()
+            )
+        },
+    }
+}
+
+fn curl_version() -> String {
+    let out = Command::new("curl").arg("--version").output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("?")
+        .to_owned()
+}
+
+/// Credential shapes the clients above (and lnd-style clients) send, built by hand from one
+/// paid token: each must pass.
+fn variants(edge: &str, url: &str, lnbits: &Lnbits, payer: &Wallet) -> Vec<Case> {
+    let resp = wasm_tests::get(url, None).unwrap();
+    assert_eq!(resp.status(), 402);
+    let offer = parse_challenge(&resp).unwrap();
+    let pre = lnbits.pay(payer, &offer.invoice).unwrap();
+    let raw = STANDARD.decode(&offer.macaroon).unwrap();
+    let url_safe = URL_SAFE_NO_PAD.encode(&raw);
+    let no_pad = STANDARD_NO_PAD.encode(&raw);
+    // lnd-style: the preimage as a caveat, the macaroon alone in a header, hex.
+    let with_preimage = hex::encode(
+        STANDARD
+            .decode(l402_core::attenuate(&offer.macaroon, &format!("preimage={pre}")).unwrap())
+            .unwrap(),
+    );
+    let shapes: Vec<(&str, Vec<(&str, String)>)> = vec![
+        (
+            "scheme in lower case: `l402 mac:preimage`",
+            vec![("authorization", format!("l402 {}:{pre}", offer.macaroon))],
+        ),
+        (
+            "`LSAT` scheme, URL-safe base64 without padding",
+            vec![("authorization", format!("LSAT {url_safe}:{pre}"))],
+        ),
+        (
+            "standard base64 without padding",
+            vec![("authorization", format!("L402 {no_pad}:{pre}"))],
+        ),
+        (
+            "`Macaroon:` header (hex) with a `preimage=` caveat",
+            vec![("macaroon", with_preimage.clone())],
+        ),
+        (
+            "`Grpc-Metadata-Macaroon:` header (hex) with a `preimage=` caveat",
+            vec![("grpc-metadata-macaroon", with_preimage)],
+        ),
+        (
+            "repeated `Authorization` (Basic first, then L402)",
+            vec![
+                ("authorization", "Basic dXNlcjpwYXNz".into()),
+                ("authorization", format!("L402 {}:{pre}", offer.macaroon)),
+            ],
+        ),
+    ];
+    shapes
+        .into_iter()
+        .map(|(name, headers)| {
+            let mut req = wasm_tests::client().get(url);
+            for (k, v) in &headers {
+                req = req.header(*k, v);
+            }
+            let status = req.send().map(|r| r.status().as_u16()).unwrap_or(0);
+            Case {
+                client: "hand-built (reqwest)".into(),
+                edge: edge.into(),
+                case: name.into(),
+                ok: status == 200,
+                detail: format!("{status}"),
+            }
+        })
+        .collect()
+}
+
+fn write_table(cases: &[Case], path: &Path) {
+    let mut by_client: BTreeMap<(&str, &str), BTreeMap<&str, bool>> = BTreeMap::new();
+    for c in cases {
+        by_client
+            .entry((c.client.as_str(), c.case.as_str()))
+            .or_default()
+            .insert(c.edge.as_str(), c.ok);
+    }
+    let mark = |v: Option<&bool>| match v {
+        Some(true) => "✅ pass",
+        Some(false) => "❌ FAIL",
+        None => "—",
+    };
+    let mut md = String::from(
+        "# Interoperability with existing L402 clients\n\n\
+         Generated by `cargo test -p wasm-tests --test interop` (part of `./scripts/test`): each \
+         client is installed pinned from its registry (`wasm-tests/interop/`), runs unchanged \
+         against the real Envoy filter and the real Worker (workerd), with the invoice-service \
+         minting on a real LNbits and an LNbits wallet paying every invoice. Do not edit by hand.\n\n\
+         | client | case | Envoy | Worker |\n|---|---|---|---|\n",
+    );
+    for ((client, case), edges) in &by_client {
+        md.push_str(&format!(
+            "| {client} | {case} | {} | {} |\n",
+            mark(edges.get("Envoy")),
+            mark(edges.get("Worker"))
+        ));
+    }
+    md.push_str(
+        "\nWorkarounds, all on our side of the wire or at install time, none in a client:\n\n\
+         - lsat-js 2.0.6 depends on `macaroon` from a GitHub branch (`tierion/js-macaroon#ts`) \
+         that only git can fetch; `package.json` `overrides` resolve it to the registry's \
+         `macaroon@3.0.4`, the library that branch forks. lsat-js's code is untouched.\n\
+         - lsat-js sends the `LSAT` scheme and pymacaroons serializes URL-safe base64 without \
+         padding: the edges' credential parser accepts both schemes in any case and both \
+         alphabets with or without padding (DESIGN section 4).\n\
+         - The Workers runtime joins the two `WWW-Authenticate` challenges into one field \
+         (`L402 …, LSAT …`); lsat-js, l402-requests and the README's `sed` all read the first \
+         challenge from it.\n\n\
+         Found in the clients and left alone (not ours to patch):\n\n\
+         - With the registry's `macaroon@3.0.4`, lsat-js cannot attenuate: \
+         `ByteBuffer._grow` never records its capacity, so exporting a macaroon of a few fields \
+         doubles the buffer at every byte (6.7 GB for a 4-caveat token) — presumably why \
+         lsat-js pins the fork. Client-side attenuation is covered with pymacaroons instead.\n\
+         - l402-requests' `L402Client` takes `credential_cache or CredentialCache()`: an empty \
+         cache passed in is falsy and silently replaced. The test reads the client's own cache.\n\
+         - lsat-js's `isExpired()` reads only its own `expiration` caveat, not Aperture's \
+         `<service>_valid_until`; the edge's 402 `token_expired` is what tells the client.\n",
+    );
+    std::fs::write(path, md).unwrap();
+}
+
+#[test]
+fn existing_l402_clients_pass_against_both_edges() {
+    let logs = tempfile::tempdir().unwrap();
+    let dir = interop_dir();
+    let lnbits = Lnbits::start(logs.path()).unwrap();
+    let merchant = lnbits.wallet("merchant").unwrap();
+    let payer = lnbits.wallet("payer").unwrap();
+    lnbits.top_up(&payer, 100_000).unwrap();
+    let backend = format!(
+        "[backend]\nkind = \"lnbits\"\ntimeout = \"10s\"\n[backend.lnbits]\nurl = \"{}\"",
+        lnbits.url
+    );
+    let service = InvoiceService::start(
+        logs.path(),
+        KEYS,
+        &backend,
+        &[("L402_LNBITS_INVOICE_KEY", &merchant.invoice_key)],
+        None,
+    )
+    .unwrap();
+    let service_url = service.url();
+    let edge_token = service.edge_token.clone();
+    let stack = Stack::with_service(logs.path(), service, &filter_config(10_000, &[]), 2).unwrap();
+    let origin = testkit::echo::Echo::start().unwrap();
+    let worker = Workerd::start(
+        logs.path(),
+        &[
+            ("L402_KEYS", KEYS.to_owned()),
+            ("INVOICE_SERVICE_TOKEN", edge_token),
+            ("ORIGIN_URL", format!("http://127.0.0.1:{}", origin.port)),
+            ("INVOICE_SERVICE_URL", service_url),
+            ("INVOICE_SERVICE_TIMEOUT_MS", "10000".into()),
+            (
+                "L402_ROUTES",
+                r#"[{"path":"/weather","service":"weather","capabilities":"read"}]"#.into(),
+            ),
+        ],
+        false,
+    )
+    .unwrap();
+    let edges = [("Envoy", stack.envoy.url("")), ("Worker", worker.url(""))];
+    let edges_json = json!(
+        edges
+            .iter()
+            .map(|(n, u)| json!({"name": n, "url": u}))
+            .collect::<Vec<_>>()
+    )
+    .to_string();
+    let helper_bin = PathBuf::from(env!("CARGO_BIN_EXE_interop_helper"));
+    let (node, _) = testkit::workerd::wrangler().unwrap();
+    let interop_src = repo_root().join("wasm-tests/interop");
+
+    let mut cases = Vec::new();
+    let mut js = Command::new(&node);
+    js.arg(interop_src.join("js_clients.mjs"))
+        .env("INTEROP_NODE_MODULES", dir.join("node_modules"))
+        .env("EDGES", &edges_json)
+        .env("LNBITS_URL", &lnbits.url)
+        .env("LNBITS_ADMIN_KEY", &payer.admin_key)
+        .env("HELPER_BIN", &helper_bin);
+    cases.extend(run_driver(js, "js_clients.mjs"));
+    let mut py = Command::new(dir.join("venv/bin/python"));
+    py.arg(interop_src.join("py_clients.py"))
+        .env("EDGES", &edges_json)
+        .env("LNBITS_URL", &lnbits.url)
+        .env("LNBITS_ADMIN_KEY", &payer.admin_key)
+        .env("HELPER_BIN", &helper_bin);
+    cases.extend(run_driver(py, "py_clients.py"));
+    for (name, url) in &edges {
+        cases.push(curl_walkthrough(name, url, &lnbits, &payer));
+        cases.extend(variants(name, &format!("{url}/weather"), &lnbits, &payer));
+    }
+
+    for c in &cases {
+        println!(
+            "{} | {} | {} | {} | {}",
+            c.client,
+            c.edge,
+            c.case,
+            if c.ok { "pass" } else { "FAIL" },
+            c.detail
+        );
+    }
+    write_table(&cases, &repo_root().join("docs/INTEROP.md"));
+    let failed: Vec<&Case> = cases.iter().filter(|c| !c.ok).collect();
+    assert!(failed.is_empty(), "failing interop cases: {failed:#?}");
+    // Every client ran every case on both edges.
+    for edge in ["Envoy", "Worker"] {
+        for client in [
+            "lsat-js 2.0.6",
+            "macaroon 3.0.4 (js)",
+            "l402-requests 0.9.0",
+            "pymacaroons 0.13.0",
+            "hand-built (reqwest)",
+        ] {
+            assert!(
+                cases.iter().any(|c| c.edge == edge && c.client == client),
+                "{client} did not run against {edge}"
+            );
+        }
+    }
+    // Paid requests reached the origins; secrets never reached a log.
+    assert!(stack.upstream.count() >= 8 && origin.count() >= 8);
+    for log in [stack.envoy.proc.logs(), worker.proc.logs()] {
+        assert!(!log.contains("1a1a1a1a1a1a"), "a keyring secret in a log");
+    }
+}

@@ -99,6 +99,24 @@ pub enum InvalidPolicy {
     Unauthorized,
 }
 
+/// A policy name other than `challenge` or `unauthorized` in an edge's configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("expected challenge or unauthorized")]
+pub struct UnknownPolicy;
+
+impl std::str::FromStr for InvalidPolicy {
+    type Err = UnknownPolicy;
+
+    /// The names edges use in their configuration.
+    fn from_str(s: &str) -> Result<Self, UnknownPolicy> {
+        match s {
+            "challenge" => Ok(InvalidPolicy::Challenge),
+            "unauthorized" => Ok(InvalidPolicy::Unauthorized),
+            _ => Err(UnknownPolicy),
+        }
+    }
+}
+
 impl InvalidPolicy {
     /// Whether answering `reason` needs a fresh challenge from the invoice-service.
     pub fn wants_challenge(self, reason: Reason) -> bool {

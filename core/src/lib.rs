@@ -30,6 +30,7 @@ mod ids;
 mod keyring;
 mod mint;
 mod reason;
+mod routes;
 mod service;
 mod verify;
 
@@ -38,8 +39,8 @@ pub use api::{
 };
 pub use challenge::{
     Challenge, ChallengeError, DEFAULT_RETRY_AFTER_SECS, Denial, GrpcStatus, HEADER_SERVICE,
-    HEADER_TOKEN_ID, HttpResponse, InvalidPolicy, UNAVAILABLE_CODE, is_cors_preflight, is_grpc,
-    render,
+    HEADER_TOKEN_ID, HttpResponse, InvalidPolicy, UNAVAILABLE_CODE, UnknownPolicy,
+    is_cors_preflight, is_grpc, render,
 };
 pub use credential::{
     CREDENTIAL_HEADERS, Candidate, Credentials, HeaderKind, MAX_CAVEATS, MAX_CREDENTIAL_BYTES,
@@ -57,6 +58,7 @@ pub use mint::{
     mint_with_caveats, sign,
 };
 pub use reason::{Reason, Rejection};
+pub use routes::{Route, Routes, RoutesError};
 pub use service::{
     CapabilityError, MAX_SERVICE_NAME_LEN, ServiceEntry, ServiceName, ServiceNameError,
     parse_capabilities,

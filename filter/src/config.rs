@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use l402_core::{InvalidPolicy, Keyring, TokenId, Verifier};
+use l402_core::{InvalidPolicy, Keyring, Route, Routes, TokenId, Verifier};
 use serde::Deserialize;
 
 /// Default size of the per-VM verified-credential cache.
@@ -18,7 +18,7 @@ struct Raw {
     keyring_env: Option<String>,
     invoice_service: RawInvoiceService,
     #[serde(default)]
-    on_invalid: RawPolicy,
+    on_invalid: Option<String>,
     #[serde(default = "yes")]
     strip_credential: bool,
     #[serde(default = "default_token_id_header")]
@@ -31,6 +31,8 @@ struct Raw {
     retry_after_secs: u32,
     #[serde(default = "default_cache_size")]
     cache_size: usize,
+    #[serde(default)]
+    routes: Vec<Route>,
 }
 
 #[derive(Deserialize)]
@@ -45,14 +47,6 @@ struct RawInvoiceService {
     token_env: Option<String>,
     #[serde(default = "default_timeout_ms")]
     timeout_ms: u64,
-}
-
-#[derive(Deserialize, Default, Clone, Copy)]
-#[serde(rename_all = "snake_case")]
-enum RawPolicy {
-    #[default]
-    Challenge,
-    Unauthorized,
 }
 
 fn yes() -> bool {
@@ -114,6 +108,9 @@ pub struct FilterConfig {
     pub retry_after_secs: u32,
     /// Verified-credential cache entries per VM; 0 = off.
     pub cache_size: usize,
+    /// Path-prefix routes for requests whose route carries no `l402` metadata (Istio, Envoy
+    /// Gateway); empty: only metadata decides.
+    pub routes: Routes,
 }
 
 /// A refused configuration: the field and why. Never contains a secret.
@@ -171,10 +168,19 @@ fn header_name(field: &str, v: &str) -> Result<String, ConfigError> {
 impl FilterConfig {
     /// Parses the plugin configuration; `env` reads the VM's environment.
     pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let raw: Raw = serde_json::from_slice(json).map_err(|e| {
-            // serde_json names unknown and missing fields in its message.
-            err("configuration", e.to_string())
-        })?;
+        // serde_path_to_error names the field a type error is in ("cache_size"); serde_json
+        // itself names only unknown and missing fields, in its message.
+        let raw: Raw =
+            serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(json))
+                .map_err(|e| {
+                    let path = e.path().to_string();
+                    let field = if path == "." {
+                        "configuration".to_owned()
+                    } else {
+                        path
+                    };
+                    err(&field, e.into_inner().to_string())
+                })?;
         let keyring_text = secret(raw.keyring, raw.keyring_env, "keyring", env)?;
         let keyring: Keyring = keyring_text
             .parse()
@@ -209,6 +215,13 @@ impl FilterConfig {
             return Err(err("cache_size", "at most 1000000"));
         }
         let token_id_header = header_name("token_id_header", &raw.token_id_header)?;
+        let routes = Routes::new(raw.routes).map_err(|e| err("routes", e.to_string()))?;
+        let on_invalid = match &raw.on_invalid {
+            None => InvalidPolicy::Challenge,
+            Some(v) => v
+                .parse()
+                .map_err(|e: l402_core::UnknownPolicy| err("on_invalid", e.to_string()))?,
+        };
         let service_header = header_name("service_header", &raw.service_header)?;
         if token_id_header == service_header {
             return Err(err("service_header", "must differ from token_id_header"));
@@ -222,14 +235,12 @@ impl FilterConfig {
                 authorization: format!("Bearer {token}"),
                 timeout: Duration::from_millis(is.timeout_ms),
             },
-            on_invalid: match raw.on_invalid {
-                RawPolicy::Challenge => InvalidPolicy::Challenge,
-                RawPolicy::Unauthorized => InvalidPolicy::Unauthorized,
-            },
+            on_invalid,
             strip_credential: raw.strip_credential,
             token_id_header,
             service_header,
             deny_list,
+            routes,
             retry_after_secs: raw.retry_after_secs,
             cache_size: raw.cache_size,
         })
@@ -305,6 +316,22 @@ mod tests {
             (
                 {
                     let mut v = base();
+                    v["invoice_service"]["token"] = serde_json::Value::Null;
+                    v
+                },
+                "invoice_service.token",
+            ),
+            (
+                {
+                    let mut v = base();
+                    v["cache_size"] = "lots".into();
+                    v
+                },
+                "cache_size",
+            ),
+            (
+                {
+                    let mut v = base();
                     v["invoice_service"]["cluster"] = "".into();
                     v
                 },
@@ -364,7 +391,7 @@ mod tests {
                     v["on_invalid"] = "maybe".into();
                     v
                 },
-                "configuration",
+                "on_invalid",
             ),
             (
                 {
@@ -372,7 +399,7 @@ mod tests {
                     v["colour"] = "blue".into();
                     v
                 },
-                "configuration",
+                "colour",
             ),
         ];
         for (json, field) in cases {

@@ -329,10 +329,18 @@ impl HttpContext for Http {
                 let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, h);
             }
         }
-        let Some(service) = route_metadata("service") else {
-            return Action::Continue; // not a paid route
+        // Route metadata first (standalone Envoy); the configured path prefixes where the
+        // control plane cannot set it (Istio, Envoy Gateway).
+        let (service, capabilities) = match route_metadata("service") {
+            Some(s) => (s, route_metadata("capabilities").unwrap_or_default()),
+            None => match config
+                .routes
+                .route_for(header_str(&headers, ":path").unwrap_or_default())
+            {
+                Some(r) => (r.service.clone(), r.capabilities.clone()),
+                None => return Action::Continue, // not a paid route
+            },
         };
-        let capabilities = route_metadata("capabilities").unwrap_or_default();
         let method = header_str(&headers, ":method").unwrap_or_default();
         if is_cors_preflight(method, present("access-control-request-method")) {
             Stats::inc(shared.stats.preflight, 1);

@@ -47,16 +47,30 @@ pub struct Load<'a> {
     pub seconds: u64,
     /// Open connections.
     pub connections: u32,
-    /// The core `wrk` is pinned to.
-    pub core: u32,
+    /// The core `wrk` is pinned to, if any.
+    pub core: Option<u32>,
+    /// More Lua for the script (e.g. a `request` hook), beside the status counter.
+    pub script: Option<&'a str>,
 }
 
 /// Runs `wrk` once and parses its report.
 pub fn run(load: &Load<'_>) -> Result<Run> {
-    let script = std::env::temp_dir().join(format!("l402-wrk-{}.lua", std::process::id()));
-    std::fs::write(&script, STATUS_SCRIPT)?;
-    let mut cmd = Command::new("taskset");
-    cmd.args(["-c", &load.core.to_string(), "wrk", "-t1", "--latency"])
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let script = std::env::temp_dir().join(format!("l402-wrk-{}-{n}.lua", std::process::id()));
+    std::fs::write(
+        &script,
+        format!("{STATUS_SCRIPT}\n{}", load.script.unwrap_or_default()),
+    )?;
+    let mut cmd = match load.core {
+        Some(core) => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", &core.to_string(), "wrk"]);
+            c
+        }
+        None => Command::new("wrk"),
+    };
+    cmd.args(["-t1", "--latency"])
         .arg(format!("-c{}", load.connections))
         .arg(format!("-d{}s", load.seconds))
         .arg("-s")
@@ -68,6 +82,7 @@ pub fn run(load: &Load<'_>) -> Result<Run> {
     let out = cmd
         .output()
         .context("running wrk (apt-get install wrk; taskset from util-linux)")?;
+    let _ = std::fs::remove_file(&script);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
         bail!("wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr));

@@ -1,28 +1,14 @@
 //! The Worker's configuration: `wrangler.toml` `[vars]` and secrets, parsed and validated once
 //! per isolate. Errors name the variable; secrets never appear in them.
 
-use l402_core::{InvalidPolicy, Keyring, ServiceName, Verifier, parse_capabilities};
-use serde::Deserialize;
-
-/// One sold route: requests whose path starts with `path` buy `service`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Route {
-    /// Path prefix (`/weather`).
-    pub path: String,
-    /// The service sold.
-    pub service: String,
-    /// Required capabilities, comma-separated.
-    #[serde(default)]
-    pub capabilities: String,
-}
+use l402_core::{InvalidPolicy, Keyring, Route, Routes, Verifier};
 
 /// The validated configuration.
 pub struct WorkerConfig {
     /// Verifier over the keyring secret.
     pub verifier: Verifier,
     /// Sold routes, first match wins.
-    pub routes: Vec<Route>,
+    pub routes: Routes,
     /// Where verified (and unsold) requests go.
     pub origin: String,
     /// `<invoice-service>/v1/challenges`.
@@ -95,21 +81,10 @@ impl WorkerConfig {
             .parse()
             .map_err(|e: l402_core::KeyringError| err("L402_KEYS", e.to_string()))?;
         let routes_json = get("L402_ROUTES").ok_or_else(|| err("L402_ROUTES", "required"))?;
-        let routes: Vec<Route> =
-            serde_json::from_str(&routes_json).map_err(|e| err("L402_ROUTES", e.to_string()))?;
+        let routes =
+            Routes::from_json(&routes_json).map_err(|e| err("L402_ROUTES", e.to_string()))?;
         if routes.is_empty() {
             return Err(err("L402_ROUTES", "sells nothing: add a route"));
-        }
-        for r in &routes {
-            if !r.path.starts_with('/') {
-                return Err(err(
-                    "L402_ROUTES",
-                    format!("path {:?} must start with '/'", r.path),
-                ));
-            }
-            ServiceName::new(&r.service)
-                .map_err(|e| err("L402_ROUTES", format!("service {:?}: {e}", r.service)))?;
-            parse_capabilities(&r.capabilities).map_err(|e| err("L402_ROUTES", e.to_string()))?;
         }
         let token = get("INVOICE_SERVICE_TOKEN")
             .ok_or_else(|| err("INVOICE_SERVICE_TOKEN", "required secret"))?;
@@ -119,10 +94,11 @@ impl WorkerConfig {
                 "at least 16 printable characters without spaces",
             ));
         }
-        let on_invalid = match get("ON_INVALID").as_deref() {
-            None | Some("challenge") => InvalidPolicy::Challenge,
-            Some("unauthorized") => InvalidPolicy::Unauthorized,
-            Some(_) => return Err(err("ON_INVALID", "expected challenge or unauthorized")),
+        let on_invalid = match get("ON_INVALID") {
+            None => InvalidPolicy::Challenge,
+            Some(v) => v
+                .parse()
+                .map_err(|e: l402_core::UnknownPolicy| err("ON_INVALID", e.to_string()))?,
         };
         let strip_credential = match get("STRIP_CREDENTIAL").as_deref() {
             None | Some("true") => true,
@@ -158,7 +134,7 @@ impl WorkerConfig {
 
     /// The route a path buys, if any (first prefix match).
     pub fn route_for(&self, path: &str) -> Option<&Route> {
-        self.routes.iter().find(|r| path.starts_with(&r.path))
+        self.routes.route_for(path)
     }
 }
 
@@ -213,7 +189,14 @@ mod tests {
                 "L402_ROUTES",
                 Some(r#"[{"path":"/w","service":"Bad_Name"}]"#),
             ),
+            ("L402_ROUTES", None),
+            ("L402_ROUTES", Some("not json")),
+            ("ORIGIN_URL", None),
             ("ORIGIN_URL", Some("ftp://x")),
+            ("INVOICE_SERVICE_URL", Some("not a url")),
+            ("INVOICE_SERVICE_TOKEN", None),
+            ("STRIP_CREDENTIAL", Some("yes please")),
+            ("RETRY_AFTER_SECS", Some("0")),
             ("INVOICE_SERVICE_URL", None),
             ("INVOICE_SERVICE_TOKEN", Some("short")),
             ("ON_INVALID", Some("maybe")),

@@ -10,4 +10,4 @@ pub mod config;
 #[cfg(target_arch = "wasm32")]
 mod glue;
 
-pub use config::{ConfigError, Route, WorkerConfig};
+pub use config::{ConfigError, WorkerConfig};

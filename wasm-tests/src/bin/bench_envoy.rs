@@ -425,7 +425,8 @@ fn main() -> Result<()> {
             headers: &v.headers,
             seconds: 1,
             connections: 32,
-            core: 1,
+            core: Some(1),
+            script: None,
         })?;
     }
     for _ in 0..rounds {
@@ -440,7 +441,8 @@ fn main() -> Result<()> {
                 headers: &v.headers,
                 seconds: secs,
                 connections: v.connections,
-                core: 1,
+                core: Some(1),
+                script: None,
             })?;
             let cpu1 = testkit::procstat::cpu_seconds(inst.proc.pid())?;
             let others: u64 = run

@@ -180,7 +180,8 @@ fn main() -> Result<()> {
             headers: &v.2,
             seconds,
             connections: 16,
-            core: 1,
+            core: Some(1),
+            script: None,
         })?;
         let cpu1 = testkit::procstat::cpu_seconds(proc.pid())?;
         if run.statuses.keys().any(|c| *c != 200) || run.socket_errors > 0 {

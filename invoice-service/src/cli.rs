@@ -45,6 +45,13 @@ enum Command {
     /// Debug tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Health probe for containers without curl (Docker HEALTHCHECK): GET the URL, exit 0 on
+    /// 2xx, 1 otherwise.
+    Probe {
+        /// What to ask.
+        #[arg(default_value = "http://127.0.0.1:8402/readyz")]
+        url: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,6 +139,37 @@ pub fn main(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Token(t) => token(t),
+        Command::Probe { url } => probe(&url),
+    }
+}
+
+fn probe(url: &str) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return usage(format!("no runtime: {e}")),
+    };
+    let status = rt.block_on(async {
+        reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(3))
+            .build()?
+            .get(url)
+            .send()
+            .await
+            .map(|r| r.status())
+    });
+    match status {
+        Ok(s) if s.is_success() => ExitCode::SUCCESS,
+        Ok(s) => {
+            eprintln!("{url}: {s}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("{url}: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use testkit::invoice_service::InvoiceService;
 use testkit::workerd::Workerd;
 
 pub mod attacks;
+pub mod bench;
 
 /// The keyring every e2e stack shares (test-only secret).
 pub const KEYS: &str = "1:1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a";

@@ -418,3 +418,34 @@ fn base64_decode(s: &str) -> Vec<u8> {
 fn base64_encode(b: &[u8]) -> String {
     STANDARD.encode(b)
 }
+
+/// Under Istio or Envoy Gateway the control plane cannot set route metadata: the filter's
+/// `routes` (path prefixes) sell those paths; metadata, where present, still decides first.
+#[test]
+fn path_prefix_routes_sell_paths_without_route_metadata() {
+    let logs = tempfile::tempdir().unwrap();
+    let routes = json!([
+        {"path": "/reports", "service": "weather", "capabilities": "read"},
+        {"path": "/weather", "service": "maps"}
+    ]);
+    let stack = Stack::start(logs.path(), &filter_config(2000, &[("routes", routes)]), 1).unwrap();
+    // /reports has no metadata (the catch-all route): the prefix sells it.
+    let resp = get(&stack.envoy.url("/reports/today"), None);
+    assert_eq!(resp.status(), 402);
+    let p = Preimage::from_bytes([0x44; 32]);
+    let auth = format!(
+        "L402 {}:{}",
+        token("weather", &["read"], Some(3600), now(), &p),
+        p.expose_hex()
+    );
+    let resp = get(&stack.envoy.url("/reports/today"), Some(&auth));
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        stack.upstream.last().unwrap().header("x-l402-service"),
+        Some("weather")
+    );
+    // /weather carries metadata (service weather): it wins over the configured prefix.
+    assert_eq!(get(&stack.envoy.url("/weather"), Some(&auth)).status(), 200);
+    // Unsold paths pass untouched.
+    assert_eq!(get(&stack.envoy.url("/free"), None).status(), 200);
+}

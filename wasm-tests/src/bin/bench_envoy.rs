@@ -27,10 +27,9 @@ use testkit::invoice_service::InvoiceService;
 use testkit::wrk::{self, Load, median};
 use testkit::{Proc, artifacts, free_port, http, repo_root};
 use wasm_tests::KEYS;
+use wasm_tests::bench::{JWT_SECRET, jwt_filter, wasm_filter};
 
 const EDGE_TOKEN: &str = "e2e-edge-token-0123456789";
-/// The HS256 secret of the `jwt_authn` peer (bench-only).
-const JWT_SECRET: &[u8] = b"bench-jwt-secret-0123456789abcdef";
 
 fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
@@ -45,45 +44,6 @@ fn arg(name: &str, default: u64) -> u64 {
 struct Instance {
     port: u16,
     proc: Proc,
-}
-
-fn wasm_filter(wasm: &Path, config: &str) -> String {
-    format!(
-        r#"          - name: wasm
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
-              config:
-                name: bench
-                root_id: bench
-                vm_config:
-                  runtime: envoy.wasm.runtime.v8
-                  code: {{ local: {{ filename: "{}" }} }}
-                  environment_variables:
-                    host_env_keys: ["L402_KEYS", "L402_EDGE_TOKEN"]
-                fail_open: false
-                configuration:
-                  "@type": type.googleapis.com/google.protobuf.StringValue
-                  value: '{config}'"#,
-        wasm.display()
-    )
-}
-
-fn jwt_filter() -> String {
-    let jwks = serde_json::json!({"keys": [{
-        "kty": "oct", "alg": "HS256", "kid": "bench", "k": URL_SAFE_NO_PAD.encode(JWT_SECRET)
-    }]});
-    format!(
-        r#"          - name: envoy.filters.http.jwt_authn
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
-              providers:
-                bench:
-                  issuer: l402-bench
-                  local_jwks: {{ inline_string: '{jwks}' }}
-              rules:
-              - match: {{ prefix: "/weather" }}
-                requires: {{ provider_name: bench }}"#
-    )
 }
 
 /// An HS256 JWT (one HMAC over `header.claims`; `jsonwebtoken`'s crypto backends would pull

@@ -1,0 +1,51 @@
+//! Filter slots of `envoy-config/envoy.bench.yaml.tmpl`, shared by the Envoy benchmark and
+//! the test that validates every Envoy config in the repository.
+
+use std::path::Path;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// The HS256 secret of the `jwt_authn` peer (bench-only).
+pub const JWT_SECRET: &[u8] = b"bench-jwt-secret-0123456789abcdef";
+
+/// A Wasm filter running `wasm` with `config` (JSON without single quotes).
+pub fn wasm_filter(wasm: &Path, config: &str) -> String {
+    format!(
+        r#"          - name: wasm
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: bench
+                root_id: bench
+                vm_config:
+                  runtime: envoy.wasm.runtime.v8
+                  code: {{ local: {{ filename: "{}" }} }}
+                  environment_variables:
+                    host_env_keys: ["L402_KEYS", "L402_EDGE_TOKEN"]
+                fail_open: false
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: '{config}'"#,
+        wasm.display()
+    )
+}
+
+/// Envoy's `jwt_authn` verifying HS256 tokens against a local JWKS of [`JWT_SECRET`].
+pub fn jwt_filter() -> String {
+    let jwks = serde_json::json!({"keys": [{
+        "kty": "oct", "alg": "HS256", "kid": "bench", "k": URL_SAFE_NO_PAD.encode(JWT_SECRET)
+    }]});
+    format!(
+        r#"          - name: envoy.filters.http.jwt_authn
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
+              providers:
+                bench:
+                  issuer: l402-bench
+                  local_jwks: {{ inline_string: '{jwks}' }}
+              rules:
+              - match: {{ prefix: "/weather" }}
+                requires: {{ provider_name: bench }}"#
+    )
+}

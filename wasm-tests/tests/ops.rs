@@ -1,0 +1,443 @@
+//! Operator artifacts, each checked by a tool rather than by eye: every Envoy config in the
+//! repository through `envoy --mode validate` (which loads the filter and parses its
+//! configuration), the OCI artifact through skopeo, the Dockerfile through hadolint, the systemd
+//! unit through `systemd-analyze`, the Kubernetes manifests through kubernetes-validate and the
+//! filter's own config parser, the example alerts against the metrics really exported, and every
+//! command block in the docs marked `<!-- doc-test -->`, run.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sha2::{Digest, Sha256};
+use testkit::{artifacts, repo_root};
+use wasm_tests::{KEYS, Stack, filter_config, get};
+
+const EDGE_TOKEN: &str = "e2e-edge-token-0123456789";
+
+fn ops_venv() -> PathBuf {
+    if let Some(v) = std::env::var_os("L402_OPS_TOOLS") {
+        return v.into();
+    }
+    let out = Command::new("bash")
+        .arg(repo_root().join("scripts/install-ops-tools.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+fn ok(out: &Output, what: &str) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{text}",
+        out.status
+    );
+    text
+}
+
+/// Every Envoy bootstrap in the repository, rendered where it is a template.
+fn envoy_configs(dir: &Path) -> Vec<(String, PathBuf)> {
+    let wasm = artifacts::filter_wasm().unwrap();
+    let noop_like = wasm.clone();
+    let root = repo_root();
+    let mut out = Vec::new();
+    let mut write = |name: &str, text: String| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        out.push((name.to_owned(), p));
+    };
+    let example = std::fs::read_to_string(root.join("envoy-config/envoy.example.yaml")).unwrap();
+    assert!(example.contains("/etc/envoy/l402_filter.wasm"));
+    write(
+        "envoy.example.yaml",
+        example.replace("/etc/envoy/l402_filter.wasm", &wasm.display().to_string()),
+    );
+    let test = std::fs::read_to_string(root.join("envoy-config/envoy.test.yaml.tmpl")).unwrap();
+    write(
+        "envoy.test.yaml",
+        test.replace("{{LISTEN_PORT}}", "10000")
+            .replace("{{ADMIN_PORT}}", "10001")
+            .replace("{{UPSTREAM_PORT}}", "10002")
+            .replace("{{INVOICE_PORT}}", "10003")
+            .replace("{{WASM}}", &wasm.display().to_string())
+            .replace("{{FILTER_CONFIG}}", &filter_config(2000, &[])),
+    );
+    let bench = std::fs::read_to_string(root.join("envoy-config/envoy.bench.yaml.tmpl")).unwrap();
+    let render = |filters: &str| {
+        bench
+            .replace("{{LISTEN_PORT}}", "10000")
+            .replace("{{ADMIN_PORT}}", "10001")
+            .replace("{{INVOICE_PORT}}", "10003")
+            .replace("{{HTTP_FILTERS}}", filters)
+    };
+    write("envoy.bench.plain.yaml", render(""));
+    write(
+        "envoy.bench.wasm.yaml",
+        render(&wasm_tests::bench::wasm_filter(
+            &noop_like,
+            &filter_config(2000, &[]),
+        )),
+    );
+    write(
+        "envoy.bench.jwt.yaml",
+        render(&wasm_tests::bench::jwt_filter()),
+    );
+    // Every file in envoy-config/ is one of the above.
+    for entry in std::fs::read_dir(root.join("envoy-config")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        assert!(
+            [
+                "envoy.example.yaml",
+                "envoy.test.yaml.tmpl",
+                "envoy.bench.yaml.tmpl"
+            ]
+            .contains(&name.as_str()),
+            "envoy-config/{name} is not validated by this test"
+        );
+    }
+    out
+}
+
+#[test]
+fn every_envoy_config_passes_envoy_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    let envoy = artifacts::envoy_bin().unwrap();
+    for (name, path) in envoy_configs(dir.path()) {
+        let out = Command::new(&envoy)
+            .args(["--mode", "validate", "--disable-hot-restart", "-c"])
+            .arg(&path)
+            .env("L402_KEYS", KEYS)
+            .env("L402_EDGE_TOKEN", EDGE_TOKEN)
+            .output()
+            .unwrap();
+        let text = ok(&out, &format!("envoy --mode validate {name}"));
+        assert!(text.contains("OK"), "{name}: {text}");
+    }
+    // And validate mode is not a rubber stamp: a bad filter config fails it.
+    let bad = dir.path().join("bad.yaml");
+    let text = std::fs::read_to_string(dir.path().join("envoy.test.yaml"))
+        .unwrap()
+        .replace("\"timeout_ms\":2000", "\"timeout_ms\":0");
+    std::fs::write(&bad, text).unwrap();
+    let out = Command::new(&envoy)
+        .args(["--mode", "validate", "--disable-hot-restart", "-c"])
+        .arg(&bad)
+        .env("L402_KEYS", KEYS)
+        .env("L402_EDGE_TOKEN", EDGE_TOKEN)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invoice_service.timeout_ms"));
+}
+
+#[test]
+fn oci_artifact_reads_back_byte_identical_through_skopeo() {
+    let _ = ops_venv(); // installs skopeo
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("l402-filter");
+    let wasm = artifacts::filter_wasm().unwrap();
+    let out = Command::new("bash")
+        .arg(repo_root().join("scripts/build-oci.sh"))
+        .arg(&layout)
+        .arg("0.1.0")
+        .env("L402_FILTER_WASM", &wasm)
+        .output()
+        .unwrap();
+    ok(&out, "build-oci.sh");
+    let reference = format!("oci:{}:0.1.0", layout.display());
+    let out = Command::new("skopeo")
+        .args(["inspect", "--raw", &reference])
+        .output()
+        .unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&ok(&out, "skopeo inspect")).unwrap();
+    let bytes = std::fs::read(&wasm).unwrap();
+    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.module.wasm.config.v1+json"
+    );
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1);
+    assert_eq!(
+        layers[0]["mediaType"],
+        "application/vnd.module.wasm.content.layer.v1+wasm"
+    );
+    assert_eq!(layers[0]["digest"], digest.as_str());
+    assert_eq!(layers[0]["size"], bytes.len());
+    // Copy it out with skopeo, as a registry would receive it: the layer is the .wasm.
+    let copied = dir.path().join("copied");
+    let out = Command::new("skopeo")
+        .args(["copy", "--quiet", &reference])
+        .arg(format!("dir:{}", copied.display()))
+        .output()
+        .unwrap();
+    ok(&out, "skopeo copy");
+    let layer = std::fs::read(copied.join(digest.trim_start_matches("sha256:"))).unwrap();
+    assert!(layer == bytes, "the layer differs from the built .wasm");
+    // Reproducible: building again gives the same manifest digest.
+    let again = dir.path().join("again");
+    ok(
+        &Command::new("bash")
+            .arg(repo_root().join("scripts/build-oci.sh"))
+            .arg(&again)
+            .arg("0.1.0")
+            .env("L402_FILTER_WASM", &wasm)
+            .output()
+            .unwrap(),
+        "build-oci.sh again",
+    );
+    assert_eq!(
+        std::fs::read(layout.join("index.json")).unwrap(),
+        std::fs::read(again.join("index.json")).unwrap()
+    );
+}
+
+#[test]
+fn dockerfile_passes_hadolint_and_runs_unprivileged_with_a_health_check() {
+    let venv = ops_venv();
+    let path = repo_root().join("deploy/docker/Dockerfile");
+    let out = Command::new(venv.join("bin/hadolint"))
+        .arg(&path)
+        .output()
+        .unwrap();
+    ok(&out, "hadolint");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.matches("\nFROM ").count() >= 2, "multi-stage");
+    assert!(text.contains("\nUSER 10402:10402"));
+    assert!(text.contains("HEALTHCHECK") && text.contains("\"probe\""));
+    assert!(text.contains("-p invoice-service"));
+    // The health check's command exists and fails when nothing listens.
+    let bin = artifacts::invoice_service_bin().unwrap();
+    let out = Command::new(bin)
+        .args([
+            "probe",
+            &format!("http://127.0.0.1:{}/healthz", testkit::free_port()),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn systemd_unit_verifies_and_is_sandboxed() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = artifacts::invoice_service_bin().unwrap();
+    let unit = std::fs::read_to_string(repo_root().join("deploy/systemd/invoice-service.service"))
+        .unwrap()
+        .replace("/usr/local/bin/invoice-service", &bin.display().to_string());
+    let path = dir.path().join("invoice-service.service");
+    std::fs::write(&path, unit).unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = ok(&out, "systemd-analyze verify");
+    assert!(!text.contains("Unknown key"), "{text}");
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=true"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = ok(&out, "systemd-analyze security");
+    let level: f64 = text
+        .lines()
+        .find_map(|l| l.split("invoice-service.service: ").nth(1))
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .expect("an exposure level");
+    assert!(level <= 2.0, "exposure {level}:\n{text}");
+}
+
+/// The YAML documents of a file, as JSON (PyYAML from the ops venv).
+fn yaml_docs(path: &Path) -> Vec<serde_json::Value> {
+    let out = Command::new(ops_venv().join("bin/python"))
+        .args([
+            "-c",
+            "import json, sys, yaml; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    serde_json::from_str(&ok(&out, "yaml")).unwrap()
+}
+
+fn filter_env(name: &str) -> Option<String> {
+    match name {
+        "L402_KEYS" => Some(KEYS.to_owned()),
+        "L402_EDGE_TOKEN" => Some(EDGE_TOKEN.to_owned()),
+        _ => None,
+    }
+}
+
+#[test]
+fn kubernetes_manifests_validate() {
+    let venv = ops_venv();
+    let k8s = repo_root().join("deploy/k8s");
+    let out = Command::new(venv.join("bin/kubernetes-validate"))
+        .args(["-k", "1.33.0", "--strict"])
+        .arg(k8s.join("invoice-service.yaml"))
+        .output()
+        .unwrap();
+    ok(&out, "kubernetes-validate");
+    // The ConfigMap's config is one the service accepts.
+    let docs = yaml_docs(&k8s.join("invoice-service.yaml"));
+    let cm = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
+    let env: HashMap<&str, &str> = HashMap::from([
+        ("L402_KEYS", KEYS),
+        ("L402_EDGE_TOKENS", EDGE_TOKEN),
+        ("L402_LNBITS_INVOICE_KEY", "k"),
+    ]);
+    invoice_service::config::Config::parse(cm["data"]["config.toml"].as_str().unwrap(), &env)
+        .unwrap();
+    // The CRDs' plugin configurations are ones the filter accepts (kubernetes-validate has no
+    // schemas for Istio's and Envoy Gateway's resources).
+    let wp = &yaml_docs(&k8s.join("istio-wasmplugin.yaml"))[0];
+    assert_eq!(wp["kind"], "WasmPlugin");
+    assert!(wp["spec"]["url"].as_str().unwrap().starts_with("oci://"));
+    assert_eq!(wp["spec"]["failStrategy"], "FAIL_CLOSE");
+    let cfg = wp["spec"]["pluginConfig"].to_string();
+    let parsed = l402_filter::FilterConfig::parse(cfg.as_bytes(), &filter_env).unwrap();
+    assert!(parsed.routes.route_for("/weather/today").is_some());
+    let eg = &yaml_docs(&k8s.join("envoy-gateway.yaml"))[0];
+    assert_eq!(eg["kind"], "EnvoyExtensionPolicy");
+    let wasm = &eg["spec"]["wasm"][0];
+    assert_eq!(wasm["failOpen"], false);
+    let cfg = wasm["config"].to_string();
+    l402_filter::FilterConfig::parse(cfg.as_bytes(), &filter_env).unwrap();
+}
+
+#[test]
+fn example_alerts_name_metrics_that_exist() {
+    let logs = tempfile::tempdir().unwrap();
+    let stack = Stack::start(logs.path(), &filter_config(2000, &[]), 1).unwrap();
+    assert_eq!(
+        get(&stack.envoy.url("/weather"), None).unwrap().status(),
+        402
+    );
+    let envoy_stats = testkit::http()
+        .get(format!(
+            "http://127.0.0.1:{}/stats/prometheus",
+            stack.envoy.admin
+        ))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let service_metrics = testkit::http()
+        .get(format!("{}/metrics", stack.service.url()))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    if std::env::var_os("L402_PRINT_STATS").is_some() {
+        println!("{envoy_stats}");
+    }
+    let alerts = &yaml_docs(&repo_root().join("deploy/prometheus/alerts.yaml"))[0];
+    let mut checked = 0;
+    for rule in alerts["groups"][0]["rules"].as_array().unwrap() {
+        let expr = rule["expr"].as_str().unwrap();
+        for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if word.starts_with("l402_") || word.starts_with("wasmcustom_l402_") {
+                let exported = |text: &str| {
+                    text.lines()
+                        .any(|l| !l.starts_with('#') && l.starts_with(word))
+                        || text.contains(&format!("# TYPE {word} "))
+                };
+                // Labelled families appear in a scrape only once observed: the service's
+                // registered names count too.
+                use invoice_service::metrics as m;
+                let registered = [
+                    m::CHALLENGES,
+                    m::BACKEND_LATENCY,
+                    m::BACKEND_ERRORS,
+                    m::POOL_DEPTH,
+                    m::POOL_HITS,
+                    m::POOL_MISSES,
+                    m::POOL_DROPPED,
+                ]
+                .contains(&word);
+                assert!(
+                    exported(&envoy_stats) || exported(&service_metrics) || registered,
+                    "alert {} names {word}, which nothing exports",
+                    rule["alert"]
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 7, "{checked}");
+}
+
+/// Blocks after a `<!-- doc-test -->` line, from README.md and docs/*.md.
+fn doc_tests() -> Vec<(String, String)> {
+    let root = repo_root();
+    let mut files = vec![root.join("README.md")];
+    for e in std::fs::read_dir(root.join("docs")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "md") {
+            files.push(p);
+        }
+    }
+    let mut out = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let mut rest = text.as_str();
+        while let Some(i) = rest.find("<!-- doc-test -->") {
+            rest = &rest[i..];
+            let start = rest.find("```sh\n").unwrap() + "```sh\n".len();
+            let end = rest[start..].find("```").unwrap() + start;
+            out.push((
+                format!("{}", f.strip_prefix(&root).unwrap().display()),
+                rest[start..end].to_owned(),
+            ));
+            rest = &rest[end..];
+        }
+    }
+    out
+}
+
+#[test]
+fn every_tested_doc_block_runs() {
+    let _ = ops_venv();
+    let bin = artifacts::invoice_service_bin().unwrap();
+    let envoy = artifacts::envoy_bin().unwrap();
+    let path = format!(
+        "{}:{}:{}",
+        bin.parent().unwrap().display(),
+        envoy.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let blocks = doc_tests();
+    assert!(blocks.len() >= 6, "{} doc-test blocks", blocks.len());
+    for (file, block) in blocks {
+        // From the repository root, as the docs say; blocks write only to temporary folders.
+        let scratch = tempfile::tempdir().unwrap();
+        let out = Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &block])
+            .current_dir(repo_root())
+            .env("PATH", &path)
+            .env("TMPDIR", scratch.path())
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
+            .output()
+            .unwrap();
+        ok(&out, &format!("{file}: doc block\n{block}"));
+    }
+}

@@ -6,6 +6,41 @@ use std::path::Path;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+/// The command line both benchmarks take: `[--seconds N] [--rounds N] [--quick]`.
+#[derive(Clone, Copy, Debug)]
+pub struct BenchArgs {
+    /// `--quick`: every variant for one second, one round (what the test run does).
+    pub quick: bool,
+    /// Seconds per round and variant (default 5).
+    pub secs: u64,
+    /// Rounds (default 3).
+    pub rounds: usize,
+}
+
+impl BenchArgs {
+    /// From `std::env::args()`.
+    pub fn from_env() -> BenchArgs {
+        let args: Vec<String> = std::env::args().collect();
+        let arg = |name: &str, default: u64| {
+            args.iter()
+                .position(|a| a == name)
+                .and_then(|i| args.get(i + 1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
+        let quick = args.iter().any(|a| a == "--quick");
+        BenchArgs {
+            quick,
+            secs: if quick { 1 } else { arg("--seconds", 5) },
+            rounds: if quick {
+                1
+            } else {
+                arg("--rounds", 3) as usize
+            },
+        }
+    }
+}
+
 /// The HS256 secret of the `jwt_authn` peer (bench-only).
 pub const JWT_SECRET: &[u8] = b"bench-jwt-secret-0123456789abcdef";
 

@@ -10,6 +10,7 @@ use reqwest::blocking::Response;
 use testkit::echo::Echo;
 use testkit::envoy::{Envoy, EnvoyOptions};
 use testkit::invoice_service::InvoiceService;
+use testkit::lnbits::{Lnbits, Wallet};
 use testkit::workerd::Workerd;
 
 pub mod attacks;
@@ -136,6 +137,55 @@ impl WorkerStack {
             service,
             worker,
         })
+    }
+}
+
+/// A real LNbits with the merchant wallet an invoice-service mints on and a funded payer.
+pub struct Lightning {
+    /// The LNbits server.
+    pub lnbits: Lnbits,
+    /// The invoice-service's wallet (its invoice key).
+    pub merchant: Wallet,
+    /// The paying client's wallet.
+    pub payer: Wallet,
+}
+
+impl Lightning {
+    /// Starts LNbits, creates both wallets, credits `payer_sat` to the payer.
+    pub fn start(log_dir: &Path, payer_sat: u64) -> Result<Lightning> {
+        let lnbits = Lnbits::start(log_dir)?;
+        let merchant = lnbits.wallet("merchant")?;
+        let payer = lnbits.wallet("payer")?;
+        lnbits.top_up(&payer, payer_sat)?;
+        Ok(Lightning {
+            lnbits,
+            merchant,
+            payer,
+        })
+    }
+
+    /// The invoice-service's `[backend]` section for this LNbits.
+    pub fn backend(&self) -> String {
+        format!(
+            "[backend]\nkind = \"lnbits\"\ntimeout = \"10s\"\n[backend.lnbits]\nurl = \"{}\"",
+            self.lnbits.url
+        )
+    }
+
+    /// Starts an invoice-service minting on the merchant wallet (on `port`, if given).
+    pub fn service(&self, log_dir: &Path, port: Option<u16>) -> Result<InvoiceService> {
+        InvoiceService::start(
+            log_dir,
+            KEYS,
+            &self.backend(),
+            &[("L402_LNBITS_INVOICE_KEY", &self.merchant.invoice_key)],
+            port,
+        )
+    }
+
+    /// Pays `bolt11` from the payer; the preimage.
+    pub fn pay(&self, bolt11: &str) -> Result<String> {
+        self.lnbits.pay(&self.payer, bolt11)
     }
 }
 

@@ -16,8 +16,7 @@ use l402_core::{Preimage, attenuate, inspect};
 use reqwest::blocking::{Client, Response};
 use serde_json::json;
 use testkit::invoice_service::InvoiceService;
-use testkit::lnbits::Lnbits;
-use wasm_tests::{KEYS, Stack, body_error, client, filter_config, now, parse_challenge};
+use wasm_tests::{KEYS, Lightning, Stack, body_error, client, filter_config, now, parse_challenge};
 
 fn get(url: &str, auth: Option<&str>) -> Response {
     wasm_tests::get(url, auth).unwrap()
@@ -155,28 +154,14 @@ fn paid_flow_through_the_dev_backend() {
 #[test]
 fn paid_flow_through_a_real_lnbits_wallet() {
     let logs = tempfile::tempdir().unwrap();
-    let lnbits = Lnbits::start(logs.path()).unwrap();
-    let merchant = lnbits.wallet("merchant").unwrap();
-    let payer = lnbits.wallet("payer").unwrap();
-    lnbits.top_up(&payer, 1_000).unwrap();
-    let backend = format!(
-        "[backend]\nkind = \"lnbits\"\ntimeout = \"10s\"\n[backend.lnbits]\nurl = \"{}\"",
-        lnbits.url
-    );
-    let service = InvoiceService::start(
-        logs.path(),
-        KEYS,
-        &backend,
-        &[("L402_LNBITS_INVOICE_KEY", &merchant.invoice_key)],
-        None,
-    )
-    .unwrap();
+    let ln = Lightning::start(logs.path(), 1_000).unwrap();
+    let service = ln.service(logs.path(), None).unwrap();
     let stack = Stack::with_service(logs.path(), service, &filter_config(5000, &[]), 2).unwrap();
 
     let resp = get(&stack.envoy.url("/weather"), None);
     assert_eq!(resp.status(), 402);
     let offer = parse_challenge(&resp).unwrap();
-    let preimage = lnbits.pay(&payer, &offer.invoice).unwrap();
+    let preimage = ln.pay(&offer.invoice).unwrap();
     let resp = get(
         &stack.envoy.url("/weather"),
         Some(&format!("L402 {}:{preimage}", offer.macaroon)),
@@ -186,7 +171,7 @@ fn paid_flow_through_a_real_lnbits_wallet() {
     assert!(seen.header("x-l402-token-id").is_some());
     assert_eq!(seen.header("authorization"), None);
     assert!(
-        lnbits
+        ln.lnbits
             .is_paid(
                 &inspect(&offer.macaroon)
                     .unwrap()

@@ -14,11 +14,10 @@ use std::process::Command;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
-use testkit::invoice_service::InvoiceService;
 use testkit::lnbits::{Lnbits, Wallet};
 use testkit::repo_root;
 use testkit::workerd::Workerd;
-use wasm_tests::{KEYS, Stack, filter_config, parse_challenge};
+use wasm_tests::{KEYS, Lightning, Stack, filter_config, parse_challenge};
 
 #[derive(Debug)]
 struct Case {
@@ -253,22 +252,9 @@ fn write_table(cases: &[Case], path: &Path) {
 fn existing_l402_clients_pass_against_both_edges() {
     let logs = tempfile::tempdir().unwrap();
     let dir = interop_dir();
-    let lnbits = Lnbits::start(logs.path()).unwrap();
-    let merchant = lnbits.wallet("merchant").unwrap();
-    let payer = lnbits.wallet("payer").unwrap();
-    lnbits.top_up(&payer, 100_000).unwrap();
-    let backend = format!(
-        "[backend]\nkind = \"lnbits\"\ntimeout = \"10s\"\n[backend.lnbits]\nurl = \"{}\"",
-        lnbits.url
-    );
-    let service = InvoiceService::start(
-        logs.path(),
-        KEYS,
-        &backend,
-        &[("L402_LNBITS_INVOICE_KEY", &merchant.invoice_key)],
-        None,
-    )
-    .unwrap();
+    let ln = Lightning::start(logs.path(), 100_000).unwrap();
+    let (lnbits, payer) = (&ln.lnbits, &ln.payer);
+    let service = ln.service(logs.path(), None).unwrap();
     let service_url = service.url();
     let edge_token = service.edge_token.clone();
     let stack = Stack::with_service(logs.path(), service, &filter_config(10_000, &[]), 2).unwrap();
@@ -318,8 +304,8 @@ fn existing_l402_clients_pass_against_both_edges() {
         .env("HELPER_BIN", &helper_bin);
     cases.extend(run_driver(py, "py_clients.py"));
     for (name, url) in &edges {
-        cases.push(curl_walkthrough(name, url, &lnbits, &payer));
-        cases.extend(variants(name, &format!("{url}/weather"), &lnbits, &payer));
+        cases.push(curl_walkthrough(name, url, lnbits, payer));
+        cases.extend(variants(name, &format!("{url}/weather"), lnbits, payer));
     }
 
     for c in &cases {

@@ -23,7 +23,8 @@ use testkit::lnbits::Lnbits;
 use testkit::workerd::Workerd;
 use wasm_tests::attacks::{self, send_raw};
 use wasm_tests::{
-    KEYS, Stack, WorkerStack, body_error, filter_config, get, now, parse_challenge, worker_vars,
+    KEYS, Lightning, Stack, WorkerStack, body_error, filter_config, get, now, parse_challenge,
+    worker_vars,
 };
 
 /// The secret half of [`KEYS`].
@@ -253,16 +254,8 @@ fn faults_in_the_service_and_the_lightning_backend() {
 #[test]
 fn restarts_lose_nothing() {
     let logs = tempfile::tempdir().unwrap();
-    let lnbits = Lnbits::start(logs.path()).unwrap();
-    let merchant = lnbits.wallet("merchant").unwrap();
-    let payer = lnbits.wallet("payer").unwrap();
-    lnbits.top_up(&payer, 10_000).unwrap();
-    let backend = format!(
-        "[backend]\nkind = \"lnbits\"\ntimeout = \"10s\"\n[backend.lnbits]\nurl = \"{}\"",
-        lnbits.url
-    );
-    let env = [("L402_LNBITS_INVOICE_KEY", merchant.invoice_key.as_str())];
-    let service = InvoiceService::start(logs.path(), KEYS, &backend, &env, None).unwrap();
+    let ln = Lightning::start(logs.path(), 10_000).unwrap();
+    let service = ln.service(logs.path(), None).unwrap();
     let port = service.port;
     let config = filter_config(5000, &[]);
     let mut stack = Stack::with_service(logs.path(), service, &config, 2).unwrap();
@@ -282,12 +275,12 @@ fn restarts_lose_nothing() {
         get(&stack.envoy.url("/weather"), None).unwrap().status(),
         503
     );
-    stack.service = InvoiceService::start(logs.path(), KEYS, &backend, &env, Some(port)).unwrap();
+    stack.service = ln.service(logs.path(), Some(port)).unwrap();
 
     // Paid after the restart, used after it, at both edges (tokens cross edges too).
     let mut creds = Vec::new();
     for offer in [&open_envoy, &open_worker] {
-        let pre = lnbits.pay(&payer, &offer.invoice).unwrap();
+        let pre = ln.pay(&offer.invoice).unwrap();
         creds.push(format!("L402 {}:{pre}", offer.macaroon));
     }
     for c in &creds {
@@ -328,7 +321,7 @@ fn restarts_lose_nothing() {
     let mut secrets = vec![
         KEY_SECRET,
         edge_token.as_str(),
-        merchant.invoice_key.as_str(),
+        ln.merchant.invoice_key.as_str(),
     ];
     let pres: Vec<String> = creds
         .iter()

@@ -15,11 +15,10 @@ use std::time::{Duration, Instant};
 use l402_core::{Preimage, inspect};
 use reqwest::blocking::Response;
 use testkit::echo::Echo;
-use testkit::invoice_service::InvoiceService;
-use testkit::lnbits::Lnbits;
 use testkit::workerd::Workerd;
 use wasm_tests::{
-    KEYS, Stack, WorkerStack, body_error, client, filter_config, now, parse_challenge, worker_vars,
+    Lightning, Stack, WorkerStack, body_error, client, filter_config, now, parse_challenge,
+    worker_vars,
 };
 
 fn get(url: &str, auth: Option<&str>) -> Response {
@@ -242,17 +241,9 @@ fn worker_401_policy_and_bad_config() {
 #[test]
 fn tokens_cross_between_envoy_and_the_worker_and_lnbits_pays() {
     let logs = tempfile::tempdir().unwrap();
-    let lnbits = Lnbits::start(logs.path()).unwrap();
-    let merchant = lnbits.wallet("merchant").unwrap();
-    let payer = lnbits.wallet("payer").unwrap();
-    lnbits.top_up(&payer, 1_000).unwrap();
-    let backend = format!(
-        "[backend]\nkind = \"lnbits\"\ntimeout = \"10s\"\n[backend.lnbits]\nurl = \"{}\"",
-        lnbits.url
-    );
-    let env = [("L402_LNBITS_INVOICE_KEY", merchant.invoice_key.as_str())];
-    let service = InvoiceService::start(logs.path(), KEYS, &backend, &env, None).unwrap();
-    let worker_service = InvoiceService::start(logs.path(), KEYS, &backend, &env, None).unwrap();
+    let ln = Lightning::start(logs.path(), 1_000).unwrap();
+    let service = ln.service(logs.path(), None).unwrap();
+    let worker_service = ln.service(logs.path(), None).unwrap();
     let envoy = Stack::with_service(logs.path(), service, &filter_config(5000, &[]), 1).unwrap();
     let upstream = Echo::start().unwrap();
     let worker = Workerd::start(
@@ -269,13 +260,13 @@ fn tokens_cross_between_envoy_and_the_worker_and_lnbits_pays() {
 
     // Bought at the Envoy edge (LNbits pays), used at the Worker.
     let offer = parse_challenge(&get(&envoy.envoy.url("/weather"), None)).unwrap();
-    let pre = lnbits.pay(&payer, &offer.invoice).unwrap();
+    let pre = ln.pay(&offer.invoice).unwrap();
     let auth = format!("L402 {}:{pre}", offer.macaroon);
     assert_eq!(get(&worker.url("/weather"), Some(&auth)).status(), 200);
     assert_eq!(get(&envoy.envoy.url("/weather"), Some(&auth)).status(), 200);
     // Bought at the Worker, used at Envoy.
     let offer = parse_challenge(&get(&worker.url("/weather"), None)).unwrap();
-    let pre = lnbits.pay(&payer, &offer.invoice).unwrap();
+    let pre = ln.pay(&offer.invoice).unwrap();
     let auth = format!("L402 {}:{pre}", offer.macaroon);
     assert_eq!(get(&envoy.envoy.url("/weather"), Some(&auth)).status(), 200);
     assert_eq!(get(&worker.url("/weather"), Some(&auth)).status(), 200);

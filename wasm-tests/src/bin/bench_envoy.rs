@@ -31,15 +31,6 @@ use wasm_tests::bench::{JWT_SECRET, jwt_filter, wasm_filter};
 
 const EDGE_TOKEN: &str = "e2e-edge-token-0123456789";
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// One Envoy process and what it runs.
 struct Instance {
     port: u16,
@@ -181,13 +172,11 @@ fn wait_pool(service: &InvoiceService, depth: f64) -> Result<()> {
 }
 
 fn main() -> Result<()> {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let secs = if quick { 1 } else { arg("--seconds", 5) };
-    let rounds = if quick {
-        1
-    } else {
-        arg("--rounds", 3) as usize
-    };
+    let wasm_tests::bench::BenchArgs {
+        quick,
+        secs,
+        rounds,
+    } = wasm_tests::bench::BenchArgs::from_env();
     let dir = tempfile::Builder::new()
         .prefix("l402-bench-envoy-")
         .tempdir()?;

@@ -20,15 +20,6 @@ use testkit::wrk::{self, Load, median};
 use testkit::{Proc, free_port};
 use wasm_tests::KEYS;
 
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 const TRIVIAL: &str = r#"export default { async fetch() { return new Response("ok"); } };"#;
 const PROXY: &str = r#"export default {
   async fetch(request) {
@@ -129,13 +120,8 @@ const config :Workerd.Config = (
 }
 
 fn main() -> Result<()> {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let secs = if quick { 1 } else { arg("--seconds", 5) };
-    let rounds = if quick {
-        1
-    } else {
-        arg("--rounds", 3) as usize
-    };
+    let args = wasm_tests::bench::BenchArgs::from_env();
+    let (secs, rounds) = (args.secs, args.rounds);
     let dir = tempfile::Builder::new()
         .prefix("l402-bench-worker-")
         .tempdir()?;

@@ -399,7 +399,8 @@ fn doc_tests() -> Vec<(String, String)> {
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
         let mut rest = text.as_str();
-        while let Some(i) = rest.find("<!-- doc-test -->") {
+        // The marker on a line of its own, the block right after it.
+        while let Some(i) = rest.find("\n<!-- doc-test -->\n```sh\n") {
             rest = &rest[i..];
             let start = rest.find("```sh\n").unwrap() + "```sh\n".len();
             let end = rest[start..].find("```").unwrap() + start;

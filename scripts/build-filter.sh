@@ -13,8 +13,10 @@ lib="${pkg//-/_}"
 cargo build -p "$pkg" --locked --profile wasm --target wasm32-wasip1 >&2
 raw="$CARGO_TARGET_DIR/wasm32-wasip1/wasm/$lib.wasm"
 out="$CARGO_TARGET_DIR/$lib.opt.wasm"
+# Written aside and renamed, so that an Envoy loading the previous build never reads half a file.
 "$wasm_opt" -Oz --strip-debug --strip-producers \
   --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
   --enable-mutable-globals --enable-multivalue --enable-reference-types \
-  "$raw" -o "$out"
+  "$raw" -o "$out.tmp.$$"
+if cmp -s "$out.tmp.$$" "$out"; then rm -f "$out.tmp.$$"; else mv -f "$out.tmp.$$" "$out"; fi
 echo "$out"

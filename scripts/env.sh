@@ -4,6 +4,10 @@ export L402_CACHE="${L402_CACHE:-$HOME/.cache/l402-edge}"
 # into their own target dirs do not wait on cargo's lock).
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$L402_CACHE/target}"
 mkdir -p "$L402_CACHE"
+# Tests and tools find the repository here at run time (binaries reused from the shared target
+# dir may have been compiled in another clone).
+L402_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export L402_REPO_ROOT
 
 step() { printf '\n==> %s\n' "$*"; }
 

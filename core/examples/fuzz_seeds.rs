@@ -77,11 +77,8 @@ fn main() {
         ),
         (0, vec!["L402".into(), "".into(), "L402 :".into()]),
     ];
-    let vectors: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/tokens.json"))
-            .unwrap(),
-    )
-    .unwrap();
+    let vectors: serde_json::Value =
+        serde_json::from_str(include_str!("../testdata/tokens.json")).unwrap();
     for v in vectors["tokens"].as_array().unwrap() {
         seeds.push((0, vec![v["authorization"].as_str().unwrap().to_owned()]));
     }

@@ -51,8 +51,7 @@ struct Raw {
 }
 
 fn load() -> File {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/tokens.json");
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    serde_json::from_str(include_str!("../testdata/tokens.json")).unwrap()
 }
 
 fn arr32(h: &str) -> [u8; 32] {
@@ -61,14 +60,9 @@ fn arr32(h: &str) -> [u8; 32] {
 
 #[test]
 fn testdata_copy_matches_shared_vectors() {
-    let shared = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/vectors/tokens.json"
-    );
-    if let Ok(shared) = std::fs::read_to_string(shared) {
-        let ours =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/tokens.json"))
-                .unwrap();
+    // Relative to the package folder, where cargo runs tests.
+    if let Ok(shared) = std::fs::read_to_string("../../shared/vectors/tokens.json") {
+        let ours = include_str!("../testdata/tokens.json");
         assert_eq!(
             ours, shared,
             "core/testdata/tokens.json is stale: copy ../shared/vectors/tokens.json"

@@ -34,12 +34,24 @@ pub fn cache_dir() -> PathBuf {
         })
 }
 
-/// The repository root (the workspace holding this crate).
+/// The repository root, found at run time: `L402_REPO_ROOT` (the scripts set it), else the
+/// nearest folder above the working directory holding `scripts/env.sh` (cargo runs tests from
+/// the package folder). Not `env!("CARGO_MANIFEST_DIR")`: a binary cargo reuses from a shared
+/// target dir may have been compiled in another clone, whose path is baked in and gone.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("testkit lives in the workspace")
-        .to_path_buf()
+    if let Some(root) = std::env::var_os("L402_REPO_ROOT") {
+        return PathBuf::from(root);
+    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    cwd.ancestors()
+        .find(|d| d.join("scripts/env.sh").is_file() && d.join("testkit").is_dir())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .parent()
+                .expect("testkit lives in the workspace")
+                .to_path_buf()
+        })
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released for the child to take).

@@ -153,17 +153,12 @@ fn header_str<'h>(headers: &'h [(String, Vec<u8>)], name: &str) -> Option<&'h st
         .and_then(|(_, v)| std::str::from_utf8(v).ok())
 }
 
-fn route_metadata(key: &str) -> Option<String> {
-    hostcalls::get_property(vec![
-        "xds",
-        "route_metadata",
-        "filter_metadata",
-        "l402",
-        key,
-    ])
-    .ok()
-    .flatten()
-    .and_then(|b| String::from_utf8(b).ok())
+/// What the route sells, from its `l402` metadata, in one property read (see `metadata`).
+fn route_sale() -> Option<(String, String)> {
+    let bytes = hostcalls::get_property(vec!["xds", "route_metadata", "filter_metadata", "l402"])
+        .ok()
+        .flatten()?;
+    crate::metadata::route_sale(&bytes)
 }
 
 fn now_unix() -> u64 {
@@ -331,8 +326,8 @@ impl HttpContext for Http {
         }
         // Route metadata first (standalone Envoy); the configured path prefixes where the
         // control plane cannot set it (Istio, Envoy Gateway).
-        let (service, capabilities) = match route_metadata("service") {
-            Some(s) => (s, route_metadata("capabilities").unwrap_or_default()),
+        let (service, capabilities) = match route_sale() {
+            Some(sale) => sale,
             None => match config
                 .routes
                 .route_for(header_str(&headers, ":path").unwrap_or_default())

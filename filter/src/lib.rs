@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod metadata;
 
 #[cfg(target_arch = "wasm32")]
 mod glue;

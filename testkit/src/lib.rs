@@ -67,6 +67,8 @@ pub struct Proc {
     name: String,
     child: Child,
     log: PathBuf,
+    /// Waited for: its PID (and group id) may belong to another process by now.
+    reaped: bool,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -90,6 +92,7 @@ impl Proc {
             name: name.to_owned(),
             child,
             log,
+            reaped: false,
             _dir: None,
         })
     }
@@ -122,20 +125,32 @@ impl Proc {
 
     /// Whether it is still running.
     pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        match self.child.try_wait() {
+            Ok(None) => true,
+            Ok(Some(_)) => {
+                self.reaped = true;
+                false
+            }
+            Err(_) => false,
+        }
     }
 
     /// Stops it and everything it started (SIGKILL to the process group its PID leads), and
     /// waits.
     pub fn stop(&mut self) {
+        if self.reaped {
+            return;
+        }
         let _ = Command::new("kill")
             .args(["-KILL", "--"])
             .arg(format!("-{}", self.pid()))
+            .stderr(Stdio::null())
             .status();
         if self.is_running() {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
+        self.reaped = true;
     }
 
     /// Sends SIGTERM to its PID and waits up to `grace` for it to exit; kills it after.
@@ -147,6 +162,7 @@ impl Proc {
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
+                self.reaped = true;
                 return Some(status);
             }
             std::thread::sleep(Duration::from_millis(20));

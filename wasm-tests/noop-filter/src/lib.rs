@@ -1,31 +1,152 @@
 //! A proxy-wasm HTTP filter that only says `Continue`: what the L402 filter's cost is
 //! measured against (same SDK, same VM, same crossing; no work).
+//!
+//! With a plugin configuration it becomes a probe: the configuration lists host calls to make
+//! on every request, `op` or `op*N`, comma-separated — `headers` (copy the request header map
+//! into the VM), `metadata` (read the route's `l402` metadata), `time`, `metric`
+//! (increment a counter), `remove` (remove a request header), `set` (set a request header).
+//! These are exactly the host calls the L402 filter makes, so the benchmark can price each
+//! one and tell the filter's own work from the crossings it pays for.
+
+/// One host call of the probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// `get_map_bytes(HttpRequestHeaders)`.
+    Headers,
+    /// `get_property(xds.route_metadata.filter_metadata.l402)`: the route's metadata map.
+    Metadata,
+    /// `get_current_time`.
+    Time,
+    /// `increment_metric` on one counter.
+    Metric,
+    /// `remove_map_value` of a request header the request does not carry.
+    Remove,
+    /// `set_map_value` of one request header.
+    Set,
+}
+
+/// Parses `op[*N],...`; an empty configuration is the pure no-op.
+pub fn parse(config: &str) -> Result<Vec<Op>, String> {
+    let mut ops = Vec::new();
+    for item in config.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (name, times) = match item.split_once('*') {
+            Some((n, t)) => (
+                n,
+                t.parse::<usize>()
+                    .map_err(|_| format!("bad repeat in {item:?}"))?,
+            ),
+            None => (item, 1),
+        };
+        let op = match name {
+            "headers" => Op::Headers,
+            "metadata" => Op::Metadata,
+            "time" => Op::Time,
+            "metric" => Op::Metric,
+            "remove" => Op::Remove,
+            "set" => Op::Set,
+            _ => return Err(format!("unknown op {name:?}")),
+        };
+        ops.extend(std::iter::repeat_n(op, times));
+    }
+    Ok(ops)
+}
 
 #[cfg(target_arch = "wasm32")]
 mod glue {
+    use std::rc::Rc;
+
+    use proxy_wasm::hostcalls;
     use proxy_wasm::traits::{Context, HttpContext, RootContext};
-    use proxy_wasm::types::{Action, ContextType};
+    use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
+
+    use super::{Op, parse};
 
     proxy_wasm::main! {{
-        proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root) });
+        proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
     }}
 
-    struct Root;
+    #[derive(Default)]
+    struct Root {
+        ops: Rc<Vec<Op>>,
+        metric: u32,
+    }
     impl Context for Root {}
     impl RootContext for Root {
+        fn on_configure(&mut self, _: usize) -> bool {
+            let config = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            let config = String::from_utf8_lossy(&config);
+            let config = config.trim().trim_matches(|c| c == '{' || c == '}');
+            match parse(config) {
+                Ok(ops) => self.ops = Rc::new(ops),
+                Err(e) => {
+                    let _ = hostcalls::log(LogLevel::Critical, &format!("probe config: {e}"));
+                    return false;
+                }
+            }
+            self.metric =
+                hostcalls::define_metric(MetricType::Counter, "probe.requests").unwrap_or_default();
+            true
+        }
         fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
-            Some(Box::new(Noop))
+            Some(Box::new(Probe {
+                ops: self.ops.clone(),
+                metric: self.metric,
+            }))
         }
         fn get_type(&self) -> Option<ContextType> {
             Some(ContextType::HttpContext)
         }
     }
 
-    struct Noop;
-    impl Context for Noop {}
-    impl HttpContext for Noop {
+    struct Probe {
+        ops: Rc<Vec<Op>>,
+        metric: u32,
+    }
+    impl Context for Probe {}
+    impl HttpContext for Probe {
         fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+            for op in self.ops.iter() {
+                let _ = match op {
+                    Op::Headers => hostcalls::get_map_bytes(MapType::HttpRequestHeaders).map(drop),
+                    Op::Metadata => hostcalls::get_property(vec![
+                        "xds",
+                        "route_metadata",
+                        "filter_metadata",
+                        "l402",
+                    ])
+                    .map(drop),
+                    Op::Time => hostcalls::get_current_time().map(drop),
+                    Op::Metric => hostcalls::increment_metric(self.metric, 1),
+                    Op::Remove => {
+                        hostcalls::remove_map_value(MapType::HttpRequestHeaders, "x-probe-absent")
+                    }
+                    Op::Set => hostcalls::set_map_value(
+                        MapType::HttpRequestHeaders,
+                        "x-probe",
+                        Some("0123456789abcdef0123456789abcdef"),
+                    ),
+                };
+            }
             Action::Continue
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ops_and_repeats() {
+        assert_eq!(parse(""), Ok(vec![]));
+        assert_eq!(
+            parse("headers, metadata*2,set"),
+            Ok(vec![Op::Headers, Op::Metadata, Op::Metadata, Op::Set])
+        );
+        assert!(parse("headers*x").is_err());
+        assert!(parse("nope").is_err());
     }
 }

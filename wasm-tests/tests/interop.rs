@@ -15,8 +15,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 use testkit::lnbits::{Lnbits, Wallet};
-use testkit::repo_root;
 use testkit::workerd::Workerd;
+use testkit::{artifacts, repo_root};
 use wasm_tests::{KEYS, Lightning, Stack, filter_config, parse_challenge};
 
 #[derive(Debug)]
@@ -29,19 +29,7 @@ struct Case {
 }
 
 fn interop_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("L402_INTEROP_DIR") {
-        return d.into();
-    }
-    let out = Command::new("bash")
-        .arg(repo_root().join("scripts/install-interop-clients.sh"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "install-interop-clients.sh: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    artifacts::installed("L402_INTEROP_DIR", "install-interop-clients.sh").unwrap()
 }
 
 /// Runs a client driver; collects its `RESULT {json}` lines.

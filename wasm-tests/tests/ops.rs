@@ -23,19 +23,7 @@ use wasm_tests::{KEYS, Stack, filter_config, get};
 const EDGE_TOKEN: &str = "e2e-edge-token-0123456789";
 
 fn ops_venv() -> PathBuf {
-    if let Some(v) = std::env::var_os("L402_OPS_TOOLS") {
-        return v.into();
-    }
-    let out = Command::new("bash")
-        .arg(repo_root().join("scripts/install-ops-tools.sh"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    artifacts::installed("L402_OPS_TOOLS", "install-ops-tools.sh").unwrap()
 }
 
 fn ok(out: &Output, what: &str) -> String {
@@ -55,7 +43,6 @@ fn ok(out: &Output, what: &str) -> String {
 /// Every Envoy bootstrap in the repository, rendered where it is a template.
 fn envoy_configs(dir: &Path) -> Vec<(String, PathBuf)> {
     let wasm = artifacts::filter_wasm().unwrap();
-    let noop_like = wasm.clone();
     let root = repo_root();
     let mut out = Vec::new();
     let mut write = |name: &str, text: String| {
@@ -91,7 +78,7 @@ fn envoy_configs(dir: &Path) -> Vec<(String, PathBuf)> {
     write(
         "envoy.bench.wasm.yaml",
         render(&wasm_tests::bench::wasm_filter(
-            &noop_like,
+            &wasm,
             &filter_config(2000, &[]),
         )),
     );

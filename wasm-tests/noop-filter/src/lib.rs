@@ -77,9 +77,7 @@ mod glue {
                 .ok()
                 .flatten()
                 .unwrap_or_default();
-            let config = String::from_utf8_lossy(&config);
-            let config = config.trim().trim_matches(|c| c == '{' || c == '}');
-            match parse(config) {
+            match parse(&String::from_utf8_lossy(&config)) {
                 Ok(ops) => self.ops = Rc::new(ops),
                 Err(e) => {
                     let _ = hostcalls::log(LogLevel::Critical, &format!("probe config: {e}"));

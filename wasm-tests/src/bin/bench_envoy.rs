@@ -235,7 +235,7 @@ fn main() -> Result<()> {
     // (name, filters, keyring, invoice-service)
     let mut instances_spec: Vec<(&str, String, String, u16)> = vec![
         ("plain", String::new(), ring(1), 9),
-        ("noop", wasm_filter(&noop_wasm, "{}"), ring(1), 9),
+        ("noop", wasm_filter(&noop_wasm, ""), ring(1), 9),
         ("jwt", jwt_filter(), ring(1), 9),
         ("l402-cache", l402(&[]), ring(1), 9),
         ("l402-nocache", l402(&no_cache), ring(1), 9),

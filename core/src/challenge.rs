@@ -139,10 +139,18 @@ pub enum Denial<'a> {
         /// Why.
         reason: Reason,
     },
-    /// 503: no challenge could be had in time (invoice-service down, slow or failing).
+    /// 503: no challenge could be had in time (invoice-service down, slow or failing), the
+    /// challenge bound was reached, or the host failed.
     Unavailable {
         /// `Retry-After`, seconds.
         retry_after_secs: u32,
+        /// Stable code for the body ([`UNAVAILABLE_CODE`] for the invoice-service).
+        code: &'static str,
+    },
+    /// 400: a request target no reading settles (an escaped separator, a bad escape...).
+    BadRequest {
+        /// Stable code for the body.
+        code: &'static str,
     },
 }
 
@@ -163,7 +171,7 @@ pub struct HttpResponse {
 /// A gRPC status for a trailers-only answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GrpcStatus {
-    /// The code (13 `INTERNAL` for payment required, as Aperture; 16, 14).
+    /// The code (13 `INTERNAL` for payment required, as Aperture; 16, 14, 3).
     pub code: u32,
     /// The message.
     pub message: &'static str,
@@ -180,12 +188,6 @@ pub fn is_grpc(content_type: Option<&str>) -> bool {
     })
 }
 
-/// Whether a request is a CORS preflight (`OPTIONS` with `Access-Control-Request-Method`):
-/// those pass unchallenged, since browsers send them without credentials.
-pub fn is_cors_preflight(method: &str, has_access_control_request_method: bool) -> bool {
-    method.eq_ignore_ascii_case("OPTIONS") && has_access_control_request_method
-}
-
 /// Maps a denial to the response. `grpc` selects gRPC's shape: HTTP 200, `grpc-status`.
 pub fn render(denial: &Denial<'_>, grpc: bool) -> HttpResponse {
     let mut headers: Vec<(&'static str, String)> = Vec::with_capacity(6);
@@ -197,10 +199,14 @@ pub fn render(denial: &Denial<'_>, grpc: bool) -> HttpResponse {
             (402, 13u32, "payment required", reason.as_str())
         }
         Denial::Unauthorized { reason } => (401, 16, "unauthenticated", reason.as_str()),
-        Denial::Unavailable { retry_after_secs } => {
+        Denial::Unavailable {
+            retry_after_secs,
+            code,
+        } => {
             headers.push(("retry-after", retry_after_secs.to_string()));
-            (503, 14, "payment service unavailable", UNAVAILABLE_CODE)
+            (503, 14, "payment service unavailable", *code)
         }
+        Denial::BadRequest { code } => (400, 3, "invalid request path", *code),
     };
     headers.push(("cache-control", "no-store".to_owned()));
     headers.push((
@@ -313,6 +319,7 @@ mod tests {
         let r = render(
             &Denial::Unavailable {
                 retry_after_secs: 7,
+                code: UNAVAILABLE_CODE,
             },
             false,
         );
@@ -352,9 +359,23 @@ mod tests {
     }
 
     #[test]
-    fn preflight() {
-        assert!(is_cors_preflight("OPTIONS", true));
-        assert!(!is_cors_preflight("OPTIONS", false));
-        assert!(!is_cors_preflight("GET", true));
+    fn bad_request() {
+        let r = render(
+            &Denial::BadRequest {
+                code: "path_backslash",
+            },
+            false,
+        );
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (400, r#"{"error":"path_backslash"}"#)
+        );
+        let r = render(
+            &Denial::BadRequest {
+                code: "path_backslash",
+            },
+            true,
+        );
+        assert_eq!(header(&r, "grpc-status"), vec!["3"]);
     }
 }

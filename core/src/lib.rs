@@ -18,17 +18,22 @@
 //! ```
 //!
 //! Adapters translate their host's types into these calls and back; a protocol rule outside
-//! this crate is a bug.
+//! this crate is a bug. The edge's whole per-request procedure is [`Edge`]: path
+//! canonicalization, the edge's own headers, what a route sells, preflights, verification,
+//! revocation, the challenge bound, the signed context for the origin, and every answer.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
 mod api;
 mod caveat;
 mod challenge;
+mod context;
 mod credential;
+mod edge;
 mod ids;
 mod keyring;
 mod mint;
+mod path;
 mod reason;
 mod routes;
 mod service;
@@ -39,12 +44,23 @@ pub use api::{
 };
 pub use challenge::{
     Challenge, ChallengeError, DEFAULT_RETRY_AFTER_SECS, Denial, GrpcStatus, HEADER_SERVICE,
-    HEADER_TOKEN_ID, HttpResponse, InvalidPolicy, UNAVAILABLE_CODE, UnknownPolicy,
-    is_cors_preflight, is_grpc, render,
+    HEADER_TOKEN_ID, HttpResponse, InvalidPolicy, UNAVAILABLE_CODE, UnknownPolicy, is_grpc, render,
+};
+pub use context::{
+    CONTEXT_LIFETIME_SECS, ContextError, ContextKey, ContextKeyError, EdgeContext, HEADER_CONTEXT,
+    MIN_CONTEXT_KEY_BYTES, sign_context, verify_context,
 };
 pub use credential::{
     CREDENTIAL_HEADERS, Candidate, Credentials, HeaderKind, MAX_CAVEATS, MAX_CREDENTIAL_BYTES,
     MAX_MACAROONS, Source,
+};
+pub use edge::{
+    ChallengeCall, ChallengeLimiter, ChallengeRate, DEFAULT_CACHE_SIZE, DEFAULT_CHALLENGE_BURST,
+    DEFAULT_CHALLENGES_PER_SECOND, DEFAULT_TIMEOUT_MS, Edge, EdgeOptions, EdgeRequest,
+    EdgeSettings, EdgeState, Forward, HostFailure, HostSale, MAX_CACHE_SIZE, MIN_EDGE_TOKEN_LEN,
+    NonCanonicalPath, Outcome, PendingChallenge, Problem, RATE_LIMITED_CODE,
+    RESERVED_HEADER_PREFIX, Reply, RevocationCheck, Setting, SettingsError, Step, check_edge_token,
+    host_failure_reply, misconfigured_reply,
 };
 pub use ids::{
     IDENTIFIER_LEN, IDENTIFIER_VERSION, Identifier, IdentifierError, KeyId, PaymentHash, Preimage,
@@ -57,6 +73,7 @@ pub use mint::{
     Inspected, LOCATION, MintError, MintedToken, aperture_caveats, attenuate, inspect, mint,
     mint_with_caveats, sign,
 };
+pub use path::{CanonicalTarget, PathError, canonicalize, under_prefix};
 pub use reason::{Reason, Rejection};
 pub use routes::{Route, Routes, RoutesError};
 pub use service::{

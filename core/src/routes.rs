@@ -2,16 +2,17 @@
 //! the Envoy filter under Istio or Envoy Gateway (where route metadata is out of reach). Envoy
 //! route metadata, where available, comes first; these are the fallback.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::service::{ServiceName, parse_capabilities};
 
 /// One sold route: requests whose path starts with `path` buy `service`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
-    /// Path prefix (`/weather`); matched against the request path as sent (query included),
-    /// like Envoy's `prefix` match.
+    /// Path prefix (`/weather`), canonical (see [`crate::canonicalize`]); it covers the
+    /// canonical request path on segment boundaries: `/weather`, `/weather/today`, not
+    /// `/weatherman` (like Envoy's `path_separated_prefix`).
     pub path: String,
     /// The service sold.
     pub service: String,
@@ -26,13 +27,15 @@ pub enum RoutesError {
     /// Not a JSON list of routes.
     #[error("not a JSON list of {{\"path\", \"service\", \"capabilities\"}}: {0}")]
     Json(String),
-    /// A path that is not absolute.
-    #[error("route {index}: path {path:?} must start with '/'")]
+    /// A path that is not absolute, or not in canonical form.
+    #[error("route {index}: path {path:?} must be a canonical absolute path (e.g. {canonical:?})")]
     Path {
         /// Position.
         index: usize,
         /// The path.
         path: String,
+        /// Its canonical form, if it has one.
+        canonical: String,
     },
     /// A service name or capability list that a token could not carry.
     #[error("route {index}: {message}")]
@@ -52,10 +55,16 @@ impl Routes {
     /// Validates every route.
     pub fn new(routes: Vec<Route>) -> Result<Self, RoutesError> {
         for (index, r) in routes.iter().enumerate() {
-            if !r.path.starts_with('/') {
+            // Prefixes are compared with canonical request paths: one written otherwise
+            // (`/weather//`, `/%77eather`, `/weather?x`) would never match, or match wrongly.
+            let canonical = crate::path::canonicalize(r.path.as_bytes())
+                .ok()
+                .filter(|t| t.query().is_none());
+            if canonical.as_ref().is_none_or(|c| c.changed()) {
                 return Err(RoutesError::Path {
                     index,
                     path: r.path.clone(),
+                    canonical: canonical.map(|c| c.path().to_owned()).unwrap_or_default(),
                 });
             }
             let invalid = |message: String| RoutesError::Invalid { index, message };
@@ -73,9 +82,11 @@ impl Routes {
         Self::new(routes)
     }
 
-    /// The route `path` buys, if any.
-    pub fn route_for(&self, path: &str) -> Option<&Route> {
-        self.0.iter().find(|r| path.starts_with(&r.path))
+    /// The route a canonical path buys, if any: the first whose prefix covers it.
+    pub fn route_for(&self, canonical_path: &str) -> Option<&Route> {
+        self.0
+            .iter()
+            .find(|r| crate::path::under_prefix(canonical_path, &r.path))
     }
 
     /// No routes.
@@ -96,8 +107,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.route_for("/weather/free/x").unwrap().service, "free");
-        assert_eq!(r.route_for("/weather?q=1").unwrap().capabilities, "read");
+        assert_eq!(r.route_for("/weather/x").unwrap().capabilities, "read");
+        assert!(r.route_for("/weatherman").is_none());
         assert!(r.route_for("/maps").is_none());
+        for bad in ["/weather//", "/%77eather", "/w?x", "/a/../b", "/a;b"] {
+            let json = format!(r#"[{{"path":"{bad}","service":"weather"}}]"#);
+            assert!(
+                matches!(Routes::from_json(&json), Err(RoutesError::Path { .. })),
+                "{bad}"
+            );
+        }
         assert!(matches!(
             Routes::from_json(r#"[{"path":"w","service":"weather"}]"#),
             Err(RoutesError::Path { index: 0, .. })

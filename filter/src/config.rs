@@ -2,14 +2,10 @@
 //! field; secrets (keyring, bearer token) may come from the VM's environment instead of the
 //! config (`vm_config.environment_variables.host_env_keys`).
 
-use std::collections::HashSet;
 use std::time::Duration;
 
-use l402_core::{InvalidPolicy, Keyring, Route, Routes, TokenId, Verifier};
+use l402_core::{Edge, EdgeOptions, Route};
 use serde::Deserialize;
-
-/// Default size of the per-VM verified-credential cache.
-pub const DEFAULT_CACHE_SIZE: usize = 1024;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -17,20 +13,20 @@ struct Raw {
     keyring: Option<String>,
     keyring_env: Option<String>,
     invoice_service: RawInvoiceService,
-    #[serde(default)]
     on_invalid: Option<String>,
-    #[serde(default = "yes")]
-    strip_credential: bool,
-    #[serde(default = "default_token_id_header")]
-    token_id_header: String,
-    #[serde(default = "default_service_header")]
-    service_header: String,
+    strip_credential: Option<bool>,
+    token_id_header: Option<String>,
+    service_header: Option<String>,
+    context_header: Option<String>,
+    context_key: Option<String>,
+    context_key_env: Option<String>,
     #[serde(default)]
     deny_list: Vec<String>,
-    #[serde(default = "default_retry_after")]
-    retry_after_secs: u32,
-    #[serde(default = "default_cache_size")]
-    cache_size: usize,
+    retry_after_secs: Option<u64>,
+    cache_size: Option<u64>,
+    non_canonical_path: Option<String>,
+    challenges_per_second: Option<u64>,
+    challenge_burst: Option<u64>,
     #[serde(default)]
     routes: Vec<Route>,
 }
@@ -45,36 +41,17 @@ struct RawInvoiceService {
     path: String,
     token: Option<String>,
     token_env: Option<String>,
-    #[serde(default = "default_timeout_ms")]
-    timeout_ms: u64,
+    timeout_ms: Option<u64>,
 }
 
-fn yes() -> bool {
-    true
-}
-fn default_token_id_header() -> String {
-    l402_core::HEADER_TOKEN_ID.into()
-}
-fn default_service_header() -> String {
-    l402_core::HEADER_SERVICE.into()
-}
-fn default_retry_after() -> u32 {
-    l402_core::DEFAULT_RETRY_AFTER_SECS
-}
-fn default_cache_size() -> usize {
-    DEFAULT_CACHE_SIZE
-}
 fn default_authority() -> String {
     "invoice-service".into()
 }
 fn default_path() -> String {
     l402_core::CHALLENGES_PATH.into()
 }
-fn default_timeout_ms() -> u64 {
-    2000
-}
 
-/// Where challenges come from.
+/// Where challenges come from: the Envoy side of the invoice-service call.
 pub struct InvoiceService {
     /// The Envoy cluster.
     pub cluster: String,
@@ -82,35 +59,16 @@ pub struct InvoiceService {
     pub authority: String,
     /// `:path` of the call.
     pub path: String,
-    /// `Authorization: Bearer <token>` value, pre-built.
-    pub authorization: String,
     /// How long to wait before answering 503.
     pub timeout: Duration,
 }
 
 /// The validated filter configuration: what every request of this VM shares.
 pub struct FilterConfig {
-    /// The verifier over the keyring.
-    pub verifier: Verifier,
-    /// The invoice-service.
+    /// The edge procedure with its validated settings.
+    pub edge: Edge,
+    /// The invoice-service cluster.
     pub invoice_service: InvoiceService,
-    /// 402 with a fresh challenge, or 401.
-    pub on_invalid: InvalidPolicy,
-    /// Remove the credential before forwarding.
-    pub strip_credential: bool,
-    /// Header for the authorized token id (lower case).
-    pub token_id_header: String,
-    /// Header for the authorized service (lower case).
-    pub service_header: String,
-    /// Revoked token ids.
-    pub deny_list: HashSet<TokenId>,
-    /// `Retry-After` on 503.
-    pub retry_after_secs: u32,
-    /// Verified-credential cache entries per VM; 0 = off.
-    pub cache_size: usize,
-    /// Path-prefix routes for requests whose route carries no `l402` metadata (Istio, Envoy
-    /// Gateway); empty: only metadata decides.
-    pub routes: Routes,
 }
 
 /// A refused configuration: the field and why. Never contains a secret.
@@ -135,34 +93,25 @@ fn err(field: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-/// Exactly one of an inline value and an environment variable holding it.
+/// At most one of an inline value and an environment variable holding it (a secret kept out
+/// of the config); `None` when neither is given.
 fn secret(
     inline: Option<String>,
     env_name: Option<String>,
     field: &str,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<String, ConfigError> {
+) -> Result<Option<String>, ConfigError> {
     match (inline, env_name) {
-        (Some(v), None) => Ok(v),
-        (None, Some(name)) => env(&name).filter(|v| !v.is_empty()).ok_or_else(|| {
+        (Some(v), None) => Ok(Some(v)),
+        (None, Some(name)) => env(&name).filter(|v| !v.is_empty()).map(Some).ok_or_else(|| {
             err(
                 &format!("{field}_env"),
                 format!("environment variable {name} is not set in the Wasm VM (vm_config.environment_variables)"),
             )
         }),
         (Some(_), Some(_)) => Err(err(field, format!("set {field} or {field}_env, not both"))),
-        (None, None) => Err(err(field, format!("required (or {field}_env)"))),
+        (None, None) => Ok(None),
     }
-}
-
-fn header_name(field: &str, v: &str) -> Result<String, ConfigError> {
-    let ok = !v.is_empty()
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !ok {
-        return Err(err(field, "not a valid header name"));
-    }
-    Ok(v.to_ascii_lowercase())
 }
 
 impl FilterConfig {
@@ -181,10 +130,6 @@ impl FilterConfig {
                     };
                     err(&field, e.into_inner().to_string())
                 })?;
-        let keyring_text = secret(raw.keyring, raw.keyring_env, "keyring", env)?;
-        let keyring: Keyring = keyring_text
-            .parse()
-            .map_err(|e: l402_core::KeyringError| err("keyring", e.to_string()))?;
         let is = raw.invoice_service;
         if is.cluster.is_empty() {
             return Err(err("invoice_service.cluster", "required"));
@@ -192,57 +137,42 @@ impl FilterConfig {
         if !is.path.starts_with('/') {
             return Err(err("invoice_service.path", "must start with '/'"));
         }
-        if is.timeout_ms == 0 || is.timeout_ms > 60_000 {
-            return Err(err("invoice_service.timeout_ms", "must be 1 to 60000"));
-        }
-        let token = secret(is.token, is.token_env, "invoice_service.token", env)?;
-        if token.len() < 16 || token.bytes().any(|b| b.is_ascii_control() || b == b' ') {
-            return Err(err(
-                "invoice_service.token",
-                "must be at least 16 printable characters without spaces",
-            ));
-        }
-        let mut deny_list = HashSet::with_capacity(raw.deny_list.len());
-        for (i, id) in raw.deny_list.iter().enumerate() {
-            let id = TokenId::from_hex(id.trim())
-                .ok_or_else(|| err(&format!("deny_list[{i}]"), "not a 64-hex-digit token id"))?;
-            deny_list.insert(id);
-        }
-        if raw.retry_after_secs == 0 {
-            return Err(err("retry_after_secs", "must be at least 1"));
-        }
-        if raw.cache_size > 1_000_000 {
-            return Err(err("cache_size", "at most 1000000"));
-        }
-        let token_id_header = header_name("token_id_header", &raw.token_id_header)?;
-        let routes = Routes::new(raw.routes).map_err(|e| err("routes", e.to_string()))?;
-        let on_invalid = match &raw.on_invalid {
-            None => InvalidPolicy::Challenge,
-            Some(v) => v
-                .parse()
-                .map_err(|e: l402_core::UnknownPolicy| err("on_invalid", e.to_string()))?,
+        let routes = if raw.routes.is_empty() {
+            None
+        } else {
+            Some(serde_json::to_string(&raw.routes).map_err(|e| err("routes", e.to_string()))?)
         };
-        let service_header = header_name("service_header", &raw.service_header)?;
-        if token_id_header == service_header {
-            return Err(err("service_header", "must differ from token_id_header"));
-        }
+        let options = EdgeOptions {
+            keyring: secret(raw.keyring, raw.keyring_env, "keyring", env)?,
+            routes,
+            routes_required: false,
+            deny_list: raw.deny_list,
+            on_invalid: raw.on_invalid,
+            strip_credential: raw.strip_credential,
+            token_id_header: raw.token_id_header,
+            service_header: raw.service_header,
+            context_header: raw.context_header,
+            context_key: secret(raw.context_key, raw.context_key_env, "context_key", env)?,
+            retry_after_secs: raw.retry_after_secs,
+            cache_size: raw.cache_size,
+            timeout_ms: is.timeout_ms,
+            edge_token: secret(is.token, is.token_env, "invoice_service.token", env)?,
+            non_canonical_path: raw.non_canonical_path,
+            challenges_per_second: raw.challenges_per_second,
+            challenge_burst: raw.challenge_burst,
+        };
+        let settings = options
+            .validate()
+            .map_err(|e| err(e.setting.json_name(), e.problem.to_string()))?;
+        let timeout = Duration::from_millis(u64::from(settings.timeout_ms));
         Ok(FilterConfig {
-            verifier: Verifier::new(keyring),
+            edge: Edge::new(settings, false),
             invoice_service: InvoiceService {
                 cluster: is.cluster,
                 authority: is.authority,
                 path: is.path,
-                authorization: format!("Bearer {token}"),
-                timeout: Duration::from_millis(is.timeout_ms),
+                timeout,
             },
-            on_invalid,
-            strip_credential: raw.strip_credential,
-            token_id_header,
-            service_header,
-            deny_list,
-            routes,
-            retry_after_secs: raw.retry_after_secs,
-            cache_size: raw.cache_size,
         })
     }
 }
@@ -268,12 +198,14 @@ mod tests {
     #[test]
     fn minimal_config_has_safe_defaults() {
         let c = FilterConfig::parse(base().to_string().as_bytes(), &no_env).unwrap();
-        assert_eq!(c.on_invalid, InvalidPolicy::Challenge);
-        assert!(c.strip_credential);
-        assert_eq!(c.token_id_header, "x-l402-token-id");
+        let s = c.edge.settings();
+        assert_eq!(s.on_invalid, l402_core::InvalidPolicy::Challenge);
+        assert!(s.strip_credential);
+        assert_eq!(s.token_id_header, "x-l402-token-id");
         assert_eq!(c.invoice_service.path, "/v1/challenges");
         assert_eq!(c.invoice_service.timeout, Duration::from_secs(2));
-        assert_eq!(c.cache_size, DEFAULT_CACHE_SIZE);
+        assert_eq!(s.cache_size, l402_core::DEFAULT_CACHE_SIZE);
+        assert_eq!(s.non_canonical_path, l402_core::NonCanonicalPath::Refuse);
     }
 
     #[test]
@@ -367,7 +299,7 @@ mod tests {
                     v["deny_list"] = serde_json::json!(["00"]);
                     v
                 },
-                "deny_list[0]",
+                "deny_list",
             ),
             (
                 {

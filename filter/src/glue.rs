@@ -1,14 +1,13 @@
-//! The proxy-wasm contexts. Everything protocol is a core call; this file only moves bytes
-//! between Envoy and core.
+//! The proxy-wasm contexts. Every decision is `l402_core::Edge`'s; this file only moves bytes
+//! between Envoy and core, and counts outcomes.
 
-use std::borrow::Cow;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
 use l402_core::{
-    CREDENTIAL_HEADERS, ChallengeRequest, ChallengeResponse, Credentials, Denial, HttpResponse,
-    Reason, Request, VerifiedCache, is_cors_preflight, is_grpc, render,
+    EdgeRequest, EdgeState, Forward, HostFailure, HostSale, HttpResponse, Outcome, PathError,
+    PendingChallenge, Reason, Step, misconfigured_reply,
 };
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -35,11 +34,18 @@ struct Stats {
     invoice_service_errors: Option<u32>,
     preflight: Option<u32>,
     cache_hits: Option<u32>,
+    rate_limited: Option<u32>,
     rejected: Vec<(Reason, Option<u32>)>,
+    bad_request: Vec<(PathError, Option<u32>)>,
+    host_failure: Vec<(HostFailure, Option<u32>)>,
 }
 
 fn counter(name: &str) -> Option<u32> {
     hostcalls::define_metric(MetricType::Counter, name).ok()
+}
+
+fn find<K: PartialEq + Copy>(ids: &[(K, Option<u32>)], key: K) -> Option<u32> {
+    ids.iter().find(|(k, _)| *k == key).and_then(|(_, id)| *id)
 }
 
 impl Stats {
@@ -52,34 +58,67 @@ impl Stats {
             invoice_service_errors: counter("l402.invoice_service_errors"),
             preflight: counter("l402.preflight"),
             cache_hits: counter("l402.cache_hits"),
+            rate_limited: counter("l402.challenge_rate_limited"),
             rejected: Reason::ALL
                 .iter()
                 .map(|r| (*r, counter(&format!("l402.rejected.{}", r.as_str()))))
                 .collect(),
+            bad_request: PathError::ALL
+                .iter()
+                .map(|e| (*e, counter(&format!("l402.bad_request.{}", e.as_str()))))
+                .collect(),
+            host_failure: HostFailure::ALL
+                .iter()
+                .map(|f| (*f, counter(&format!("l402.host_failure.{}", f.as_str()))))
+                .collect(),
         }
     }
 
-    fn inc(id: Option<u32>, by: i64) {
+    fn inc(id: Option<u32>) {
         if let Some(id) = id {
-            let _ = hostcalls::increment_metric(id, by);
+            let _ = hostcalls::increment_metric(id, 1);
         }
     }
 
-    fn rejected(&self, reason: Reason) {
-        let id = self
-            .rejected
-            .iter()
-            .find(|(r, _)| *r == reason)
-            .and_then(|(_, id)| *id);
-        Self::inc(id, 1);
+    /// The counters an outcome moves.
+    fn count(&self, outcome: Outcome) {
+        match outcome {
+            Outcome::Unsold => {}
+            Outcome::Preflight => Self::inc(self.preflight),
+            Outcome::Authorized { cache_hit } => {
+                Self::inc(self.authorized);
+                if cache_hit {
+                    Self::inc(self.cache_hits);
+                }
+            }
+            Outcome::Rejected(reason) => Self::inc(find(&self.rejected, reason)),
+            Outcome::Unauthorized(reason) => {
+                Self::inc(find(&self.rejected, reason));
+                Self::inc(self.unauthorized);
+            }
+            Outcome::Challenged => Self::inc(self.challenges),
+            Outcome::BadRequest(e) => Self::inc(find(&self.bad_request, e)),
+            Outcome::RateLimited => {
+                Self::inc(self.rate_limited);
+                Self::inc(self.unavailable);
+            }
+            Outcome::InvoiceServiceFailed => {
+                Self::inc(self.invoice_service_errors);
+                Self::inc(self.unavailable);
+            }
+            Outcome::HostFailure(f) => {
+                Self::inc(find(&self.host_failure, f));
+                Self::inc(self.unavailable);
+            }
+        }
     }
 }
 
-/// Per VM: the configuration, the cache, the stats. Shared by every request of this worker
-/// thread through `Rc` (a VM is single-threaded).
+/// Per VM: the configuration, the edge's state, the stats. Shared by every request of this
+/// worker thread through `Rc` (a VM is single-threaded).
 struct Shared {
     config: FilterConfig,
-    cache: RefCell<VerifiedCache>,
+    state: RefCell<EdgeState>,
     stats: Stats,
 }
 
@@ -108,10 +147,10 @@ impl RootContext for Root {
         };
         match FilterConfig::parse(&bytes, &|name| std::env::var(name).ok()) {
             Ok(config) => {
-                let cache = RefCell::new(VerifiedCache::new(config.cache_size));
+                let state = RefCell::new(config.edge.new_state());
                 self.shared = Some(Rc::new(Shared {
                     config,
-                    cache,
+                    state,
                     stats: Stats::define(),
                 }));
                 true
@@ -136,39 +175,24 @@ impl RootContext for Root {
     }
 }
 
-/// A request waiting for its challenge.
-struct Pending {
-    reason: Reason,
-    grpc: bool,
-}
-
 struct Http {
     shared: Option<Rc<Shared>>,
-    pending: Option<Pending>,
+    pending: Option<PendingChallenge>,
 }
 
-fn header_str<'h>(headers: &'h [(String, Vec<u8>)], name: &str) -> Option<&'h str> {
-    headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .and_then(|(_, v)| std::str::from_utf8(v).ok())
-}
-
-/// The route's `l402` metadata, in one property read (decoded by `metadata::route_sale`).
-fn route_metadata() -> Option<Vec<u8>> {
+/// The route's `l402` metadata, in one property read. A host error is not "no metadata".
+fn route_metadata() -> Result<Option<Vec<u8>>, ()> {
     hostcalls::get_property(vec!["xds", "route_metadata", "filter_metadata", "l402"])
-        .ok()
-        .flatten()
+        .map_err(|_| ())
 }
 
-fn now_unix() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs())
+fn now_ms() -> Option<u64> {
+    let t = hostcalls::get_current_time().ok()?;
+    let ms = t.duration_since(UNIX_EPOCH).ok()?.as_millis();
+    u64::try_from(ms).ok().filter(|ms| *ms > 0)
 }
 
-fn send(resp: &HttpResponse) {
+fn send(resp: &HttpResponse) -> Action {
     let sent = match resp.grpc {
         Some(g) => {
             // Envoy's local reply for gRPC: trailers-only with this status.
@@ -193,10 +217,12 @@ fn send(resp: &HttpResponse) {
     if sent.is_err() {
         log(LogLevel::Error, "l402: could not send the local reply");
     }
+    Action::Pause
 }
 
 fn grpc_code(code: u32) -> GrpcStatusCode {
     match code {
+        3 => GrpcStatusCode::InvalidArgument,
         13 => GrpcStatusCode::Internal,
         14 => GrpcStatusCode::Unavailable,
         16 => GrpcStatusCode::Unauthenticated,
@@ -204,40 +230,77 @@ fn grpc_code(code: u32) -> GrpcStatusCode {
     }
 }
 
-impl Http {
-    fn unavailable(&self, shared: &Shared, grpc: bool) -> Action {
-        Stats::inc(shared.stats.unavailable, 1);
-        send(&render(
-            &Denial::Unavailable {
-                retry_after_secs: shared.config.retry_after_secs,
-            },
-            grpc,
-        ));
-        Action::Pause
+/// Applies a forward: every removal and setting must succeed, or nothing is forwarded.
+fn apply(f: &Forward) -> Result<(), ()> {
+    for name in &f.remove {
+        hostcalls::remove_map_value(MapType::HttpRequestHeaders, name).map_err(|_| ())?;
     }
+    for (name, value) in &f.set {
+        hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value)).map_err(|_| ())?;
+    }
+    Ok(())
+}
 
-    fn challenge(&mut self, shared: &Shared, service: &str, reason: Reason, grpc: bool) -> Action {
-        let is = &shared.config.invoice_service;
-        let headers = vec![
-            (":method", "POST"),
-            (":path", is.path.as_str()),
-            (":authority", is.authority.as_str()),
-            ("content-type", "application/json"),
-            ("authorization", is.authorization.as_str()),
-        ];
-        let body = ChallengeRequest::body(service, Some(reason.as_str()));
-        match hostcalls::dispatch_http_call(&is.cluster, headers, Some(&body), vec![], is.timeout) {
-            Ok(_) => {
-                self.pending = Some(Pending { reason, grpc });
-                Action::Pause
+impl Http {
+    fn step(&mut self, shared: &Shared, step: Step, grpc: bool) -> Action {
+        match step {
+            Step::Forward(f) => {
+                if apply(&f).is_err() {
+                    log(LogLevel::Error, "l402: could not rewrite request headers");
+                    let reply = shared.config.edge.fail(HostFailure::Headers, grpc);
+                    shared.stats.count(reply.outcome);
+                    return send(&reply.response);
+                }
+                shared.stats.count(f.outcome);
+                Action::Continue
             }
-            Err(_) => {
-                Stats::inc(shared.stats.invoice_service_errors, 1);
-                log(
-                    LogLevel::Warn,
-                    "l402: cannot call the invoice-service cluster",
-                );
-                self.unavailable(shared, grpc)
+            Step::Reply(r) => {
+                shared.stats.count(r.outcome);
+                send(&r.response)
+            }
+            Step::Challenge(call) => {
+                shared.stats.count(Outcome::Rejected(call.reason));
+                let is = &shared.config.invoice_service;
+                let headers = vec![
+                    (":method", "POST"),
+                    (":path", is.path.as_str()),
+                    (":authority", is.authority.as_str()),
+                    ("content-type", "application/json"),
+                    (
+                        "authorization",
+                        shared.config.edge.settings().authorization.as_str(),
+                    ),
+                ];
+                match hostcalls::dispatch_http_call(
+                    &is.cluster,
+                    headers,
+                    Some(&call.body),
+                    vec![],
+                    is.timeout,
+                ) {
+                    Ok(_) => {
+                        self.pending = Some(call.pending);
+                        Action::Pause
+                    }
+                    Err(_) => {
+                        log(
+                            LogLevel::Warn,
+                            "l402: cannot call the invoice-service cluster",
+                        );
+                        let r = shared
+                            .config
+                            .edge
+                            .challenge_answered(call.pending, None, None);
+                        shared.stats.count(r.outcome);
+                        send(&r.response)
+                    }
+                }
+            }
+            // The filter's deny-list is its configuration: core never asks for a lookup.
+            Step::CheckRevoked(_) => {
+                let r = shared.config.edge.fail(HostFailure::Revocation, grpc);
+                shared.stats.count(r.outcome);
+                send(&r.response)
             }
         }
     }
@@ -257,155 +320,84 @@ impl Context for Http {
         // On a timeout or reset Envoy calls back with no headers: no :status, a failure.
         let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
             .ok()
-            .flatten();
-        let ok = status.as_deref() == Some(b"200".as_slice());
-        let body = if ok {
-            hostcalls::get_buffer(
+            .flatten()
+            .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u16>().ok());
+        let body = match status {
+            Some(200) => hostcalls::get_buffer(
                 proxy_wasm::types::BufferType::HttpCallResponseBody,
                 0,
                 body_size,
             )
             .ok()
-            .flatten()
-        } else {
-            None
+            .flatten(),
+            _ => None,
         };
-        match body.map(|b| ChallengeResponse::parse_challenge(&b)) {
-            Some(Ok(challenge)) => {
-                Stats::inc(shared.stats.challenges, 1);
-                send(&render(
-                    &Denial::PaymentRequired {
-                        challenge: &challenge,
-                        reason: pending.reason,
-                    },
-                    pending.grpc,
-                ));
-            }
-            other => {
-                Stats::inc(shared.stats.invoice_service_errors, 1);
-                let why = match other {
-                    Some(Err(e)) => format!("unusable challenge: {e}"),
-                    _ => format!(
-                        "invoice-service answered {}",
-                        status.map_or("nothing (timeout or reset)".into(), |s| {
-                            String::from_utf8_lossy(&s).into_owned()
-                        })
-                    ),
-                };
-                log(LogLevel::Warn, &format!("l402: {why}"));
-                self.unavailable(&shared, pending.grpc);
-            }
+        let r = shared
+            .config
+            .edge
+            .challenge_answered(pending, status, body.as_deref());
+        if r.outcome != Outcome::Challenged {
+            log(
+                LogLevel::Warn,
+                &format!(
+                    "l402: no usable challenge (invoice-service status {})",
+                    status.map_or("none: timeout or reset".into(), |s| s.to_string())
+                ),
+            );
         }
+        shared.stats.count(r.outcome);
+        send(&r.response);
     }
 }
 
 impl HttpContext for Http {
-    fn on_http_request_headers(&mut self, _n: usize, _end_of_stream: bool) -> Action {
+    fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
         let Some(shared) = self.shared.clone() else {
             // No valid configuration: fail closed.
-            send(&render(
-                &Denial::Unavailable {
-                    retry_after_secs: l402_core::DEFAULT_RETRY_AFTER_SECS,
-                },
-                false,
-            ));
-            return Action::Pause;
+            return send(&misconfigured_reply().response);
         };
-        let config = &shared.config;
-        // One read of the headers; every later decision is made on this copy, and a host call
-        // is spent only on what must change (each crossing costs more than the check).
+        let edge = &shared.config.edge;
+        // One read of the headers; core decides on this copy, and a host call is spent only
+        // on what must change.
         let Ok(headers) = hostcalls::get_map_bytes(MapType::HttpRequestHeaders) else {
-            return self.unavailable(&shared, false);
+            let r = edge.fail(HostFailure::Headers, false);
+            shared.stats.count(r.outcome);
+            return send(&r.response);
         };
-        let present = |name: &str| headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
-        // Clients never set these: only this filter does, after verifying.
-        for h in [&config.token_id_header, &config.service_header] {
-            if present(h) {
-                let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, h);
-            }
-        }
-        // Route metadata first (standalone Envoy); the configured path prefixes where the
-        // control plane cannot set it (Istio, Envoy Gateway).
-        // Borrowed from the property bytes or the configuration: nothing copied per request.
+        let pairs: Vec<(&str, &[u8])> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice()))
+            .collect();
+        let pseudo = |name: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(&[][..], |(_, v)| *v)
+        };
         let metadata = route_metadata();
-        let (service, capabilities) =
-            match metadata.as_deref().and_then(crate::metadata::route_sale) {
-                Some(sale) => sale,
-                None => match config
-                    .routes
-                    .route_for(header_str(&headers, ":path").unwrap_or_default())
-                {
-                    Some(r) => (r.service.as_str(), Cow::Borrowed(r.capabilities.as_str())),
-                    None => return Action::Continue, // not a paid route
-                },
-            };
-        let method = header_str(&headers, ":method").unwrap_or_default();
-        if is_cors_preflight(method, present("access-control-request-method")) {
-            Stats::inc(shared.stats.preflight, 1);
-            return Action::Continue;
-        }
-        let grpc = is_grpc(header_str(&headers, "content-type"));
-        let credentials =
-            Credentials::from_headers(headers.iter().map(|(n, v)| (n.as_str(), v.as_slice())));
-        let request = Request {
-            service,
-            capabilities: &capabilities,
-            now: now_unix(),
+        let sale = match &metadata {
+            Ok(Some(bytes)) => crate::metadata::route_sale(bytes),
+            Ok(None) => HostSale::NotAttached,
+            Err(()) => HostSale::Malformed,
         };
-        let decision = match shared.cache.try_borrow_mut() {
-            Ok(mut cache) => {
-                let before = cache.stats().0;
-                let d = config.verifier.verify_cached(
-                    &credentials,
-                    &request,
-                    &config.deny_list,
-                    &mut cache,
-                );
-                if cache.stats().0 > before {
-                    Stats::inc(shared.stats.cache_hits, 1);
-                }
-                d
-            }
-            Err(_) => config
-                .verifier
-                .verify(&credentials, &request, &config.deny_list),
+        let request = EdgeRequest {
+            method: std::str::from_utf8(pseudo(":method")).unwrap_or_default(),
+            target: pseudo(":path"),
+            headers: &pairs,
+            body_follows: !end_of_stream,
+            sale,
+            now_ms: now_ms(),
         };
-        match decision {
-            Ok(authorized) => {
-                Stats::inc(shared.stats.authorized, 1);
-                if config.strip_credential {
-                    for h in CREDENTIAL_HEADERS.into_iter().filter(|h| present(h)) {
-                        let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, h);
-                    }
-                }
-                let token_id = authorized.token_id().to_hex();
-                let _ = hostcalls::set_map_value(
-                    MapType::HttpRequestHeaders,
-                    &config.token_id_header,
-                    Some(&token_id),
-                );
-                let _ = hostcalls::set_map_value(
-                    MapType::HttpRequestHeaders,
-                    &config.service_header,
-                    Some(authorized.service()),
-                );
-                Action::Continue
-            }
-            Err(rejection) => {
-                shared.stats.rejected(rejection.reason);
-                if config.on_invalid.wants_challenge(rejection.reason) {
-                    self.challenge(&shared, service, rejection.reason, grpc)
-                } else {
-                    Stats::inc(shared.stats.unauthorized, 1);
-                    send(&render(
-                        &Denial::Unauthorized {
-                            reason: rejection.reason,
-                        },
-                        grpc,
-                    ));
-                    Action::Pause
-                }
-            }
-        }
+        let grpc = l402_core::is_grpc(
+            pairs
+                .iter()
+                .find(|(n, _)| *n == "content-type")
+                .and_then(|(_, v)| std::str::from_utf8(v).ok()),
+        );
+        let step = match shared.state.try_borrow_mut() {
+            Ok(mut state) => edge.decide(&mut state, &request),
+            Err(_) => Step::Reply(edge.fail(HostFailure::State, grpc)),
+        };
+        self.step(&shared, step, grpc)
     }
 }

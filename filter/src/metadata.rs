@@ -3,7 +3,7 @@
 //! read returns every key: each read walks Envoy's property path and costs about 2 µs of
 //! Envoy CPU (measured by the benchmark's probe filter), more than the rest of a cache hit.
 
-use std::borrow::Cow;
+use l402_core::HostSale;
 
 /// Decodes proxy-wasm's map serialization, borrowing: a little-endian `u32` count, then
 /// `count` pairs of `u32` key and value lengths, then each key and each value followed by a
@@ -37,21 +37,34 @@ pub fn decode_pairs(bytes: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
     Some(pairs)
 }
 
-/// What a route sells: `(service, capabilities)` from its `l402` metadata, borrowed from the
-/// property bytes, `None` when it names no service (not a paid route by metadata). A
-/// capabilities value that is not UTF-8 keeps its replacement characters, which no token's
-/// capability matches: closed, not open.
-pub fn route_sale(bytes: &[u8]) -> Option<(&str, Cow<'_, str>)> {
-    let pairs = decode_pairs(bytes)?;
+/// What a route sells, from its `l402` metadata, borrowed from the property bytes. No metadata
+/// (an empty map) is [`HostSale::NotAttached`]; metadata that does not decode, names no
+/// service, or is not UTF-8 is [`HostSale::Malformed`], which core answers 503: an operator
+/// meant to sell that route, so a typo must not give it away.
+pub fn route_sale(bytes: &[u8]) -> HostSale<'_> {
+    let Some(pairs) = decode_pairs(bytes) else {
+        return HostSale::Malformed;
+    };
+    if pairs.is_empty() {
+        return HostSale::NotAttached;
+    }
     let get = |name: &str| {
         pairs
             .iter()
             .find(|(k, _)| *k == name.as_bytes())
-            .map(|(_, v)| *v)
+            .map(|(_, v)| std::str::from_utf8(v))
     };
-    let service = std::str::from_utf8(get("service")?).ok()?;
-    let capabilities = get("capabilities").map_or(Cow::Borrowed(""), String::from_utf8_lossy);
-    Some((service, capabilities))
+    match (get("service"), get("capabilities")) {
+        (Some(Ok(service)), None) => HostSale::Attached {
+            service,
+            capabilities: "",
+        },
+        (Some(Ok(service)), Some(Ok(capabilities))) => HostSale::Attached {
+            service,
+            capabilities,
+        },
+        _ => HostSale::Malformed,
+    }
 }
 
 #[cfg(test)]
@@ -78,23 +91,34 @@ mod tests {
     #[test]
     fn reads_service_and_capabilities() {
         let b = encode(&[(b"capabilities", b"read"), (b"service", b"weather")]);
-        assert_eq!(route_sale(&b), Some(("weather", Cow::Borrowed("read"))));
+        assert_eq!(
+            route_sale(&b),
+            HostSale::Attached {
+                service: "weather",
+                capabilities: "read"
+            }
+        );
         let b = encode(&[(b"service", b"maps")]);
-        assert_eq!(route_sale(&b), Some(("maps", Cow::Borrowed(""))));
+        assert_eq!(
+            route_sale(&b),
+            HostSale::Attached {
+                service: "maps",
+                capabilities: ""
+            }
+        );
+        assert_eq!(route_sale(&encode(&[])), HostSale::NotAttached);
     }
 
     #[test]
-    fn no_service_is_not_a_paid_route() {
-        assert_eq!(route_sale(&encode(&[])), None);
-        assert_eq!(route_sale(&encode(&[(b"capabilities", b"read")])), None);
-        assert_eq!(route_sale(&encode(&[(b"service", b"\xff")])), None);
-    }
-
-    #[test]
-    fn bad_capabilities_fail_closed() {
-        let b = encode(&[(b"service", b"weather"), (b"capabilities", b"re\xffad")]);
-        let caps = route_sale(&b).map(|(_, c)| c).unwrap_or_default();
-        assert!(caps.contains('\u{fffd}'));
+    fn unusable_metadata_is_malformed_not_unsold() {
+        for b in [
+            encode(&[(b"capabilities", b"read")]),
+            encode(&[(b"service", b"\xff")]),
+            encode(&[(b"service", b"weather"), (b"capabilities", b"re\xffad")]),
+            b"\x01\x00".to_vec(),
+        ] {
+            assert_eq!(route_sale(&b), HostSale::Malformed);
+        }
     }
 
     #[test]

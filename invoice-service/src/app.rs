@@ -331,6 +331,15 @@ pub struct Running {
 
 /// Binds, starts the pool refillers and serves until `shutdown` is cancelled.
 pub async fn start(cfg: Config, clock: Clock) -> anyhow::Result<Running> {
+    // dev/pay settles any invoice for free: it must never be reachable from another machine.
+    if matches!(cfg.backend.kind, crate::config::BackendKind::Dev { .. })
+        && !cfg.listen.ip().is_loopback()
+    {
+        anyhow::bail!(
+            "backend = dev serves {DEV_PAY_PATH}, which pays any invoice: listen on a loopback address (127.0.0.1 or [::1]), not {}",
+            cfg.listen
+        );
+    }
     let listener = TcpListener::bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
     if matches!(cfg.backend.kind, crate::config::BackendKind::Dev { .. }) {

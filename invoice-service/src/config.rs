@@ -426,11 +426,11 @@ impl Config {
                 ),
             ));
         }
-        if let Some(short) = edge_tokens.iter().position(|t| t.len() < 16) {
-            return Err(err(
-                format!("server.edge_tokens[{short}]"),
-                "a bearer token must be at least 16 characters",
-            ));
+        // The edges' rule for the same tokens (l402_core::check_edge_token), so a token one
+        // side accepts the other does too.
+        for (i, t) in edge_tokens.iter().enumerate() {
+            l402_core::check_edge_token(t)
+                .map_err(|p| err(format!("server.edge_tokens[{i}]"), p.to_string()))?;
         }
         if server.retry_after_secs == 0 {
             return Err(err("server.retry_after_secs", "must be at least 1"));
@@ -507,6 +507,17 @@ impl Config {
                 return Err(err(
                     at("lifetime"),
                     "must be at least 1s (omit it for no expiry)",
+                ));
+            }
+            // The token's clock starts at minting; a payer who pays the invoice near its expiry
+            // must not buy a token that has already run out.
+            if s.lifetime.is_some_and(|l| l <= s.expiry) {
+                return Err(err(
+                    at("lifetime"),
+                    format!(
+                        "service {name}: the token lifetime must exceed the invoice expiry ({}s), or a late payer buys an expired token",
+                        s.expiry.as_secs()
+                    ),
                 ));
             }
             let memo = s.memo.unwrap_or_else(|| format!("L402 access to {name}"));
@@ -773,6 +784,10 @@ lifetime = "1h"
                 base().replace("[server]", "[server]\ncolour = \"blue\""),
                 env(),
                 "file",
+            ),
+            (
+                base().replace("lifetime = \"1h\"", "lifetime = \"5m\""),
+                "services[0].lifetime",
             ),
             (
                 base().replace("lifetime = \"1h\"", "expiry = \"30s\""),

@@ -339,3 +339,21 @@ async fn pooled_challenges_are_each_handed_out_once() {
     assert!(n(hits) >= 2, "{hits}");
     r.shutdown.cancel();
 }
+
+/// `dev/pay` pays any invoice: the dev backend refuses to listen anywhere but loopback.
+#[tokio::test]
+async fn dev_backend_refuses_a_public_listener() {
+    let mut cfg = config(DEV, false);
+    cfg.listen = "0.0.0.0:0".parse().unwrap();
+    let e = match start(cfg, invoice_service::clock::system()).await {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("the dev backend listened on 0.0.0.0"),
+    };
+    assert!(e.contains("loopback"), "{e}");
+    let mut cfg = config(DEV, false);
+    cfg.listen = "[::1]:0".parse().unwrap();
+    // IPv6 loopback is fine (where the machine has it).
+    if let Ok(r) = start(cfg, invoice_service::clock::system()).await {
+        r.shutdown.cancel();
+    }
+}

@@ -365,3 +365,44 @@ async fn a_node_that_is_gone_is_unreachable_not_a_hang() {
         assert!(matches!(g.check().await, Err(BackendError::Unreachable(_))));
     }
 }
+
+/// A node API that redirects is a failure, and the node credential never reaches the host
+/// the redirect names (the production client, from `backend::build`, follows none).
+#[tokio::test]
+async fn node_redirects_are_not_followed() {
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&elsewhere)
+        .await;
+    let node = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(307)
+                .insert_header("location", format!("{}/createinvoice", elsewhere.uri())),
+        )
+        .mount(&node)
+        .await;
+    for kind in [
+        BackendKind::Phoenixd {
+            url: node.uri(),
+            password: PASSWORD.into(),
+        },
+        BackendKind::Lnbits {
+            url: node.uri(),
+            invoice_key: "lnbits-invoice-key".into(),
+        },
+    ] {
+        let cfg = BackendConfig {
+            kind,
+            timeout: Duration::from_secs(5),
+            max_in_flight: 4,
+        };
+        let (backend, _) = invoice_service::backend::build(&cfg).unwrap();
+        assert!(backend.create_invoice(&request()).await.is_err());
+    }
+    assert!(
+        elsewhere.received_requests().await.unwrap().is_empty(),
+        "a node credential followed a redirect"
+    );
+}

@@ -301,7 +301,14 @@ fn kubernetes_manifests_validate() {
     assert_eq!(wp["spec"]["failStrategy"], "FAIL_CLOSE");
     let cfg = wp["spec"]["pluginConfig"].to_string();
     let parsed = l402_filter::FilterConfig::parse(cfg.as_bytes(), &filter_env).unwrap();
-    assert!(parsed.routes.route_for("/weather/today").is_some());
+    assert!(
+        parsed
+            .edge
+            .settings()
+            .routes
+            .route_for("/weather/today")
+            .is_some()
+    );
     let eg = &yaml_docs(&k8s.join("envoy-gateway.yaml"))[0];
     assert_eq!(eg["kind"], "EnvoyExtensionPolicy");
     let wasm = &eg["spec"]["wasm"][0];

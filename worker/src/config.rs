@@ -1,33 +1,20 @@
-//! The Worker's configuration: `wrangler.toml` `[vars]` and secrets, parsed and validated once
-//! per isolate. Errors name the variable; secrets never appear in them.
+//! The Worker's configuration: `wrangler.toml` `[vars]` and secrets, parsed once per isolate.
+//! This file reads the variables' text; `l402_core::EdgeOptions` validates them (the same
+//! rules as the Envoy filter's). Errors name the variable; secrets never appear in them.
 
-use l402_core::{InvalidPolicy, Keyring, Route, Routes, Verifier};
+use l402_core::{Edge, EdgeOptions, Setting};
 
 /// The validated configuration.
 pub struct WorkerConfig {
-    /// Verifier over the keyring secret.
-    pub verifier: Verifier,
-    /// Sold routes, first match wins.
-    pub routes: Routes,
+    /// The edge procedure with its validated settings.
+    pub edge: Edge,
     /// Where verified (and unsold) requests go.
     pub origin: String,
     /// `<invoice-service>/v1/challenges`.
     pub challenges_url: String,
-    /// `Bearer <token>`.
-    pub authorization: String,
-    /// Challenge call timeout, ms.
-    pub timeout_ms: u32,
-    /// 402 + challenge or 401.
-    pub on_invalid: InvalidPolicy,
-    /// Remove the credential before forwarding.
-    pub strip_credential: bool,
-    /// `Retry-After` on 503.
-    pub retry_after_secs: u32,
-    /// Verified-credential cache size per isolate.
-    pub cache_size: usize,
 }
 
-/// A refused configuration.
+/// A refused configuration. Goes to the Worker's log only; clients get a 503.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ConfigError {
     /// The variable or secret.
@@ -49,18 +36,19 @@ fn err(field: &'static str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-fn number<T: std::str::FromStr>(
-    get: &dyn Fn(&str) -> Option<String>,
-    name: &'static str,
-    default: T,
-) -> Result<T, ConfigError> {
-    match get(name) {
-        None => Ok(default),
-        Some(v) => v.trim().parse().map_err(|_| err(name, "not a number")),
-    }
+type Get<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+fn number(get: Get<'_>, s: Setting) -> Result<Option<u64>, ConfigError> {
+    get(s.var_name())
+        .map(|v| {
+            v.trim()
+                .parse()
+                .map_err(|_| err(s.var_name(), "not a number"))
+        })
+        .transpose()
 }
 
-fn url(get: &dyn Fn(&str) -> Option<String>, name: &'static str) -> Result<String, ConfigError> {
+fn url(get: Get<'_>, name: &'static str) -> Result<String, ConfigError> {
     let v = get(name).ok_or_else(|| err(name, "required"))?;
     if !(v.starts_with("http://") || v.starts_with("https://")) {
         return Err(err(name, "expected an http:// or https:// URL"));
@@ -69,72 +57,57 @@ fn url(get: &dyn Fn(&str) -> Option<String>, name: &'static str) -> Result<Strin
 }
 
 impl WorkerConfig {
-    /// Reads every variable through `get` (vars and secrets alike).
-    pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let keys = get("L402_KEYS").ok_or_else(|| {
-            err(
-                "L402_KEYS",
-                "required secret (wrangler secret put L402_KEYS)",
-            )
-        })?;
-        let keyring: Keyring = keys
-            .parse()
-            .map_err(|e: l402_core::KeyringError| err("L402_KEYS", e.to_string()))?;
-        let routes_json = get("L402_ROUTES").ok_or_else(|| err("L402_ROUTES", "required"))?;
-        let routes =
-            Routes::from_json(&routes_json).map_err(|e| err("L402_ROUTES", e.to_string()))?;
-        if routes.is_empty() {
-            return Err(err("L402_ROUTES", "sells nothing: add a route"));
-        }
-        let token = get("INVOICE_SERVICE_TOKEN")
-            .ok_or_else(|| err("INVOICE_SERVICE_TOKEN", "required secret"))?;
-        if token.len() < 16 || token.bytes().any(|b| b.is_ascii_control() || b == b' ') {
-            return Err(err(
-                "INVOICE_SERVICE_TOKEN",
-                "at least 16 printable characters without spaces",
-            ));
-        }
-        let on_invalid = match get("ON_INVALID") {
-            None => InvalidPolicy::Challenge,
-            Some(v) => v
-                .parse()
-                .map_err(|e: l402_core::UnknownPolicy| err("ON_INVALID", e.to_string()))?,
-        };
-        let strip_credential = match get("STRIP_CREDENTIAL").as_deref() {
-            None | Some("true") => true,
-            Some("false") => false,
+    /// Reads every variable through `get` (vars and secrets alike); `kv_bound`: the
+    /// `L402_DENYLIST` KV namespace is bound, and every authorized token is looked up in it.
+    pub fn parse(get: Get<'_>, kv_bound: bool) -> Result<Self, ConfigError> {
+        let strip_credential = match get(Setting::StripCredential.var_name()).as_deref() {
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
             Some(_) => return Err(err("STRIP_CREDENTIAL", "expected true or false")),
         };
-        let timeout_ms: u32 = number(get, "INVOICE_SERVICE_TIMEOUT_MS", 2000)?;
-        if timeout_ms == 0 || timeout_ms > 60_000 {
-            return Err(err("INVOICE_SERVICE_TIMEOUT_MS", "must be 1 to 60000"));
-        }
-        let retry_after_secs: u32 =
-            number(get, "RETRY_AFTER_SECS", l402_core::DEFAULT_RETRY_AFTER_SECS)?;
-        if retry_after_secs == 0 {
-            return Err(err("RETRY_AFTER_SECS", "must be at least 1"));
-        }
+        let deny_list = get(Setting::DenyList.var_name())
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let options = EdgeOptions {
+            keyring: get(Setting::Keyring.var_name()),
+            routes: Some(
+                get(Setting::Routes.var_name()).ok_or_else(|| err("L402_ROUTES", "required"))?,
+            ),
+            routes_required: true,
+            deny_list,
+            on_invalid: get(Setting::OnInvalid.var_name()),
+            strip_credential,
+            token_id_header: get(Setting::TokenIdHeader.var_name()),
+            service_header: get(Setting::ServiceHeader.var_name()),
+            context_header: get(Setting::ContextHeader.var_name()),
+            context_key: get(Setting::ContextKey.var_name()),
+            retry_after_secs: number(get, Setting::RetryAfter)?,
+            cache_size: number(get, Setting::CacheSize)?,
+            timeout_ms: number(get, Setting::Timeout)?,
+            edge_token: get(Setting::EdgeToken.var_name()),
+            non_canonical_path: get(Setting::NonCanonicalPath.var_name()),
+            challenges_per_second: number(get, Setting::ChallengesPerSecond)?,
+            challenge_burst: number(get, Setting::ChallengeBurst)?,
+        };
+        let settings = options
+            .validate()
+            .map_err(|e| err(e.setting.var_name(), e.problem.to_string()))?;
         Ok(WorkerConfig {
-            verifier: Verifier::new(keyring),
-            routes,
+            edge: Edge::new(settings, kv_bound),
             origin: url(get, "ORIGIN_URL")?,
             challenges_url: format!(
                 "{}{}",
                 url(get, "INVOICE_SERVICE_URL")?,
                 l402_core::CHALLENGES_PATH
             ),
-            authorization: format!("Bearer {token}"),
-            timeout_ms,
-            on_invalid,
-            strip_credential,
-            retry_after_secs,
-            cache_size: number(get, "CACHE_SIZE", 1024)?,
         })
-    }
-
-    /// The route a path buys, if any (first prefix match).
-    pub fn route_for(&self, path: &str) -> Option<&Route> {
-        self.routes.route_for(path)
     }
 }
 
@@ -162,7 +135,7 @@ mod tests {
     }
 
     fn parse(v: &HashMap<&'static str, String>) -> Result<WorkerConfig, ConfigError> {
-        WorkerConfig::parse(&|k| v.get(k).cloned())
+        WorkerConfig::parse(&|k| v.get(k).cloned(), false)
     }
 
     #[test]
@@ -170,9 +143,13 @@ mod tests {
         let c = parse(&vars()).unwrap();
         assert_eq!(c.origin, "http://127.0.0.1:3000");
         assert_eq!(c.challenges_url, "http://127.0.0.1:8402/v1/challenges");
-        assert_eq!(c.route_for("/weather/today").unwrap().service, "weather");
-        assert!(c.route_for("/free").is_none());
-        assert_eq!(c.on_invalid, InvalidPolicy::Challenge);
+        let s = c.edge.settings();
+        assert_eq!(
+            s.routes.route_for("/weather/today").unwrap().service,
+            "weather"
+        );
+        assert!(s.routes.route_for("/free").is_none());
+        assert_eq!(s.on_invalid, l402_core::InvalidPolicy::Challenge);
     }
 
     #[test]
@@ -202,6 +179,10 @@ mod tests {
             ("ON_INVALID", Some("maybe")),
             ("INVOICE_SERVICE_TIMEOUT_MS", Some("0")),
             ("CACHE_SIZE", Some("lots")),
+            ("L402_CONTEXT_KEY", Some("abcd")),
+            ("NON_CANONICAL_PATH", Some("sometimes")),
+            ("CHALLENGES_PER_SECOND", Some("-1")),
+            ("L402_DENY_LIST", Some("00")),
         ];
         for (field, value) in cases {
             let mut v = vars();

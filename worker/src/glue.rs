@@ -1,28 +1,30 @@
-//! The fetch handler: translates the Workers runtime's request, env, clock and fetch into
-//! `l402-core` calls and back. No protocol rule lives here.
+//! The fetch handler: translates the Workers runtime's request, env, clock, KV and fetch into
+//! `l402_core::Edge` calls and back. Every decision is core's.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::rc::Rc;
 
 use futures_util::future::{Either, select};
 use l402_core::{
-    CREDENTIAL_HEADERS, ChallengeRequest, ChallengeResponse, Credentials, Denial, HttpResponse,
-    Reason, Request as L402Request, TokenId, VerifiedCache, is_cors_preflight, is_grpc, render,
+    EdgeRequest, EdgeState, Forward, HostFailure, HostSale, HttpResponse, Step, misconfigured_reply,
 };
 use worker::{
-    Context, Date, Delay, Env, Fetch, Headers, Method, Request, RequestInit, Response, event,
+    Context, Date, Delay, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect,
+    Response, event,
 };
 
 use crate::config::WorkerConfig;
 
+/// The deny-list namespace, when bound.
+const DENYLIST: &str = "L402_DENYLIST";
+
 struct Isolate {
     config: WorkerConfig,
-    cache: RefCell<VerifiedCache>,
+    state: RefCell<EdgeState>,
 }
 
 thread_local! {
-    /// Parsed once per isolate; a bad config is remembered too (and answered 500).
+    /// Parsed once per isolate; a bad config is remembered too (and answered 503).
     static STATE: RefCell<Option<Result<Rc<Isolate>, String>>> = const { RefCell::new(None) };
 }
 
@@ -38,10 +40,11 @@ fn isolate(env: &Env) -> Result<Rc<Isolate>, String> {
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         s.get_or_insert_with(|| {
-            WorkerConfig::parse(&|name| binding(env, name))
+            let kv_bound = env.kv(DENYLIST).is_ok();
+            WorkerConfig::parse(&|name| binding(env, name), kv_bound)
                 .map(|config| {
-                    let cache = RefCell::new(VerifiedCache::new(config.cache_size));
-                    Rc::new(Isolate { config, cache })
+                    let state = RefCell::new(config.edge.new_state());
+                    Rc::new(Isolate { config, state })
                 })
                 .map_err(|e| e.to_string())
         })
@@ -59,17 +62,14 @@ fn to_response(r: &HttpResponse) -> worker::Result<Response> {
         .with_headers(headers))
 }
 
-fn now() -> u64 {
-    Date::now().as_millis() / 1000
-}
-
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
     let state = match isolate(&env) {
         Ok(s) => s,
         Err(msg) => {
+            // The variable's name and problem go to the log; the public gets a bare 503.
             worker::console_error!("{msg}");
-            return Response::error(msg, 500);
+            return to_response(&misconfigured_reply().response);
         }
     };
     match handle(req, &env, &state).await {
@@ -77,184 +77,149 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
         Err(e) => {
             // Fail closed: nothing unverified reaches the origin.
             worker::console_error!("l402 worker: {e}");
-            to_response(&render(
-                &Denial::Unavailable {
-                    retry_after_secs: state.config.retry_after_secs,
-                },
-                false,
-            ))
+            to_response(&state.config.edge.fail(HostFailure::Origin, false).response)
         }
     }
 }
 
-async fn handle(req: Request, env: &Env, state: &Isolate) -> worker::Result<Response> {
-    let config = &state.config;
+async fn handle(req: Request, env: &Env, isolate: &Isolate) -> worker::Result<Response> {
+    let edge = &isolate.config.edge;
     let headers: Vec<(String, String)> = req.headers().entries().collect();
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let pairs: Vec<(&str, &[u8])> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_bytes()))
+        .collect();
+    // The runtime has parsed the URL (WHATWG); core judges exactly what will be forwarded.
     let url = req.url()?;
-    let Some(route) = config.route_for(url.path()) else {
-        return forward(req, config, &headers, None).await;
+    let target = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
     };
     let method = req.method().to_string();
-    if is_cors_preflight(&method, header("access-control-request-method").is_some()) {
-        return forward(req, config, &headers, None).await;
-    }
-    let grpc = is_grpc(header("content-type"));
-    let credentials =
-        Credentials::from_headers(headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())));
-    let request = L402Request {
-        service: &route.service,
-        capabilities: &route.capabilities,
-        now: now(),
+    let request = EdgeRequest {
+        method: &method,
+        target: target.as_bytes(),
+        headers: &pairs,
+        // HTTP/1.1 framing: a body exists only with Content-Length or Transfer-Encoding, which
+        // core reads from the headers; the runtime's body stream says nothing more.
+        body_follows: false,
+        sale: HostSale::NotAttached,
+        now_ms: Some(Date::now().as_millis()).filter(|ms| *ms > 0),
     };
-
-    // The deny-list lives in KV: look up what authorizes, and let core decide again with
-    // every revoked id known (bounded by the number of candidates).
-    let kv = env.kv("L402_DENYLIST").ok();
-    let mut revoked: HashSet<TokenId> = HashSet::new();
-    let decision = loop {
-        let d = match state.cache.try_borrow_mut() {
-            Ok(mut cache) => {
-                config
-                    .verifier
-                    .verify_cached(&credentials, &request, &revoked, &mut cache)
-            }
-            Err(_) => config.verifier.verify(&credentials, &request, &revoked),
-        };
-        match (&d, &kv) {
-            (Ok(a), Some(kv)) if !revoked.contains(a.token_id()) => {
-                let id = *a.token_id();
-                if kv.get(&id.to_hex()).text().await.ok().flatten().is_some() {
-                    revoked.insert(id);
-                    continue;
-                }
-                break d;
-            }
-            _ => break d,
-        }
+    let mut step = match isolate.state.try_borrow_mut() {
+        Ok(mut s) => edge.decide(&mut s, &request),
+        Err(_) => Step::Reply(edge.fail(HostFailure::State, false)),
     };
-    match decision {
-        Ok(authorized) => {
-            let added = [
-                (l402_core::HEADER_TOKEN_ID, authorized.token_id().to_hex()),
-                (l402_core::HEADER_SERVICE, authorized.service().to_owned()),
-            ];
-            forward(req, config, &headers, Some(&added)).await
-        }
-        Err(rejection) => {
-            if config.on_invalid.wants_challenge(rejection.reason) {
-                challenge(config, &route.service, rejection.reason, grpc).await
-            } else {
-                to_response(&render(
-                    &Denial::Unauthorized {
-                        reason: rejection.reason,
+    loop {
+        step = match step {
+            Step::Forward(f) => return forward(req, &isolate.config, &headers, &target, &f).await,
+            Step::Reply(r) => return to_response(&r.response),
+            Step::Challenge(call) => {
+                let (status, body) = challenge(&isolate.config, call.body).await;
+                let r = edge.challenge_answered(call.pending, status, body.as_deref());
+                return to_response(&r.response);
+            }
+            Step::CheckRevoked(check) => {
+                let revoked = match env.kv(DENYLIST) {
+                    Ok(kv) => match kv.get(&check.token_id.to_hex()).text().await {
+                        Ok(v) => Ok(v.is_some()),
+                        Err(e) => {
+                            worker::console_error!("l402: deny-list lookup failed: {e}");
+                            Err(HostFailure::Revocation)
+                        }
                     },
-                    grpc,
-                ))
+                    Err(_) => Err(HostFailure::Revocation),
+                };
+                match isolate.state.try_borrow_mut() {
+                    Ok(mut s) => edge.resume(&mut s, check, revoked),
+                    Err(_) => Step::Reply(edge.fail(HostFailure::State, false)),
+                }
             }
-        }
+        };
     }
 }
 
-async fn challenge(
+async fn call_invoice_service(
     config: &WorkerConfig,
-    service: &str,
-    reason: Reason,
-    grpc: bool,
-) -> worker::Result<Response> {
-    let unavailable = || {
-        to_response(&render(
-            &Denial::Unavailable {
-                retry_after_secs: config.retry_after_secs,
-            },
-            grpc,
-        ))
-    };
+    body: Vec<u8>,
+) -> worker::Result<(u16, Option<Vec<u8>>)> {
     let headers = Headers::new();
     headers.set("content-type", "application/json")?;
-    headers.set("authorization", &config.authorization)?;
-    let body = ChallengeRequest::body(service, Some(reason.as_str()));
+    headers.set("authorization", &config.edge.settings().authorization)?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
         .with_headers(headers)
+        .with_redirect(RequestRedirect::Manual)
         .with_body(Some(
             worker::js_sys::Uint8Array::from(body.as_slice()).into(),
         ));
-    let call = Fetch::Request(Request::new_with_init(&config.challenges_url, &init)?);
-    let send = call.send();
+    let mut resp = Fetch::Request(Request::new_with_init(&config.challenges_url, &init)?)
+        .send()
+        .await?;
+    let status = resp.status_code();
+    let bytes = if status == 200 {
+        Some(resp.bytes().await?)
+    } else {
+        None
+    };
+    Ok((status, bytes))
+}
+
+/// Calls the invoice-service: `(status, body)`, status `None` on failure or timeout.
+async fn challenge(config: &WorkerConfig, body: Vec<u8>) -> (Option<u16>, Option<Vec<u8>>) {
+    let call = call_invoice_service(config, body);
     let timeout = Delay::from(std::time::Duration::from_millis(u64::from(
-        config.timeout_ms,
+        config.edge.settings().timeout_ms,
     )));
-    futures_util::pin_mut!(send);
-    let mut resp = match select(send, timeout).await {
-        Either::Left((Ok(r), _)) if r.status_code() == 200 => r,
-        Either::Left((Ok(r), _)) => {
-            worker::console_warn!("l402: invoice-service answered {}", r.status_code());
-            return unavailable();
+    futures_util::pin_mut!(call);
+    match select(call, timeout).await {
+        Either::Left((Ok((status, body)), _)) => {
+            if status != 200 {
+                worker::console_warn!("l402: invoice-service answered {status}");
+            }
+            (Some(status), body)
         }
         Either::Left((Err(e), _)) => {
             worker::console_warn!("l402: invoice-service unreachable: {e}");
-            return unavailable();
+            (None, None)
         }
         Either::Right(_) => {
             worker::console_warn!("l402: invoice-service timed out");
-            return unavailable();
-        }
-    };
-    let bytes = resp.bytes().await.unwrap_or_default();
-    match ChallengeResponse::parse_challenge(&bytes) {
-        Ok(challenge) => to_response(&render(
-            &Denial::PaymentRequired {
-                challenge: &challenge,
-                reason,
-            },
-            grpc,
-        )),
-        Err(e) => {
-            worker::console_warn!("l402: unusable challenge: {e}");
-            unavailable()
+            (None, None)
         }
     }
 }
 
-/// Proxies to the origin: same method, path, query and body; client copies of the `x-l402-*`
-/// headers removed; the credential removed when configured; `added` set.
+/// Proxies to the origin: same method, the judged target, same body; core's removals and
+/// settings applied. Redirects are the client's to follow: a fetch that followed one would
+/// bring back whatever the redirect points at, judged or not.
 async fn forward(
     req: Request,
     config: &WorkerConfig,
     headers: &[(String, String)],
-    added: Option<&[(&str, String)]>,
+    target: &str,
+    f: &Forward,
 ) -> worker::Result<Response> {
-    let url = req.url()?;
-    let target = format!(
-        "{}{}{}",
-        config.origin,
-        url.path(),
-        url.query().map(|q| format!("?{q}")).unwrap_or_default()
-    );
     let out = Headers::new();
     for (n, v) in headers {
-        let ours = n == l402_core::HEADER_TOKEN_ID || n == l402_core::HEADER_SERVICE;
-        let credential =
-            added.is_some() && config.strip_credential && CREDENTIAL_HEADERS.contains(&n.as_str());
-        if !ours && !credential && n != "host" {
+        if n != "host" && !f.remove.iter().any(|r| r == n) {
             out.append(n, v)?;
         }
     }
-    for (n, v) in added.unwrap_or_default() {
+    for (n, v) in &f.set {
         out.set(n, v)?;
     }
     let mut init = RequestInit::new();
-    init.with_method(req.method()).with_headers(out);
+    init.with_method(req.method())
+        .with_headers(out)
+        .with_redirect(RequestRedirect::Manual);
     if !matches!(req.method(), Method::Get | Method::Head) {
         init.with_body(req.inner().body().map(Into::into));
     }
-    Fetch::Request(Request::new_with_init(&target, &init)?)
-        .send()
-        .await
+    Fetch::Request(Request::new_with_init(
+        &format!("{}{target}", config.origin),
+        &init,
+    )?)
+    .send()
+    .await
 }

@@ -220,6 +220,9 @@ pub(crate) fn http_client(
         .timeout(timeout)
         .connect_timeout(timeout)
         .pool_idle_timeout(Duration::from_secs(30))
+        // A redirect would carry the node credential (macaroon, rune, key, password) to
+        // whatever host it names: a node never redirects its API, so one is a failure.
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!(
             "l402-edge-invoice-service/",
             env!("CARGO_PKG_VERSION")

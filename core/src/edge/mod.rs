@@ -1,0 +1,602 @@
+//! The edge's per-request procedure, once, for every host (DESIGN sections 2, 5, 8, 9).
+//!
+//! Like quinn-proto's `Connection`, this owns every decision and no I/O: a host hands over
+//! what it saw (method, the raw `:path`, the headers, what its router says the route sells,
+//! the clock) and gets a [`Step`] back: forward (with these headers removed and these set),
+//! call the invoice-service with this body, look this token id up in a revocation store, or
+//! answer this response. Answers from those calls come back through [`Edge::challenge_answered`]
+//! and [`Edge::resume`]. The Envoy filter and the Worker only translate.
+//!
+//! ```text
+//!  EdgeRequest ─► decide ─┬─► Forward { remove, set }                 (host forwards)
+//!                         ├─► Challenge { body } ─► challenge_answered ─► Reply
+//!                         ├─► CheckRevoked { token_id } ─► resume ─► Step
+//!                         └─► Reply { 400 / 401 / 402 / 503 }
+//! ```
+
+mod limiter;
+mod settings;
+
+use std::collections::HashSet;
+
+pub use limiter::ChallengeLimiter;
+pub use settings::{
+    ChallengeRate, DEFAULT_CACHE_SIZE, DEFAULT_CHALLENGE_BURST, DEFAULT_CHALLENGES_PER_SECOND,
+    DEFAULT_TIMEOUT_MS, EdgeOptions, EdgeSettings, MAX_CACHE_SIZE, MIN_EDGE_TOKEN_LEN,
+    NonCanonicalPath, Problem, Setting, SettingsError, check_edge_token,
+};
+
+use crate::api::{ChallengeRequest, ChallengeResponse};
+use crate::challenge::{DEFAULT_RETRY_AFTER_SECS, Denial, HttpResponse, is_grpc, render};
+use crate::context::{EdgeContext, sign_context};
+use crate::credential::{CREDENTIAL_HEADERS, Credentials};
+use crate::ids::TokenId;
+use crate::path::{PathError, canonicalize};
+use crate::reason::Reason;
+use crate::service::{ServiceName, parse_capabilities};
+use crate::verify::{Authorized, DenyList, Request, VerifiedCache};
+
+/// Every header whose name, lower-cased with `_` read as `-`, starts with this is the edge's
+/// alone: removed from every request before the edge sets its own.
+pub const RESERVED_HEADER_PREFIX: &str = "x-l402-";
+
+/// What the host's router attached to the route (Envoy route metadata).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostSale<'a> {
+    /// The route sells `service`, requiring `capabilities` (comma-separated).
+    Attached {
+        /// Service name as configured.
+        service: &'a str,
+        /// Capabilities as configured.
+        capabilities: &'a str,
+    },
+    /// Nothing attached: the route table decides.
+    NotAttached,
+    /// Something is attached but unreadable: fail closed.
+    Malformed,
+}
+
+/// A host failure: answered 503 with `Retry-After`, never a pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostFailure {
+    /// The clock could not be read.
+    #[error("clock_unavailable")]
+    Clock,
+    /// Route metadata present but not a valid sale.
+    #[error("route_metadata_malformed")]
+    RouteMetadata,
+    /// The revocation store did not answer.
+    #[error("revocation_unavailable")]
+    Revocation,
+    /// The request headers could not be read.
+    #[error("headers_unavailable")]
+    Headers,
+    /// The edge's configuration is invalid (its detail goes to the log only).
+    #[error("edge_misconfigured")]
+    Configuration,
+    /// The edge's per-instance state was unavailable.
+    #[error("edge_state_unavailable")]
+    State,
+    /// The origin could not be reached (the Worker's fetch failed).
+    #[error("origin_unreachable")]
+    Origin,
+}
+
+impl HostFailure {
+    /// Every variant, for metrics.
+    pub const ALL: [HostFailure; 7] = [
+        HostFailure::Clock,
+        HostFailure::RouteMetadata,
+        HostFailure::Revocation,
+        HostFailure::Headers,
+        HostFailure::Configuration,
+        HostFailure::State,
+        HostFailure::Origin,
+    ];
+
+    /// The stable name (body `error`, metric suffix).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            HostFailure::Clock => "clock_unavailable",
+            HostFailure::RouteMetadata => "route_metadata_malformed",
+            HostFailure::Revocation => "revocation_unavailable",
+            HostFailure::Headers => "headers_unavailable",
+            HostFailure::Configuration => "edge_misconfigured",
+            HostFailure::State => "edge_state_unavailable",
+            HostFailure::Origin => "origin_unreachable",
+        }
+    }
+}
+
+/// Error code of a 503 when the challenge bound is reached.
+pub const RATE_LIMITED_CODE: &str = "challenge_rate_limited";
+
+/// What happened, for the host's metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not a sold route: forwarded.
+    Unsold,
+    /// A CORS preflight on a sold route: forwarded unpaid.
+    Preflight,
+    /// A paid request: forwarded.
+    Authorized {
+        /// Whether the verified-credential cache answered.
+        cache_hit: bool,
+    },
+    /// A credential refused (or missing); a challenge is being asked for.
+    Rejected(Reason),
+    /// A credential refused and 401 answered (policy `unauthorized`).
+    Unauthorized(Reason),
+    /// A 402 with a fresh challenge was answered.
+    Challenged,
+    /// 400: the target is ambiguous or not canonical.
+    BadRequest(PathError),
+    /// 503: the challenge bound was reached.
+    RateLimited,
+    /// 503: the invoice-service failed or timed out.
+    InvoiceServiceFailed,
+    /// 503: a host failure.
+    HostFailure(HostFailure),
+}
+
+/// One request as the host saw it.
+#[derive(Clone, Copy, Debug)]
+pub struct EdgeRequest<'a> {
+    /// Method.
+    pub method: &'a str,
+    /// The request target as received (`:path`: path and query), raw bytes.
+    pub target: &'a [u8],
+    /// Headers, names as the host gives them, in order; repeated names repeat.
+    pub headers: &'a [(&'a str, &'a [u8])],
+    /// Whether the host knows body bytes follow the headers (Envoy: `!end_of_stream`).
+    pub body_follows: bool,
+    /// What the host's router attached.
+    pub sale: HostSale<'a>,
+    /// Unix milliseconds; `None` when the host clock failed.
+    pub now_ms: Option<u64>,
+}
+
+/// Forward to the origin.
+#[derive(Debug)]
+pub struct Forward {
+    /// Headers to remove, named as the host gave them.
+    pub remove: Vec<String>,
+    /// Headers to set (lower-case names), after removal.
+    pub set: Vec<(String, String)>,
+    /// For metrics.
+    pub outcome: Outcome,
+    /// The proof, when a credential authorized the request.
+    pub authorized: Option<Authorized>,
+}
+
+/// Answer the client.
+#[derive(Debug)]
+pub struct Reply {
+    /// The response.
+    pub response: HttpResponse,
+    /// For metrics.
+    pub outcome: Outcome,
+}
+
+/// A challenge to fetch: `POST` [`crate::CHALLENGES_PATH`] with `body` (JSON) and the bearer
+/// token from the settings; hand the answer to [`Edge::challenge_answered`] with `pending`.
+#[derive(Debug)]
+pub struct ChallengeCall {
+    /// The JSON body.
+    pub body: Vec<u8>,
+    /// What to answer with.
+    pub pending: PendingChallenge,
+    /// Why a challenge is needed (for metrics).
+    pub reason: Reason,
+}
+
+/// The state of a request waiting for its challenge.
+#[derive(Clone, Copy, Debug)]
+pub struct PendingChallenge {
+    reason: Reason,
+    grpc: bool,
+}
+
+/// A token id to look up in the host's revocation store (the Worker's KV); hand the answer
+/// to [`Edge::resume`].
+#[derive(Debug)]
+pub struct RevocationCheck {
+    /// The id to look up.
+    pub token_id: TokenId,
+    authorized: Authorized,
+    cache_hit: bool,
+    resume: Box<Resume>,
+}
+
+#[derive(Debug)]
+struct Resume {
+    credentials: Credentials,
+    service: String,
+    capabilities: String,
+    now_ms: u64,
+    grpc: bool,
+    remove: Vec<String>,
+    method: String,
+    path: String,
+    revoked: HashSet<TokenId>,
+}
+
+/// What the host does next.
+#[derive(Debug)]
+pub enum Step {
+    /// Forward the request.
+    Forward(Forward),
+    /// Fetch a challenge from the invoice-service.
+    Challenge(ChallengeCall),
+    /// Look a token id up in the revocation store.
+    CheckRevoked(RevocationCheck),
+    /// Answer the client.
+    Reply(Reply),
+}
+
+/// Per-instance mutable state (one Envoy VM, one Worker isolate): the verified-credential
+/// cache and the challenge bound.
+#[derive(Debug)]
+pub struct EdgeState {
+    cache: VerifiedCache,
+    limiter: ChallengeLimiter,
+}
+
+impl EdgeState {
+    /// `(hits, misses)` of the cache.
+    pub fn cache_stats(&self) -> (u64, u64) {
+        self.cache.stats()
+    }
+}
+
+/// One edge: validated settings and the verifier. Immutable; share it.
+#[derive(Debug)]
+pub struct Edge {
+    settings: EdgeSettings,
+    external_revocation: bool,
+}
+
+/// The configured deny-list and the ids a store said are revoked.
+struct Revoked<'a>(&'a HashSet<TokenId>, &'a HashSet<TokenId>);
+
+impl DenyList for Revoked<'_> {
+    fn is_revoked(&self, id: &TokenId) -> bool {
+        self.0.contains(id) || self.1.contains(id)
+    }
+}
+
+/// A header name as frameworks read it: lower case, `_` as `-` (CGI, Rack, PHP, Django map
+/// both to one variable).
+fn framework_name(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'_' => '-',
+            b => char::from(b.to_ascii_lowercase()),
+        })
+        .collect()
+}
+
+/// A 503 for a host failure, for hosts that have no [`Edge`] (a refused configuration).
+pub fn host_failure_reply(failure: HostFailure, retry_after_secs: u32, grpc: bool) -> Reply {
+    Reply {
+        response: render(
+            &Denial::Unavailable {
+                retry_after_secs,
+                code: failure.as_str(),
+            },
+            grpc,
+        ),
+        outcome: Outcome::HostFailure(failure),
+    }
+}
+
+/// [`host_failure_reply`] with the default `Retry-After`.
+pub fn misconfigured_reply() -> Reply {
+    host_failure_reply(HostFailure::Configuration, DEFAULT_RETRY_AFTER_SECS, false)
+}
+
+impl Edge {
+    /// An edge; `external_revocation`: the host has a revocation store to consult for every
+    /// authorized token (the Worker's KV), beside the configured deny-list.
+    pub fn new(settings: EdgeSettings, external_revocation: bool) -> Edge {
+        Edge {
+            settings,
+            external_revocation,
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &EdgeSettings {
+        &self.settings
+    }
+
+    /// Fresh per-instance state.
+    pub fn new_state(&self) -> EdgeState {
+        EdgeState {
+            cache: VerifiedCache::new(self.settings.cache_size),
+            limiter: ChallengeLimiter::new(self.settings.challenge_rate),
+        }
+    }
+
+    /// A 503 for a failure of this host.
+    pub fn fail(&self, failure: HostFailure, grpc: bool) -> Reply {
+        host_failure_reply(failure, self.settings.retry_after_secs, grpc)
+    }
+
+    fn reply(&self, denial: &Denial<'_>, grpc: bool, outcome: Outcome) -> Step {
+        Step::Reply(Reply {
+            response: render(denial, grpc),
+            outcome,
+        })
+    }
+
+    /// Whether a header is the edge's own (any spelling a framework reads as the same name).
+    fn reserved(&self, name: &str) -> bool {
+        let n = framework_name(name);
+        let s = &self.settings;
+        n.starts_with(RESERVED_HEADER_PREFIX)
+            || n == s.token_id_header
+            || n == s.service_header
+            || n == s.context_header
+    }
+
+    /// Decides what to do with a request.
+    pub fn decide(&self, state: &mut EdgeState, req: &EdgeRequest<'_>) -> Step {
+        let header = |name: &str| {
+            req.headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| *v)
+        };
+        let grpc = is_grpc(header("content-type").and_then(|v| std::str::from_utf8(v).ok()));
+        // 1. The path the origin will read; what no reading settles is refused, sold or not.
+        let target = match canonicalize(req.target) {
+            Ok(t) => t,
+            Err(e) => return self.bad_request(e, grpc),
+        };
+        if target.changed() && self.settings.non_canonical_path == NonCanonicalPath::Refuse {
+            return self.bad_request(PathError::NotCanonical, grpc);
+        }
+        // 2. The edge's own headers leave every request.
+        let mut remove: Vec<String> = Vec::new();
+        for (name, _) in req.headers {
+            if self.reserved(name) && !remove.iter().any(|r| r == name) {
+                remove.push((*name).to_owned());
+            }
+        }
+        // 3. What the route sells: the host's router first, then the route table.
+        let (service, capabilities) = match req.sale {
+            HostSale::Malformed => {
+                return Step::Reply(self.fail(HostFailure::RouteMetadata, grpc));
+            }
+            HostSale::Attached {
+                service,
+                capabilities,
+            } => {
+                if ServiceName::new(service).is_err() || parse_capabilities(capabilities).is_err() {
+                    return Step::Reply(self.fail(HostFailure::RouteMetadata, grpc));
+                }
+                (service, capabilities)
+            }
+            HostSale::NotAttached => match self.settings.routes.route_for(target.path()) {
+                Some(r) => (r.service.as_str(), r.capabilities.as_str()),
+                None => return self.forward(remove, Vec::new(), Outcome::Unsold, None),
+            },
+        };
+        // 4. A preflight passes unpaid only when it is one.
+        let preflight = req.method == "OPTIONS"
+            && header("origin").is_some()
+            && header("access-control-request-method").is_some()
+            && !self.has_body(req);
+        if preflight {
+            return self.forward(remove, Vec::new(), Outcome::Preflight, None);
+        }
+        let Some(now_ms) = req.now_ms else {
+            return Step::Reply(self.fail(HostFailure::Clock, grpc));
+        };
+        let credentials = Credentials::from_headers(req.headers.iter().copied());
+        let resume = Resume {
+            credentials,
+            service: service.to_owned(),
+            capabilities: capabilities.to_owned(),
+            now_ms,
+            grpc,
+            remove,
+            method: req.method.to_owned(),
+            path: target.path().to_owned(),
+            revoked: HashSet::new(),
+        };
+        self.judge(state, Box::new(resume), req.headers)
+    }
+
+    fn has_body(&self, req: &EdgeRequest<'_>) -> bool {
+        req.body_follows
+            || req.headers.iter().any(|(n, v)| {
+                n.eq_ignore_ascii_case("transfer-encoding")
+                    || (n.eq_ignore_ascii_case("content-length") && v.iter().any(|b| *b != b'0'))
+            })
+    }
+
+    fn bad_request(&self, e: PathError, grpc: bool) -> Step {
+        self.reply(
+            &Denial::BadRequest { code: e.as_str() },
+            grpc,
+            Outcome::BadRequest(e),
+        )
+    }
+
+    fn forward(
+        &self,
+        remove: Vec<String>,
+        set: Vec<(String, String)>,
+        outcome: Outcome,
+        authorized: Option<Authorized>,
+    ) -> Step {
+        Step::Forward(Forward {
+            remove,
+            set,
+            outcome,
+            authorized,
+        })
+    }
+
+    /// Verifies with everything known revoked so far; `headers` names the credential headers
+    /// to strip (only on the first pass: a resumed request has them in `remove` already).
+    #[allow(clippy::boxed_local)] // the box travels on into `RevocationCheck` as it is
+    fn judge(&self, state: &mut EdgeState, mut r: Box<Resume>, headers: &[(&str, &[u8])]) -> Step {
+        let request = Request {
+            service: &r.service,
+            capabilities: &r.capabilities,
+            now: r.now_ms / 1000,
+        };
+        let before = state.cache.stats().0;
+        let decision = self.settings.verifier.verify_cached(
+            &r.credentials,
+            &request,
+            &Revoked(&self.settings.deny_list, &r.revoked),
+            &mut state.cache,
+        );
+        let cache_hit = state.cache.stats().0 > before;
+        match decision {
+            Ok(authorized) => {
+                if self.settings.strip_credential {
+                    for (name, _) in headers {
+                        let credential = CREDENTIAL_HEADERS
+                            .iter()
+                            .any(|c| c.eq_ignore_ascii_case(name));
+                        if credential && !r.remove.iter().any(|x| x == name) {
+                            r.remove.push((*name).to_owned());
+                        }
+                    }
+                }
+                if self.external_revocation {
+                    Step::CheckRevoked(RevocationCheck {
+                        token_id: *authorized.token_id(),
+                        authorized,
+                        cache_hit,
+                        resume: r,
+                    })
+                } else {
+                    self.authorized(*r, authorized, cache_hit)
+                }
+            }
+            Err(rejection) => {
+                let reason = rejection.reason;
+                if !self.settings.on_invalid.wants_challenge(reason) {
+                    return self.reply(
+                        &Denial::Unauthorized { reason },
+                        r.grpc,
+                        Outcome::Unauthorized(reason),
+                    );
+                }
+                if !state.limiter.take(r.now_ms) {
+                    return self.reply(
+                        &Denial::Unavailable {
+                            retry_after_secs: self.settings.retry_after_secs,
+                            code: RATE_LIMITED_CODE,
+                        },
+                        r.grpc,
+                        Outcome::RateLimited,
+                    );
+                }
+                Step::Challenge(ChallengeCall {
+                    body: ChallengeRequest::body(&r.service, Some(reason.as_str())),
+                    pending: PendingChallenge {
+                        reason,
+                        grpc: r.grpc,
+                    },
+                    reason,
+                })
+            }
+        }
+    }
+
+    fn authorized(&self, r: Resume, authorized: Authorized, cache_hit: bool) -> Step {
+        let s = &self.settings;
+        let mut set = vec![
+            (s.token_id_header.clone(), authorized.token_id().to_hex()),
+            (s.service_header.clone(), authorized.service().to_owned()),
+        ];
+        if let Some(key) = &s.context_key {
+            let ctx = EdgeContext {
+                token_id: authorized.token_id().to_hex(),
+                service: authorized.service().to_owned(),
+                capabilities: authorized
+                    .capabilities()
+                    .map(|c| c.into_iter().map(str::to_owned).collect()),
+                token_expires_at: authorized.expires_at(),
+                method: r.method,
+                path: r.path,
+            };
+            match sign_context(key, &ctx, r.now_ms / 1000) {
+                Ok(jws) => set.push((s.context_header.clone(), jws)),
+                // An origin that expects the proof would refuse the request: say so now.
+                Err(_) => return Step::Reply(self.fail(HostFailure::State, r.grpc)),
+            }
+        }
+        self.forward(
+            r.remove,
+            set,
+            Outcome::Authorized { cache_hit },
+            Some(authorized),
+        )
+    }
+
+    /// Continues after a revocation lookup: `Ok(true)` revoked, `Ok(false)` not, `Err` the
+    /// store failed (503, never a pass).
+    pub fn resume(
+        &self,
+        state: &mut EdgeState,
+        check: RevocationCheck,
+        revoked: Result<bool, HostFailure>,
+    ) -> Step {
+        let mut r = check.resume;
+        match revoked {
+            Err(f) => Step::Reply(self.fail(f, r.grpc)),
+            Ok(false) => self.authorized(*r, check.authorized, check.cache_hit),
+            Ok(true) => {
+                r.revoked.insert(check.token_id);
+                self.judge(state, r, &[])
+            }
+        }
+    }
+
+    /// The invoice-service's answer: `status` `None` when the call failed or timed out.
+    pub fn challenge_answered(
+        &self,
+        pending: PendingChallenge,
+        status: Option<u16>,
+        body: Option<&[u8]>,
+    ) -> Reply {
+        let challenge = match (status, body) {
+            (Some(200), Some(b)) => ChallengeResponse::parse_challenge(b).ok(),
+            _ => None,
+        };
+        match challenge {
+            Some(c) => Reply {
+                response: render(
+                    &Denial::PaymentRequired {
+                        challenge: &c,
+                        reason: pending.reason,
+                    },
+                    pending.grpc,
+                ),
+                outcome: Outcome::Challenged,
+            },
+            None => Reply {
+                response: render(
+                    &Denial::Unavailable {
+                        retry_after_secs: self.settings.retry_after_secs,
+                        code: crate::challenge::UNAVAILABLE_CODE,
+                    },
+                    pending.grpc,
+                ),
+                outcome: Outcome::InvoiceServiceFailed,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,409 @@
+//! The decision table, natively: every branch of [`Edge::decide`] and its continuations.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+
+use super::*;
+use crate::context::{ContextKey, verify_context};
+use crate::ids::Preimage;
+use crate::mint::mint;
+use crate::service::ServiceEntry;
+
+const KEYS: &str = "1:0101010101010101010101010101010101010101010101010101010101010101";
+const CTX_KEY: &str = "0707070707070707070707070707070707070707070707070707070707070707";
+const NOW_MS: u64 = 1_800_000_000_000;
+const ROUTES: &str = r#"[{"path":"/weather","service":"weather","capabilities":"read"},{"path":"/admin","service":"admin"}]"#;
+
+fn options() -> EdgeOptions {
+    EdgeOptions {
+        keyring: Some(KEYS.into()),
+        edge_token: Some("edge-token-0123456789".into()),
+        routes: Some(ROUTES.into()),
+        context_key: Some(CTX_KEY.into()),
+        ..EdgeOptions::default()
+    }
+}
+
+fn edge_with(edit: impl FnOnce(&mut EdgeOptions), external: bool) -> Edge {
+    let mut o = options();
+    edit(&mut o);
+    Edge::new(o.validate().unwrap(), external)
+}
+
+fn edge() -> Edge {
+    edge_with(|_| {}, false)
+}
+
+fn credential(service: &str, caps: &[&str], salt: u8) -> String {
+    let keyring: crate::Keyring = KEYS.parse().unwrap();
+    let p = Preimage::from_bytes([salt; 32]);
+    let e = ServiceEntry {
+        name: service.parse().unwrap(),
+        tier: 0,
+        capabilities: caps.iter().map(|c| (*c).to_owned()).collect(),
+        lifetime_secs: Some(3600),
+    };
+    let t = mint(
+        &keyring,
+        p.payment_hash(),
+        [salt; 28],
+        &e,
+        NOW_MS / 1000 - 10,
+    )
+    .unwrap();
+    format!("L402 {}:{}", t.macaroon_b64, p.expose_hex())
+}
+
+fn request<'a>(
+    method: &'a str,
+    target: &'a str,
+    headers: &'a [(&'a str, &'a [u8])],
+) -> EdgeRequest<'a> {
+    EdgeRequest {
+        method,
+        target: target.as_bytes(),
+        headers,
+        body_follows: false,
+        sale: HostSale::NotAttached,
+        now_ms: Some(NOW_MS),
+    }
+}
+
+fn reply(step: Step) -> (u16, String, Outcome) {
+    match step {
+        Step::Reply(r) => (r.response.status, r.response.body, r.outcome),
+        other => panic!("expected a reply, got {other:?}"),
+    }
+}
+
+fn forward(step: Step) -> Forward {
+    match step {
+        Step::Forward(f) => f,
+        other => panic!("expected a forward, got {other:?}"),
+    }
+}
+
+#[test]
+fn unsold_routes_pass_without_the_edges_headers() {
+    let e = edge();
+    let mut st = e.new_state();
+    let h: &[(&str, &[u8])] = &[
+        ("x-l402-token-id", b"spoofed"),
+        ("X_L402_Service", b"weather"),
+        ("x-l402-anything", b"1"),
+        ("accept", b"*/*"),
+    ];
+    let f = forward(e.decide(&mut st, &request("GET", "/free/x", h)));
+    assert_eq!(f.outcome, Outcome::Unsold);
+    assert_eq!(
+        f.remove,
+        vec!["x-l402-token-id", "X_L402_Service", "x-l402-anything"]
+    );
+    assert!(f.set.is_empty());
+    // `/weatherman` is not under `/weather`.
+    let f = forward(e.decide(&mut st, &request("GET", "/weatherman", &[])));
+    assert_eq!(f.outcome, Outcome::Unsold);
+}
+
+#[test]
+fn hostile_paths_are_refused_or_judged_as_the_origin_reads_them() {
+    let e = edge();
+    let mut st = e.new_state();
+    for (target, want) in [
+        ("//weather", "path_not_canonical"),
+        ("/./weather", "path_not_canonical"),
+        ("/x/../weather", "path_not_canonical"),
+        ("/%77eather", "path_not_canonical"),
+        ("/%2e%2e/weather", "path_above_root"),
+        ("/free%2F..%2Fweather", "path_encoded_separator"),
+        ("/free/..%2fweather", "path_encoded_separator"),
+        ("/%2Fweather", "path_encoded_separator"),
+        ("/weather;x=1", "path_parameter"),
+        ("/a\\weather", "path_backslash"),
+    ] {
+        let (status, body, outcome) = reply(e.decide(&mut st, &request("GET", target, &[])));
+        assert_eq!(status, 400, "{target}");
+        assert_eq!(body, format!("{{\"error\":\"{want}\"}}"), "{target}");
+        assert!(matches!(outcome, Outcome::BadRequest(_)));
+    }
+    // Allowed non-canonical paths are judged by their canonical form.
+    let lenient = edge_with(|o| o.non_canonical_path = Some("allow".into()), false);
+    let mut st = lenient.new_state();
+    for target in [
+        "//weather",
+        "/x/../weather",
+        "/%77eather",
+        "/weather/./today",
+    ] {
+        match lenient.decide(&mut st, &request("GET", target, &[])) {
+            Step::Challenge(c) => assert_eq!(c.reason, Reason::MissingCredential, "{target}"),
+            other => panic!("{target}: {other:?}"),
+        }
+    }
+    let (status, _, _) = reply(lenient.decide(&mut st, &request("GET", "/%2Fweather", &[])));
+    assert_eq!(status, 400, "ambiguity is refused in either mode");
+}
+
+#[test]
+fn paid_requests_forward_with_identity_and_a_signed_context() {
+    let e = edge();
+    let mut st = e.new_state();
+    let auth = credential("weather", &["read"], 3);
+    let h: &[(&str, &[u8])] = &[
+        ("authorization", auth.as_bytes()),
+        ("x_l402_token_id", b"spoofed"),
+        ("X-L402-Context", b"forged"),
+    ];
+    let f = forward(e.decide(&mut st, &request("GET", "/weather/today?x=1", h)));
+    assert_eq!(f.outcome, Outcome::Authorized { cache_hit: false });
+    assert_eq!(
+        f.remove,
+        vec!["x_l402_token_id", "X-L402-Context", "authorization"]
+    );
+    let set: std::collections::HashMap<_, _> = f.set.iter().cloned().collect();
+    assert_eq!(set["x-l402-service"], "weather");
+    assert_eq!(
+        set["x-l402-token-id"],
+        hex::encode([3u8; 32]).replacen("03030303", "00000001", 1)
+    );
+    let key: ContextKey = CTX_KEY.parse().unwrap();
+    let ctx = verify_context(
+        &key,
+        &set["x-l402-context"],
+        "GET",
+        "/weather/today",
+        NOW_MS / 1000,
+        0,
+    )
+    .unwrap();
+    assert_eq!(ctx.service, "weather");
+    assert_eq!(ctx.capabilities, Some(vec!["read".to_owned()]));
+    // The second time, the cache answers.
+    let f = forward(e.decide(&mut st, &request("GET", "/weather", h)));
+    assert_eq!(f.outcome, Outcome::Authorized { cache_hit: true });
+    // A weather token buys nothing at /admin, whatever the path says.
+    let h: &[(&str, &[u8])] = &[("authorization", auth.as_bytes())];
+    match e.decide(&mut st, &request("GET", "/admin", h)) {
+        Step::Challenge(c) => assert_eq!(c.reason, Reason::ServiceNotAllowed),
+        other => panic!("{other:?}"),
+    }
+    // Without a context key, no context header; the credential kept when asked.
+    let plain = edge_with(
+        |o| {
+            o.context_key = None;
+            o.strip_credential = Some(false);
+        },
+        false,
+    );
+    let mut st = plain.new_state();
+    let f = forward(plain.decide(&mut st, &request("GET", "/weather", h)));
+    assert!(f.set.iter().all(|(n, _)| n != "x-l402-context"));
+    assert!(f.remove.is_empty());
+}
+
+#[test]
+fn preflight_passes_only_when_it_is_one() {
+    let e = edge();
+    let mut st = e.new_state();
+    let real: &[(&str, &[u8])] = &[
+        ("origin", b"https://a.example"),
+        ("access-control-request-method", b"GET"),
+    ];
+    let f = forward(e.decide(&mut st, &request("OPTIONS", "/weather", real)));
+    assert_eq!(f.outcome, Outcome::Preflight);
+    let no_origin: &[(&str, &[u8])] = &[("access-control-request-method", b"GET")];
+    let with_body: &[(&str, &[u8])] = &[
+        ("origin", b"https://a.example"),
+        ("access-control-request-method", b"GET"),
+        ("content-length", b"5"),
+    ];
+    let chunked: &[(&str, &[u8])] = &[
+        ("origin", b"https://a.example"),
+        ("access-control-request-method", b"GET"),
+        ("transfer-encoding", b"chunked"),
+    ];
+    for h in [no_origin, with_body, chunked] {
+        assert!(matches!(
+            e.decide(&mut st, &request("OPTIONS", "/weather", h)),
+            Step::Challenge(_)
+        ));
+    }
+    let mut follows = request("OPTIONS", "/weather", real);
+    follows.body_follows = true;
+    assert!(matches!(e.decide(&mut st, &follows), Step::Challenge(_)));
+    assert!(matches!(
+        e.decide(&mut st, &request("GET", "/weather", real)),
+        Step::Challenge(_)
+    ));
+    let zero: &[(&str, &[u8])] = &[
+        ("origin", b"https://a.example"),
+        ("access-control-request-method", b"GET"),
+        ("content-length", b"0"),
+    ];
+    assert!(matches!(
+        e.decide(&mut st, &request("OPTIONS", "/weather", zero)),
+        Step::Forward(_)
+    ));
+}
+
+#[test]
+fn host_failures_fail_closed() {
+    let e = edge();
+    let mut st = e.new_state();
+    let mut r = request("GET", "/weather", &[]);
+    r.now_ms = None;
+    let (status, body, _) = reply(e.decide(&mut st, &r));
+    assert_eq!(
+        (status, body.as_str()),
+        (503, r#"{"error":"clock_unavailable"}"#)
+    );
+    for sale in [
+        HostSale::Malformed,
+        HostSale::Attached {
+            service: "Bad_Name",
+            capabilities: "",
+        },
+        HostSale::Attached {
+            service: "weather",
+            capabilities: "a b",
+        },
+    ] {
+        let mut r = request("GET", "/free", &[]);
+        r.sale = sale;
+        let (status, body, _) = reply(e.decide(&mut st, &r));
+        assert_eq!(
+            (status, body.as_str()),
+            (503, r#"{"error":"route_metadata_malformed"}"#),
+            "{sale:?}"
+        );
+    }
+    // Attached metadata sells a path the route table does not.
+    let mut r = request("GET", "/free", &[]);
+    r.sale = HostSale::Attached {
+        service: "maps",
+        capabilities: "",
+    };
+    assert!(matches!(e.decide(&mut st, &r), Step::Challenge(_)));
+    let m = misconfigured_reply();
+    assert_eq!(
+        (m.response.status, m.response.body.as_str()),
+        (503, r#"{"error":"edge_misconfigured"}"#)
+    );
+}
+
+#[test]
+fn revocation_lookups_decide_and_fail_closed() {
+    let e = edge_with(|_| {}, true);
+    let mut st = e.new_state();
+    let auth = credential("weather", &["read"], 4);
+    let h: &[(&str, &[u8])] = &[("authorization", auth.as_bytes())];
+    let check = |st: &mut EdgeState| match e.decide(st, &request("GET", "/weather", h)) {
+        Step::CheckRevoked(c) => c,
+        other => panic!("{other:?}"),
+    };
+    let c = check(&mut st);
+    let f = forward(e.resume(&mut st, c, Ok(false)));
+    assert!(matches!(f.outcome, Outcome::Authorized { .. }));
+    assert_eq!(f.remove, vec!["authorization"]);
+    let c = check(&mut st);
+    match e.resume(&mut st, c, Ok(true)) {
+        Step::Challenge(c) => assert_eq!(c.reason, Reason::Revoked),
+        other => panic!("{other:?}"),
+    }
+    let c = check(&mut st);
+    let (status, body, _) = reply(e.resume(&mut st, c, Err(HostFailure::Revocation)));
+    assert_eq!(
+        (status, body.as_str()),
+        (503, r#"{"error":"revocation_unavailable"}"#)
+    );
+    // Two credentials: the first revoked, the second is looked up next.
+    let other = credential("weather", &["read"], 5);
+    let both = format!("{auth}, {other}");
+    let h2: &[(&str, &[u8])] = &[("authorization", both.as_bytes())];
+    let first = match e.decide(&mut st, &request("GET", "/weather", h2)) {
+        Step::CheckRevoked(c) => c,
+        o => panic!("{o:?}"),
+    };
+    let first_id = first.token_id;
+    let second = match e.resume(&mut st, first, Ok(true)) {
+        Step::CheckRevoked(c) => c,
+        o => panic!("{o:?}"),
+    };
+    assert_ne!(second.token_id, first_id);
+    assert!(matches!(
+        e.resume(&mut st, second, Ok(false)),
+        Step::Forward(_)
+    ));
+}
+
+#[test]
+fn challenges_are_bounded_and_answered() {
+    let e = edge_with(
+        |o| {
+            o.challenges_per_second = Some(1);
+            o.challenge_burst = Some(2);
+        },
+        false,
+    );
+    let mut st = e.new_state();
+    let mut calls = 0;
+    let mut limited = 0;
+    for _ in 0..5 {
+        match e.decide(&mut st, &request("GET", "/weather", &[])) {
+            Step::Challenge(c) => {
+                calls += 1;
+                let body: serde_json::Value = serde_json::from_slice(&c.body).unwrap();
+                assert_eq!(body["service"], "weather");
+                let ok = br#"{"macaroon":"AgEE","invoice":"lnbcrt10u1pqqq","payment_hash":"00","expires_at":1}"#;
+                let r = e.challenge_answered(c.pending, Some(200), Some(ok));
+                assert_eq!((r.response.status, r.outcome), (402, Outcome::Challenged));
+                let r = e.challenge_answered(c.pending, Some(500), Some(ok));
+                assert_eq!(
+                    (r.response.status, r.outcome),
+                    (503, Outcome::InvoiceServiceFailed)
+                );
+                let r = e.challenge_answered(c.pending, None, None);
+                assert_eq!(r.response.status, 503);
+                let r = e.challenge_answered(c.pending, Some(200), Some(b"<html>"));
+                assert_eq!(r.response.status, 503);
+            }
+            Step::Reply(r) => {
+                limited += 1;
+                assert_eq!(r.response.status, 503);
+                assert_eq!(r.response.body, r#"{"error":"challenge_rate_limited"}"#);
+                assert!(r.response.headers.iter().any(|(n, _)| *n == "retry-after"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((calls, limited), (2, 3));
+    // Paid requests are never limited.
+    let auth = credential("weather", &["read"], 6);
+    let h: &[(&str, &[u8])] = &[("authorization", auth.as_bytes())];
+    assert!(matches!(
+        e.decide(&mut st, &request("GET", "/weather", h)),
+        Step::Forward(_)
+    ));
+    // 401 policy answers without a challenge call.
+    let strict = edge_with(|o| o.on_invalid = Some("unauthorized".into()), false);
+    let mut st = strict.new_state();
+    let bad: &[(&str, &[u8])] = &[("authorization", b"L402 AgEE:00")];
+    let (status, _, outcome) = reply(strict.decide(&mut st, &request("GET", "/weather", bad)));
+    assert_eq!(status, 401);
+    assert!(matches!(outcome, Outcome::Unauthorized(_)));
+}
+
+#[test]
+fn grpc_requests_get_grpc_shaped_answers() {
+    let e = edge();
+    let mut st = e.new_state();
+    let h: &[(&str, &[u8])] = &[("content-type", b"application/grpc")];
+    let r = match e.decide(&mut st, &request("POST", "/weather%2F", h)) {
+        Step::Reply(r) => r.response,
+        o => panic!("{o:?}"),
+    };
+    assert_eq!(r.status, 200);
+    assert!(
+        r.headers
+            .iter()
+            .any(|(n, v)| *n == "grpc-status" && v == "3")
+    );
+}

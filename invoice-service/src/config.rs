@@ -787,6 +787,7 @@ lifetime = "1h"
             ),
             (
                 base().replace("lifetime = \"1h\"", "lifetime = \"5m\""),
+                env(),
                 "services[0].lifetime",
             ),
             (

@@ -66,6 +66,9 @@ async fn echo(State(seen): State<Arc<Mutex<Log>>>, req: Request) -> impl IntoRes
             })
             .collect(),
     };
+    // An unsold path that redirects to a sold one: an edge that followed redirects itself
+    // would fetch the sold content for the client.
+    let redirect = s.path.starts_with(REDIRECT_PATH);
     let body =
         serde_json::json!({"upstream": "echo", "method": s.method, "path": s.path}).to_string();
     if let Ok(mut log) = seen.lock() {
@@ -75,8 +78,25 @@ async fn echo(State(seen): State<Arc<Mutex<Log>>>, req: Request) -> impl IntoRes
         }
         log.kept.push_back(s);
     }
-    ([("content-type", "application/json")], body)
+    if redirect {
+        return (
+            axum::http::StatusCode::FOUND,
+            [
+                ("location", "/weather"),
+                ("content-type", "application/json"),
+            ],
+            body,
+        );
+    }
+    (
+        axum::http::StatusCode::OK,
+        [("content-type", "application/json"), ("x-echo", "1")],
+        body,
+    )
 }
+
+/// Requests to this path are answered `302 Found`, `Location: /weather`.
+pub const REDIRECT_PATH: &str = "/redirect-to-weather";
 
 impl Echo {
     /// Starts the upstream on its own runtime.

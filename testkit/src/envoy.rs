@@ -30,6 +30,9 @@ pub struct EnvoyOptions<'a> {
     pub env: Vec<(&'a str, &'a str)>,
     /// Worker threads (each with its own Wasm VM).
     pub concurrency: u32,
+    /// Envoy's own path normalization and header-name rules, as `envoy.example.yaml` sets
+    /// them; `false` starts Envoy without them (an operator who forgot them).
+    pub normalize: bool,
 }
 
 impl Envoy {
@@ -73,7 +76,8 @@ impl Envoy {
             .replace("{{UPSTREAM_PORT}}", &opts.upstream_port.to_string())
             .replace("{{INVOICE_PORT}}", &opts.invoice_port.to_string())
             .replace("{{WASM}}", &wasm.display().to_string())
-            .replace("{{FILTER_CONFIG}}", opts.filter_config);
+            .replace("{{FILTER_CONFIG}}", opts.filter_config)
+            .replace("#{{NORMALIZE}}", if opts.normalize { "" } else { "# " });
         std::fs::create_dir_all(log_dir)?;
         let cfg = log_dir.join(format!("envoy-{port}.yaml"));
         std::fs::write(&cfg, yaml)?;

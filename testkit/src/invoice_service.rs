@@ -19,7 +19,7 @@ pub struct InvoiceService {
     pub proc: Proc,
 }
 
-/// The catalog the end-to-end tests sell: `weather` (read, write; 1 h) and `maps`.
+/// The catalog the end-to-end tests sell: `weather` (read, write; 1 h), `maps`, `admin`.
 pub const CATALOG: &str = r#"
 [[services]]
 name = "weather"
@@ -29,6 +29,10 @@ lifetime = "1h"
 [[services]]
 name = "maps"
 price_sat = 5
+lifetime = "1h"
+[[services]]
+name = "admin"
+price_sat = 50
 lifetime = "1h"
 "#;
 

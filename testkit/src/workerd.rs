@@ -70,6 +70,96 @@ pub fn workerd_bin() -> Result<PathBuf> {
     Ok(bin)
 }
 
+/// Copies the built Worker (`module_dir`, from [`worker_module`]'s folder) under `dir/l402`
+/// and returns its capnp `modules` list (capnp `embed` takes paths relative to the config).
+pub fn embed_worker(dir: &Path, module_dir: &Path) -> Result<String> {
+    let snippet = std::fs::read_dir(module_dir.join("snippets"))?
+        .next()
+        .context("the Worker build has a snippets folder")??
+        .file_name()
+        .into_string()
+        .map_err(|_| anyhow::anyhow!("snippet folder name"))?;
+    let l402 = dir.join("l402");
+    std::fs::create_dir_all(l402.join("snippets").join(&snippet))?;
+    for f in [
+        "index.mjs".to_owned(),
+        "l402_worker.js".into(),
+        "l402_worker_bg.wasm".into(),
+        format!("snippets/{snippet}/inline0.js"),
+    ] {
+        std::fs::copy(module_dir.join(&f), l402.join(&f))?;
+    }
+    Ok(format!(
+        r#"[
+    (name = "index.mjs", esModule = embed "l402/index.mjs"),
+    (name = "l402_worker.js", esModule = embed "l402/l402_worker.js"),
+    (name = "snippets/{snippet}/inline0.js", esModule = embed "l402/snippets/{snippet}/inline0.js"),
+    (name = "l402_worker_bg.wasm", wasm = embed "l402/l402_worker_bg.wasm"),
+  ]"#
+    ))
+}
+
+/// The L402 Worker in `workerd serve` (no wrangler), with its `L402_DENYLIST` KV namespace
+/// served by a KV backend that is down (a closed loopback port): every lookup fails, as when
+/// Cloudflare's KV does. Vars are text bindings; the Worker reaches loopback origins.
+pub struct WorkerdKvDown {
+    /// The Worker's port.
+    pub port: u16,
+    /// The process.
+    pub proc: Proc,
+}
+
+impl WorkerdKvDown {
+    /// Starts it.
+    pub fn start(log_dir: &Path, vars: &[(&str, String)]) -> Result<WorkerdKvDown> {
+        let module = worker_module()?;
+        let module_dir = module.parent().context("worker module folder")?;
+        let port = free_port();
+        let dir = log_dir.join(format!("workerd-serve-{port}"));
+        std::fs::create_dir_all(&dir)?;
+        let modules = embed_worker(&dir, module_dir)?;
+        let text = |s: &str| serde_json::to_string(s).unwrap_or_default();
+        let bindings = vars
+            .iter()
+            .map(|(k, v)| format!("(name = {}, text = {})", text(k), text(v)))
+            .chain([r#"(name = "L402_DENYLIST", kvNamespace = "kv-down")"#.to_owned()])
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Nothing listens on port 1 of loopback: the KV backend refuses every connection.
+        let config = format!(
+            r#"using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [
+    (name = "l402", worker = (modules = {modules}, compatibilityDate = "2025-09-01", globalOutbound = "loopback", bindings = [{bindings}])),
+    (name = "loopback", network = (allow = ["public", "private", "local"])),
+    (name = "kv-down", external = (address = "127.0.0.1:1", http = ())),
+  ],
+  sockets = [ (name = "http", address = "127.0.0.1:{port}", http = (), service = "l402") ],
+);
+"#
+        );
+        std::fs::write(dir.join("kv-down.capnp"), config)?;
+        let mut cmd = Command::new(workerd_bin()?);
+        cmd.args(["serve", "kv-down.capnp"]).current_dir(&dir);
+        let mut proc = Proc::spawn(&format!("workerd-serve-{port}"), cmd, log_dir)?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while crate::http()
+            .get(format!("http://127.0.0.1:{port}/__l402_ready"))
+            .send()
+            .is_err()
+        {
+            if !proc.is_running() {
+                bail!("workerd serve exited:\n{}", proc.logs());
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("workerd serve not ready:\n{}", proc.logs());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(WorkerdKvDown { port, proc })
+    }
+}
+
 impl Workerd {
     /// Starts the Worker with `vars` (vars and secrets alike); `kv` binds an empty local
     /// `L402_DENYLIST` namespace.

@@ -85,14 +85,31 @@ pub fn send_raw(
     path: &str,
     headers: &[(String, Vec<u8>)],
 ) -> Result<RawResponse> {
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n").into_bytes();
+    send_raw_bytes(port, method, path.as_bytes(), headers, None)
+}
+
+/// [`send_raw`] with a target of any bytes and an optional body (sent with its length).
+pub fn send_raw_bytes(
+    port: u16,
+    method: &str,
+    target: &[u8],
+    headers: &[(String, Vec<u8>)],
+    body: Option<&[u8]>,
+) -> Result<RawResponse> {
+    let mut req = format!("{method} ").into_bytes();
+    req.extend_from_slice(target);
+    req.extend_from_slice(format!(" HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n").as_bytes());
     for (k, v) in headers {
         req.extend_from_slice(k.as_bytes());
         req.extend_from_slice(b": ");
         req.extend_from_slice(v);
         req.extend_from_slice(b"\r\n");
     }
+    if let Some(b) = body {
+        req.extend_from_slice(format!("Content-Length: {}\r\n", b.len()).as_bytes());
+    }
     req.extend_from_slice(b"Connection: close\r\n\r\n");
+    req.extend_from_slice(body.unwrap_or_default());
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(20)))?;
     // A host may answer and close before reading a huge request: ignore write errors.

@@ -38,7 +38,9 @@ pub fn filter_config(invoice_timeout_ms: u64, extra: &[(&str, serde_json::Value)
             "authority": "invoice-service",
             "token_env": "L402_EDGE_TOKEN",
             "timeout_ms": invoice_timeout_ms
-        }
+        },
+        // Tests and benchmarks send challenges in bursts; the bound has its own test.
+        "challenges_per_second": 0
     });
     for (k, val) in extra {
         v[*k] = val.clone();
@@ -72,6 +74,7 @@ impl Stack {
                     ("L402_EDGE_TOKEN", &service.edge_token),
                 ],
                 concurrency,
+                normalize: true,
             },
         )?;
         Ok(Stack {
@@ -83,7 +86,7 @@ impl Stack {
 }
 
 /// The routes the e2e Worker sells: the same as the Envoy test bootstrap's.
-pub const WORKER_ROUTES: &str = r#"[{"path":"/weather","service":"weather","capabilities":"read"},{"path":"/admin-api","service":"weather","capabilities":"write"},{"path":"/maps","service":"maps"},{"path":"/grpc.Weather/","service":"weather"}]"#;
+pub const WORKER_ROUTES: &str = r#"[{"path":"/weather","service":"weather","capabilities":"read"},{"path":"/admin-api","service":"weather","capabilities":"write"},{"path":"/admin","service":"admin"},{"path":"/maps","service":"maps"},{"path":"/grpc.Weather/","service":"weather"}]"#;
 
 /// The Worker's vars and secrets for an e2e stack; `extra` adds or overrides.
 pub fn worker_vars(
@@ -98,6 +101,7 @@ pub fn worker_vars(
         ("INVOICE_SERVICE_URL", service.url()),
         ("INVOICE_SERVICE_TIMEOUT_MS", "1000".into()),
         ("L402_ROUTES", WORKER_ROUTES.into()),
+        ("CHALLENGES_PER_SECOND", "0".into()),
     ];
     for (k, val) in extra {
         let k: &'static str = Box::leak(k.to_string().into_boxed_str());

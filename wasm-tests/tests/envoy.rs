@@ -381,6 +381,7 @@ fn a_bad_filter_config_is_refused_naming_the_field() {
             filter_config: bad,
             env: vec![("L402_EDGE_TOKEN", "e2e-edge-token-0123456789")],
             concurrency: 1,
+            normalize: true,
         },
     )
     .unwrap();

@@ -181,6 +181,7 @@ fn faults_in_the_service_and_the_lightning_backend() {
                 ("L402_EDGE_TOKEN", &service.edge_token),
             ],
             concurrency: 2,
+            normalize: true,
         },
     )
     .unwrap();
@@ -306,6 +307,7 @@ fn restarts_lose_nothing() {
             filter_config: &config,
             env: vec![("L402_KEYS", KEYS), ("L402_EDGE_TOKEN", &edge_token)],
             concurrency: 2,
+            normalize: true,
         },
     )
     .unwrap();
@@ -353,6 +355,7 @@ fn edges_with(logs: &Path, keys: &str) -> Edges {
                 ("L402_EDGE_TOKEN", &service.edge_token),
             ],
             concurrency: 1,
+            normalize: true,
         },
     )
     .unwrap();

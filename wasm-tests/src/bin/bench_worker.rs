@@ -62,31 +62,7 @@ fn l402_bindings(cache_size: u32) -> String {
 fn write_config(dir: &Path, module_dir: &Path) -> Result<Vec<(&'static str, u16)>> {
     std::fs::write(dir.join("trivial.mjs"), TRIVIAL)?;
     std::fs::write(dir.join("proxy.mjs"), PROXY)?;
-    // capnp `embed` takes paths relative to the config: copy the build beside it.
-    let snippet = std::fs::read_dir(module_dir.join("snippets"))?
-        .next()
-        .context("the Worker build has a snippets folder")??
-        .file_name()
-        .into_string()
-        .map_err(|_| anyhow::anyhow!("snippet folder name"))?;
-    let l402 = dir.join("l402");
-    std::fs::create_dir_all(l402.join("snippets").join(&snippet))?;
-    for f in [
-        "index.mjs".to_owned(),
-        "l402_worker.js".into(),
-        "l402_worker_bg.wasm".into(),
-        format!("snippets/{snippet}/inline0.js"),
-    ] {
-        std::fs::copy(module_dir.join(&f), l402.join(&f))?;
-    }
-    let l402_modules = format!(
-        r#"[
-    (name = "index.mjs", esModule = embed "l402/index.mjs"),
-    (name = "l402_worker.js", esModule = embed "l402/l402_worker.js"),
-    (name = "snippets/{snippet}/inline0.js", esModule = embed "l402/snippets/{snippet}/inline0.js"),
-    (name = "l402_worker_bg.wasm", wasm = embed "l402/l402_worker_bg.wasm"),
-  ]"#
-    );
+    let l402_modules = testkit::workerd::embed_worker(dir, module_dir)?;
     let ports: Vec<(&str, u16)> = ["trivial", "proxy", "l402", "l402-nocache"]
         .into_iter()
         .map(|n| (n, free_port()))

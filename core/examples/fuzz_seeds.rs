@@ -97,5 +97,27 @@ fn main() {
             std::fs::write(dir.join(format!("seed-{i:02}")), joined).unwrap();
         }
     }
+    // Request targets for the path target: the boundary matrix's hostile shapes.
+    let paths: [&[u8]; 14] = [
+        b"/weather",
+        b"//weather",
+        b"/./weather",
+        b"/x/../weather",
+        b"/%77eather",
+        b"/%2e%2e/weather",
+        b"/free%2F..%2Fweather",
+        b"/free;/../weather",
+        b"/a\\b",
+        b"/weather%ff",
+        b"/w%c3%a9/today?q=%2F&x=1",
+        b"/weather\xff",
+        b"/a|b{c}",
+        b"*",
+    ];
+    let dir = Path::new(&out).join("path");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (i, p) in paths.iter().enumerate() {
+        std::fs::write(dir.join(format!("seed-{i:02}")), p).unwrap();
+    }
     println!("wrote {} seeds per target under {out}", seeds.len());
 }

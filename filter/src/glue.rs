@@ -388,12 +388,7 @@ impl HttpContext for Http {
             sale,
             now_ms: now_ms(),
         };
-        let grpc = l402_core::is_grpc(
-            pairs
-                .iter()
-                .find(|(n, _)| *n == "content-type")
-                .and_then(|(_, v)| std::str::from_utf8(v).ok()),
-        );
+        let grpc = request.grpc();
         let step = match shared.state.try_borrow_mut() {
             Ok(mut state) => edge.decide(&mut state, &request),
             Err(_) => Step::Reply(edge.fail(HostFailure::State, grpc)),

@@ -164,6 +164,16 @@ impl Workerd {
     /// Starts the Worker with `vars` (vars and secrets alike); `kv` binds an empty local
     /// `L402_DENYLIST` namespace.
     pub fn start(log_dir: &Path, vars: &[(&str, String)], kv: bool) -> Result<Workerd> {
+        Self::start_with(log_dir, vars, kv, "")
+    }
+
+    /// [`Workerd::start`] with more `wrangler.toml` (bindings such as `[[ratelimits]]`).
+    pub fn start_with(
+        log_dir: &Path,
+        vars: &[(&str, String)],
+        kv: bool,
+        extra_toml: &str,
+    ) -> Result<Workerd> {
         let module = worker_module()?;
         let (node, wrangler) = wrangler()?;
         let port = free_port();
@@ -178,6 +188,7 @@ impl Workerd {
                 "[[kv_namespaces]]\nbinding = \"L402_DENYLIST\"\nid = \"l402-denylist-test\"\n",
             );
         }
+        toml.push_str(extra_toml);
         let mut dev_vars = String::new();
         for (k, v) in vars {
             // dotenv: single quotes keep the value literal (JSON routes included).

@@ -57,7 +57,7 @@ pub fn wasm_filter(wasm: &Path, config: &str) -> String {
                   runtime: envoy.wasm.runtime.v8
                   code: {{ local: {{ filename: "{}" }} }}
                   environment_variables:
-                    host_env_keys: ["L402_KEYS", "L402_EDGE_TOKEN"]
+                    host_env_keys: ["L402_KEYS", "L402_EDGE_TOKEN", "L402_CONTEXT_KEY"]
                 fail_open: false
                 configuration:
                   "@type": type.googleapis.com/google.protobuf.StringValue

@@ -574,6 +574,45 @@ fn challenge_floods_are_bounded_on_both_edges() {
     }
 }
 
+/// Cloudflare's rate limiting binding, when bound, limits challenges per client address.
+#[test]
+fn the_workers_per_client_limiter_is_cloudflares_binding() {
+    let logs = tempfile::tempdir().unwrap();
+    let service = InvoiceService::start_dev(logs.path(), KEYS).unwrap();
+    let origin = Echo::start().unwrap();
+    let limiter = "[[ratelimits]]\nname = \"L402_CHALLENGE_LIMITER\"\nnamespace_id = \"1001\"\nsimple = { limit = 2, period = 60 }\n";
+    let w = Workerd::start_with(
+        logs.path(),
+        &worker_vars(&origin, &service, &[]),
+        false,
+        limiter,
+    )
+    .unwrap();
+    let answers: Vec<String> = (0..5)
+        .map(|_| answer(&send_raw_bytes(w.port, "GET", b"/weather", &[], None).unwrap()))
+        .collect();
+    assert_eq!(
+        &answers[..2],
+        ["402 missing_credential", "402 missing_credential"],
+        "{answers:?}"
+    );
+    assert!(
+        answers[2..]
+            .iter()
+            .all(|a| a == "503 challenge_rate_limited"),
+        "{answers:?}"
+    );
+    let r = send_raw_bytes(
+        w.port,
+        "GET",
+        b"/weather",
+        &[("Authorization".into(), weather_token(45))],
+        None,
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "paid requests never consult the limiter");
+}
+
 /// The documented origin-side check (docs/examples/verify_context.py, PyJWT) accepts the
 /// context an edge signed for a request and refuses it for another path.
 #[test]

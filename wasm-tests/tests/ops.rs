@@ -112,6 +112,7 @@ fn every_envoy_config_passes_envoy_validate() {
             .arg(&path)
             .env("L402_KEYS", KEYS)
             .env("L402_EDGE_TOKEN", EDGE_TOKEN)
+            .env("L402_CONTEXT_KEY", CONTEXT_KEY)
             .output()
             .unwrap();
         let text = ok(&out, &format!("envoy --mode validate {name}"));
@@ -265,10 +266,14 @@ fn yaml_docs(path: &Path) -> Vec<serde_json::Value> {
     serde_json::from_str(&ok(&out, "yaml")).unwrap()
 }
 
+/// A context key for the configs that sign `x-l402-context` (test-only).
+const CONTEXT_KEY: &str = "6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d";
+
 fn filter_env(name: &str) -> Option<String> {
     match name {
         "L402_KEYS" => Some(KEYS.to_owned()),
         "L402_EDGE_TOKEN" => Some(EDGE_TOKEN.to_owned()),
+        "L402_CONTEXT_KEY" => Some(CONTEXT_KEY.to_owned()),
         _ => None,
     }
 }
@@ -315,6 +320,79 @@ fn kubernetes_manifests_validate() {
     assert_eq!(wasm["failOpen"], false);
     let cfg = wasm["config"].to_string();
     l402_filter::FilterConfig::parse(cfg.as_bytes(), &filter_env).unwrap();
+    // And each ships the boundary settings beside the plugin (docs/ENVOY.md).
+    let ctp = &yaml_docs(&k8s.join("envoy-gateway.yaml"))[1];
+    assert_eq!(ctp["kind"], "ClientTrafficPolicy");
+    assert_eq!(ctp["spec"]["path"]["escapedSlashesAction"], "RejectRequest");
+    assert_eq!(ctp["spec"]["path"]["disableMergeSlashes"], false);
+    assert_eq!(
+        ctp["spec"]["headers"]["withUnderscoresAction"],
+        "RejectRequest"
+    );
+    let ef = &yaml_docs(&k8s.join("istio-wasmplugin.yaml"))[1];
+    assert_eq!(ef["kind"], "EnvoyFilter");
+    let hcm = &ef["spec"]["configPatches"][0]["patch"]["value"]["typed_config"];
+    assert_eq!(hcm["path_with_escaped_slashes_action"], "REJECT_REQUEST");
+    assert_eq!(
+        hcm["common_http_protocol_options"]["headers_with_underscores_action"],
+        "REJECT_REQUEST"
+    );
+}
+
+/// The documented bootstrap routes on the path the origin will read, and the end-to-end tests
+/// (the boundary matrix) run with the very same settings.
+#[test]
+fn the_example_bootstrap_sets_the_boundary() {
+    let root = testkit::repo_root();
+    let hcm = |doc: &serde_json::Value| {
+        doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+            .clone()
+    };
+    let example = hcm(&yaml_docs(&root.join("envoy-config/envoy.example.yaml"))[0]);
+    for (k, v) in [
+        ("normalize_path", serde_json::json!(true)),
+        ("merge_slashes", serde_json::json!(true)),
+        (
+            "path_with_escaped_slashes_action",
+            serde_json::json!("REJECT_REQUEST"),
+        ),
+    ] {
+        assert_eq!(example[k], v, "envoy.example.yaml: {k}");
+    }
+    assert_eq!(
+        example["common_http_protocol_options"]["headers_with_underscores_action"],
+        "REJECT_REQUEST"
+    );
+    let routes = &example["route_config"]["virtual_hosts"][0]["routes"];
+    assert_eq!(routes[0]["match"]["path_separated_prefix"], "/weather");
+    let dir = tempfile::tempdir().unwrap();
+    let mut test = std::fs::read_to_string(root.join("envoy-config/envoy.test.yaml.tmpl"))
+        .unwrap()
+        .replace("#{{NORMALIZE}}", "");
+    for p in [
+        "LISTEN_PORT",
+        "ADMIN_PORT",
+        "UPSTREAM_PORT",
+        "INVOICE_PORT",
+        "WASM",
+        "FILTER_CONFIG",
+    ] {
+        test = test.replace(&format!("{{{{{p}}}}}"), "1");
+    }
+    let path = dir.path().join("t.yaml");
+    std::fs::write(&path, test).unwrap();
+    let t = hcm(&yaml_docs(&path)[0]);
+    for k in [
+        "normalize_path",
+        "merge_slashes",
+        "path_with_escaped_slashes_action",
+        "common_http_protocol_options",
+    ] {
+        assert_eq!(
+            t[k], example[k],
+            "the test bootstrap differs from the example in {k}"
+        );
+    }
 }
 
 #[test]

@@ -17,6 +17,8 @@ use crate::config::WorkerConfig;
 
 /// The deny-list namespace, when bound.
 const DENYLIST: &str = "L402_DENYLIST";
+/// Cloudflare's rate limiting binding for challenges, when bound.
+const CHALLENGE_LIMITER: &str = "L402_CHALLENGE_LIMITER";
 
 struct Isolate {
     config: WorkerConfig,
@@ -115,6 +117,20 @@ async fn handle(req: Request, env: &Env, isolate: &Isolate) -> worker::Result<Re
             Step::Forward(f) => return forward(req, &isolate.config, &headers, &target, &f).await,
             Step::Reply(r) => return to_response(&r.response),
             Step::Challenge(call) => {
+                // An optional per-client limit with Cloudflare's own binding, keyed on the
+                // address Cloudflare saw; a limiter that fails refuses (unpaid requests only).
+                if let Ok(limiter) = env.rate_limiter(CHALLENGE_LIMITER) {
+                    let client = req
+                        .headers()
+                        .get("cf-connecting-ip")
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default();
+                    let allowed = limiter.limit(client).await.is_ok_and(|o| o.success);
+                    if !allowed {
+                        return to_response(&edge.challenge_refused(call.pending).response);
+                    }
+                }
                 let (status, body) = challenge(&isolate.config, call.body).await;
                 let r = edge.challenge_answered(call.pending, status, body.as_deref());
                 return to_response(&r.response);

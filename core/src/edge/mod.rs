@@ -157,6 +157,19 @@ pub struct EdgeRequest<'a> {
     pub now_ms: Option<u64>,
 }
 
+impl EdgeRequest<'_> {
+    /// Whether answers to this request take gRPC's shape (for failures a host meets after
+    /// deciding, such as a header rewrite it could not make).
+    pub fn grpc(&self) -> bool {
+        is_grpc(
+            self.headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+                .and_then(|(_, v)| std::str::from_utf8(v).ok()),
+        )
+    }
+}
+
 /// Forward to the origin.
 #[derive(Debug)]
 pub struct Forward {
@@ -349,7 +362,7 @@ impl Edge {
                 .find(|(n, _)| n.eq_ignore_ascii_case(name))
                 .map(|(_, v)| *v)
         };
-        let grpc = is_grpc(header("content-type").and_then(|v| std::str::from_utf8(v).ok()));
+        let grpc = req.grpc();
         // 1. The path the origin will read; what no reading settles is refused, sold or not.
         let target = match canonicalize(req.target) {
             Ok(t) => t,
@@ -559,6 +572,21 @@ impl Edge {
                 r.revoked.insert(check.token_id);
                 self.judge(state, r, &[])
             }
+        }
+    }
+
+    /// A host's own per-client limiter refused the challenge (Cloudflare's rate limiting
+    /// binding): the same 503 as the per-instance bound, with no invoice-service call.
+    pub fn challenge_refused(&self, pending: PendingChallenge) -> Reply {
+        Reply {
+            response: render(
+                &Denial::Unavailable {
+                    retry_after_secs: self.settings.retry_after_secs,
+                    code: RATE_LIMITED_CODE,
+                },
+                pending.grpc,
+            ),
+            outcome: Outcome::RateLimited,
         }
     }
 

@@ -364,6 +364,8 @@ fn challenges_are_bounded_and_answered() {
                 assert_eq!(r.response.status, 503);
                 let r = e.challenge_answered(c.pending, Some(200), Some(b"<html>"));
                 assert_eq!(r.response.status, 503);
+                let r = e.challenge_refused(c.pending);
+                assert_eq!((r.response.status, r.outcome), (503, Outcome::RateLimited));
             }
             Step::Reply(r) => {
                 limited += 1;

@@ -30,6 +30,8 @@ use wasm_tests::KEYS;
 use wasm_tests::bench::{JWT_SECRET, jwt_filter, wasm_filter};
 
 const EDGE_TOKEN: &str = "e2e-edge-token-0123456789";
+/// The key of the variant that signs `x-l402-context` (benchmark-only).
+const CONTEXT_KEY: &str = "4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b";
 
 /// Probe filters (`wasm-tests/noop-filter` with a list of host calls): (instance, label, calls).
 /// Ten of one call price it; the last makes every call the L402 filter makes on an authorized
@@ -98,7 +100,8 @@ fn start_envoy(
             "error",
         ])
         .env("L402_KEYS", keys)
-        .env("L402_EDGE_TOKEN", EDGE_TOKEN);
+        .env("L402_EDGE_TOKEN", EDGE_TOKEN)
+        .env("L402_CONTEXT_KEY", CONTEXT_KEY);
     let mut proc = Proc::spawn(name, cmd, dir)?;
     proc.wait_http(
         &format!("http://127.0.0.1:{admin}/ready"),
@@ -238,6 +241,12 @@ fn main() -> Result<()> {
         ("noop", wasm_filter(&noop_wasm, ""), ring(1), 9),
         ("jwt", jwt_filter(), ring(1), 9),
         ("l402-cache", l402(&[]), ring(1), 9),
+        (
+            "l402-context",
+            l402(&[("context_key_env", serde_json::json!("L402_CONTEXT_KEY"))]),
+            ring(1),
+            9,
+        ),
         ("l402-nocache", l402(&no_cache), ring(1), 9),
         ("l402-ring10", l402(&no_cache), ring(10), 9),
         ("l402-ring100", l402(&no_cache), ring(100), 9),
@@ -289,6 +298,14 @@ fn main() -> Result<()> {
         "main",
         "L402 authorized (cache)",
         "l402-cache",
+        vec![auth3.clone()],
+        200,
+        None,
+    );
+    add(
+        "main",
+        "L402 authorized (cache), signed x-l402-context",
+        "l402-context",
         vec![auth3.clone()],
         200,
         None,

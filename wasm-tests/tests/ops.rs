@@ -16,7 +16,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use sha2::{Digest, Sha256};
 use testkit::{artifacts, repo_root};
 use wasm_tests::{KEYS, Stack, filter_config, get};
 
@@ -135,9 +134,53 @@ fn every_envoy_config_passes_envoy_validate() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("invoice_service.timeout_ms"));
 }
 
+/// What Istio's Wasm image fetcher (istio/istio `pkg/wasm/imagefetcher.go`, `PrepareFetch`;
+/// Envoy Gateway vendors the same code) accepts, for a manifest pulled from a registry:
+/// - a Docker schema-2 manifest whose *last* layer is
+///   `application/vnd.docker.image.rootfs.diff.tar.gzip` (`extractDockerImage`), or an OCI
+///   manifest whose last layer is `application/vnd.oci.image.layer.v1.tar+gzip`
+///   (`extractOCIStandardImage`): the "compat" variant, a tar.gz holding `plugin.wasm`;
+/// - otherwise the "oci" variant: **exactly two** layers, one of them
+///   `application/vnd.module.wasm.content.layer.v1+wasm` (`extractOCIArtifactImage`).
+///
+/// Returns the blob digest that holds the module and whether it is a tar.gz.
+fn wasm_fetchers_accept(manifest: &serde_json::Value) -> Result<(String, bool), String> {
+    let layers = manifest["layers"].as_array().ok_or("no layers")?;
+    let last = layers
+        .last()
+        .ok_or("number of layers must be greater than zero")?;
+    let docker = manifest["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json";
+    let compat = if docker {
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    } else {
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    };
+    if last["mediaType"] == compat {
+        return Ok((last["digest"].as_str().unwrap_or_default().to_owned(), true));
+    }
+    if docker {
+        return Err(format!(
+            "invalid media type {} (expect {compat})",
+            last["mediaType"]
+        ));
+    }
+    if layers.len() != 2 {
+        return Err(format!(
+            "not compat (last layer {}), and the oci variant needs 2 layers, not {}",
+            last["mediaType"],
+            layers.len()
+        ));
+    }
+    layers
+        .iter()
+        .find(|l| l["mediaType"] == "application/vnd.module.wasm.content.layer.v1+wasm")
+        .map(|l| (l["digest"].as_str().unwrap_or_default().to_owned(), false))
+        .ok_or_else(|| "no application/vnd.module.wasm.content.layer.v1+wasm layer".into())
+}
+
 #[test]
-fn oci_artifact_reads_back_byte_identical_through_skopeo() {
-    let _ = ops_venv(); // installs skopeo
+fn oci_artifact_is_pulled_from_a_real_registry_as_istio_reads_it() {
+    let _ = ops_venv(); // installs skopeo and docker-registry
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("l402-filter");
     let wasm = artifacts::filter_wasm().unwrap();
@@ -149,36 +192,77 @@ fn oci_artifact_reads_back_byte_identical_through_skopeo() {
         .output()
         .unwrap();
     ok(&out, "build-oci.sh");
-    let reference = format!("oci:{}:0.1.0", layout.display());
+    // A real OCI registry (the CNCF distribution registry, Debian's docker-registry) on a free
+    // loopback port, its storage in the test's folder.
+    let port = testkit::free_port();
+    let config = dir.path().join("registry.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("registry-data").display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new("docker-registry");
+    cmd.arg("serve").arg(&config);
+    let registry = testkit::Proc::spawn("docker-registry", cmd, dir.path()).unwrap();
+    let base = format!("http://127.0.0.1:{port}/v2/");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while testkit::http().get(&base).send().is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "registry: {}",
+            registry.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let remote = format!("docker://127.0.0.1:{port}/l402/l402-filter:0.1.0");
     let out = Command::new("skopeo")
-        .args(["inspect", "--raw", &reference])
+        .args(["copy", "--quiet", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:0.1.0", layout.display()))
+        .arg(&remote)
+        .output()
+        .unwrap();
+    ok(&out, "skopeo copy to the registry");
+    // Pulled back from the registry, the manifest is one Istio's fetcher reads...
+    let out = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false", &remote])
         .output()
         .unwrap();
     let manifest: serde_json::Value = serde_json::from_str(&ok(&out, "skopeo inspect")).unwrap();
-    let bytes = std::fs::read(&wasm).unwrap();
-    let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
-    assert_eq!(
-        manifest["config"]["mediaType"],
-        "application/vnd.module.wasm.config.v1+json"
-    );
-    let layers = manifest["layers"].as_array().unwrap();
-    assert_eq!(layers.len(), 1);
-    assert_eq!(
-        layers[0]["mediaType"],
-        "application/vnd.module.wasm.content.layer.v1+wasm"
-    );
-    assert_eq!(layers[0]["digest"], digest.as_str());
-    assert_eq!(layers[0]["size"], bytes.len());
-    // Copy it out with skopeo, as a registry would receive it: the layer is the .wasm.
-    let copied = dir.path().join("copied");
+    let (digest, tar_gz) = wasm_fetchers_accept(&manifest).unwrap();
+    assert!(tar_gz, "the compat variant: the most widely read");
+    // ...and the layer it reads holds plugin.wasm, byte for byte the built filter.
+    let pulled = dir.path().join("pulled");
     let out = Command::new("skopeo")
-        .args(["copy", "--quiet", &reference])
-        .arg(format!("dir:{}", copied.display()))
+        .args(["copy", "--quiet", "--src-tls-verify=false", &remote])
+        .arg(format!("dir:{}", pulled.display()))
         .output()
         .unwrap();
-    ok(&out, "skopeo copy");
-    let layer = std::fs::read(copied.join(digest.trim_start_matches("sha256:"))).unwrap();
-    assert!(layer == bytes, "the layer differs from the built .wasm");
+    ok(&out, "skopeo copy from the registry");
+    let layer = pulled.join(digest.trim_start_matches("sha256:"));
+    let unpacked = dir.path().join("unpacked");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    let out = Command::new("tar")
+        .arg("-xzf")
+        .arg(&layer)
+        .arg("-C")
+        .arg(&unpacked)
+        .output()
+        .unwrap();
+    ok(&out, "tar -xzf the layer");
+    let module = std::fs::read(unpacked.join("plugin.wasm")).unwrap();
+    assert!(
+        module == std::fs::read(&wasm).unwrap(),
+        "plugin.wasm differs from the built .wasm"
+    );
+    // The format this script used to write (one wasm-typed layer) is one the fetchers refuse.
+    let old = serde_json::json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "layers": [{"mediaType": "application/vnd.module.wasm.content.layer.v1+wasm", "digest": "sha256:00"}]
+    });
+    assert!(wasm_fetchers_accept(&old).is_err());
     // Reproducible: building again gives the same manifest digest.
     let again = dir.path().join("again");
     ok(

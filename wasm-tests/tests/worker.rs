@@ -232,9 +232,14 @@ fn worker_401_policy_and_bad_config() {
         false,
     )
     .unwrap();
+    // Clients get a bare 503; only the Worker's log names the variable (issue 14).
     let resp = get(&bad.url("/weather"), None);
-    assert_eq!(resp.status(), 500);
-    assert!(resp.text().unwrap().contains("INVOICE_SERVICE_TIMEOUT_MS"));
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().get("retry-after").is_some());
+    let text = resp.text().unwrap();
+    assert!(text.contains("edge_misconfigured") && !text.contains("INVOICE_SERVICE_TIMEOUT_MS"));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(bad.proc.logs().contains("INVOICE_SERVICE_TIMEOUT_MS"));
     assert_eq!(s.upstream.count(), baseline, "nothing reached the origin");
 }
 

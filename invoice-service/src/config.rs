@@ -21,7 +21,7 @@ pub mod env {
     pub const CLN_RUNE: &str = "L402_CLN_RUNE";
     /// LNbits invoice (read) key.
     pub const LNBITS_INVOICE_KEY: &str = "L402_LNBITS_INVOICE_KEY";
-    /// phoenixd HTTP password.
+    /// phoenixd's limited-access HTTP password (`http-password-limited-access`: invoices, no payments).
     pub const PHOENIXD_PASSWORD: &str = "L402_PHOENIXD_PASSWORD";
 }
 

@@ -244,20 +244,26 @@ impl Workerd {
 
     /// Puts `key` into the local `L402_DENYLIST` namespace (as `wrangler kv key put --local`).
     pub fn kv_put(&self, key: &str) -> Result<()> {
+        self.wrangler(&[
+            "kv",
+            "key",
+            "put",
+            "--local",
+            "--binding",
+            "L402_DENYLIST",
+            key,
+            "1",
+        ])
+        .map(drop)
+    }
+
+    /// Runs `wrangler <args>` against this Worker's config and local state; its stdout.
+    pub fn wrangler(&self, args: &[&str]) -> Result<String> {
         let (node, wrangler) = wrangler()?;
         let out = Command::new(node)
             .arg(wrangler)
-            .args([
-                "kv",
-                "key",
-                "put",
-                "--local",
-                "--binding",
-                "L402_DENYLIST",
-                key,
-                "1",
-                "--persist-to",
-            ])
+            .args(args)
+            .arg("--persist-to")
             .arg(self.dir.join("state"))
             .arg("--config")
             .arg(self.dir.join("wrangler.toml"))
@@ -266,8 +272,12 @@ impl Workerd {
             .env("CI", "true")
             .output()?;
         if !out.status.success() {
-            bail!("kv put failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "wrangler {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
-        Ok(())
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 }

@@ -337,6 +337,98 @@ fn systemd_unit_verifies_and_is_sandboxed() {
     assert!(level <= 2.0, "exposure {level}:\n{text}");
 }
 
+/// `DynamicUser=yes` runs the service as a user that owns nothing: it cannot read a config
+/// installed `0600 root` (or `0640 root`). The unit must hand it its files through
+/// `LoadCredential=`, and the service must start reading them as an unprivileged user would
+/// (`setpriv` to `nobody`, the files owned by it in a private directory, as systemd lays out
+/// `/run/credentials/<unit>/`). Systemd itself is not PID 1 here, so the layout is reproduced.
+#[test]
+fn systemd_unit_hands_the_dynamic_user_its_config() {
+    let text = std::fs::read_to_string(repo_root().join("deploy/systemd/invoice-service.service"))
+        .unwrap();
+    let exec = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .unwrap();
+    let config_arg = exec
+        .split("--config ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let cred = config_arg
+        .strip_prefix("%d/")
+        .unwrap_or_else(|| panic!("ExecStart reads {config_arg}, not a credential (%d/...)"));
+    let source = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("LoadCredential="))
+        .find_map(|l| l.strip_prefix(&format!("{cred}:")))
+        .unwrap_or_else(|| panic!("no LoadCredential={cred}:..."));
+    assert!(source.starts_with("/etc/l402/"), "{source}");
+    assert!(text.contains("\nDynamicUser=yes"));
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("ExecStart=") && l.contains("/etc/l402")),
+        "ExecStart must not read /etc/l402 directly"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let run = |config: &Path| {
+        let port = testkit::free_port();
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(artifacts::invoice_service_bin().unwrap())
+            .args(["serve", "--config"])
+            .arg(config)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .env("L402_KEYS", KEYS)
+            .env("L402_EDGE_TOKENS", EDGE_TOKEN);
+        let mut proc = testkit::Proc::spawn("invoice-service-nobody", cmd, dir.path()).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if testkit::http()
+                .get(format!("http://127.0.0.1:{port}/healthz"))
+                .send()
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return Ok(());
+            }
+            if !proc.is_running() || std::time::Instant::now() > deadline {
+                return Err(proc.logs());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    let config = "[server]\nlisten = \"127.0.0.1:0\"\n[backend]\nkind = \"dev\"\n[[services]]\nname = \"weather\"\nprice_sat = 10\n";
+    use std::os::unix::fs::{PermissionsExt, chown};
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    // The credentials directory systemd makes: owned by the service's user, 0500; files 0400.
+    let creds = dir.path().join("credentials");
+    std::fs::create_dir(&creds).unwrap();
+    std::fs::write(creds.join(cred), config).unwrap();
+    std::fs::set_permissions(creds.join(cred), std::fs::Permissions::from_mode(0o400)).unwrap();
+    chown(creds.join(cred), Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o500)).unwrap();
+    chown(&creds, Some(65534), Some(65534)).unwrap();
+    run(&creds.join(cred)).expect("the service starts from its credentials directory");
+    // The file where the install steps put it, root's, is out of the dynamic user's reach:
+    // reading it directly (the old unit) fails.
+    let etc = dir.path().join("etc-l402");
+    std::fs::create_dir(&etc).unwrap();
+    std::fs::set_permissions(&etc, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(etc.join("config.toml"), config).unwrap();
+    std::fs::set_permissions(
+        etc.join("config.toml"),
+        std::fs::Permissions::from_mode(0o640),
+    )
+    .unwrap();
+    let logs = run(&etc.join("config.toml")).expect_err("nobody read a 0640 root file");
+    assert!(logs.to_lowercase().contains("permission denied"), "{logs}");
+}
+
 /// The YAML documents of a file, as JSON (PyYAML from the ops venv).
 fn yaml_docs(path: &Path) -> Vec<serde_json::Value> {
     let out = Command::new(ops_venv().join("bin/python"))
@@ -404,8 +496,44 @@ fn kubernetes_manifests_validate() {
     assert_eq!(wasm["failOpen"], false);
     let cfg = wasm["config"].to_string();
     l402_filter::FilterConfig::parse(cfg.as_bytes(), &filter_env).unwrap();
+    // The cluster the Envoy Gateway policy names exists: an HTTPRoute of that name references
+    // the invoice-service, and the Service's namespace grants the cross-namespace reference.
+    let docs = yaml_docs(&k8s.join("envoy-gateway.yaml"));
+    let cluster = eg["spec"]["wasm"][0]["config"]["invoice_service"]["cluster"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let route = docs
+        .iter()
+        .find(|d| d["kind"] == "HTTPRoute")
+        .expect("envoy-gateway.yaml ships the invoice-service's HTTPRoute");
+    let ns = route["metadata"]["namespace"].as_str().unwrap();
+    let name = route["metadata"]["name"].as_str().unwrap();
+    assert_eq!(cluster, format!("httproute/{ns}/{name}/rule/0"));
+    let backend = &route["spec"]["rules"][0]["backendRefs"][0];
+    let service = yaml_docs(&k8s.join("invoice-service.yaml"))
+        .into_iter()
+        .find(|d| d["kind"] == "Service")
+        .unwrap();
+    assert_eq!(backend["name"], service["metadata"]["name"]);
+    assert_eq!(backend["namespace"], service["metadata"]["namespace"]);
+    assert_eq!(backend["port"], service["spec"]["ports"][0]["port"]);
+    if backend["namespace"].as_str() != Some(ns) {
+        let grant = docs
+            .iter()
+            .find(|d| d["kind"] == "ReferenceGrant")
+            .expect("a cross-namespace backendRef needs a ReferenceGrant");
+        assert_eq!(grant["metadata"]["namespace"], backend["namespace"]);
+        assert_eq!(grant["spec"]["from"][0]["kind"], "HTTPRoute");
+        assert_eq!(grant["spec"]["from"][0]["namespace"], ns);
+        assert_eq!(grant["spec"]["to"][0]["kind"], "Service");
+        assert_eq!(grant["spec"]["to"][0]["name"], backend["name"]);
+    }
     // And each ships the boundary settings beside the plugin (docs/ENVOY.md).
-    let ctp = &yaml_docs(&k8s.join("envoy-gateway.yaml"))[1];
+    let ctp = docs
+        .iter()
+        .find(|d| d["kind"] == "ClientTrafficPolicy")
+        .unwrap();
     assert_eq!(ctp["kind"], "ClientTrafficPolicy");
     assert_eq!(ctp["spec"]["path"]["escapedSlashesAction"], "RejectRequest");
     assert_eq!(ctp["spec"]["path"]["disableMergeSlashes"], false);

@@ -277,3 +277,103 @@ fn tokens_cross_between_envoy_and_the_worker_and_lnbits_pays() {
     assert_eq!(get(&worker.url("/weather"), Some(&auth)).status(), 200);
     assert_eq!(upstream.count(), baseline + 2);
 }
+
+/// The KV commands docs/CLOUDFLARE.md gives operators, run as written but with `--local` for
+/// `--remote` (so a line without `--remote`, which wrangler 4 would apply to its local
+/// simulation only, fails here), against a running Worker: put revokes, get reads, delete
+/// restores.
+#[test]
+fn documented_kv_commands_revoke_on_a_running_worker() {
+    let doc = std::fs::read_to_string(testkit::repo_root().join("docs/CLOUDFLARE.md")).unwrap();
+    let block = doc
+        .split("<!-- kv-commands -->")
+        .nth(1)
+        .and_then(|rest| rest.split("```sh\n").nth(1))
+        .and_then(|b| b.split("```").next())
+        .expect("docs/CLOUDFLARE.md has a kv-commands block");
+    let lines: Vec<&str> = block.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 3, "{block}");
+    let logs = tempfile::tempdir().unwrap();
+    let s = start(logs.path(), &[]);
+    // A token whose id is the one the documentation revokes.
+    let id = lines[0].split_whitespace().rev().nth(1).unwrap();
+    let token_id = l402_core::TokenId::from_hex(id).unwrap();
+    let random: [u8; 28] = token_id.0[4..].try_into().unwrap();
+    let keyring: l402_core::Keyring = wasm_tests::KEYS.parse().unwrap();
+    let p = Preimage::from_bytes([0x33; 32]);
+    let entry = l402_core::ServiceEntry {
+        name: "weather".parse().unwrap(),
+        tier: 0,
+        capabilities: vec!["read".into()],
+        lifetime_secs: Some(3600),
+    };
+    let t = l402_core::mint(&keyring, p.payment_hash(), random, &entry, now()).unwrap();
+    let auth = format!("L402 {}:{}", t.macaroon_b64, p.expose_hex());
+    let status = || {
+        get(&s.worker.url("/weather"), Some(&auth))
+            .status()
+            .as_u16()
+    };
+    assert_eq!(status(), 200);
+    let mut outputs = Vec::new();
+    for line in &lines {
+        assert!(line.starts_with("wrangler kv key "), "{line}");
+        assert!(
+            line.contains(" --remote "),
+            "the documented command lacks --remote: {line}"
+        );
+        let local = line.replace(" --remote ", " --local ");
+        let args: Vec<&str> = local.split_whitespace().skip(1).collect();
+        outputs.push(s.worker.wrangler(&args).unwrap());
+        if line.contains(" put ") {
+            assert_eq!(status(), 402, "after: {line}");
+        }
+    }
+    assert_eq!(
+        outputs[1].trim(),
+        "1",
+        "kv key get printed {:?}",
+        outputs[1]
+    );
+    assert_eq!(status(), 200, "after the delete");
+}
+
+/// An invoice-service behind Cloudflare Access: with `CF_ACCESS_CLIENT_ID` and
+/// `CF_ACCESS_CLIENT_SECRET` set, the Worker's challenge calls carry the service token (seen
+/// here by a recording server standing in for Access).
+#[test]
+fn challenge_calls_carry_the_access_service_token() {
+    let logs = tempfile::tempdir().unwrap();
+    let s = start(logs.path(), &[]);
+    let access = Echo::start().unwrap();
+    let url = format!("http://127.0.0.1:{}", access.port);
+    let w = Workerd::start(
+        logs.path(),
+        &worker_vars(
+            &s.upstream,
+            &s.service,
+            &[
+                ("INVOICE_SERVICE_URL", &url),
+                ("CF_ACCESS_CLIENT_ID", "0123abcd.access"),
+                ("CF_ACCESS_CLIENT_SECRET", "access-secret-0123456789"),
+            ],
+        ),
+        false,
+    )
+    .unwrap();
+    // The stand-in answers no challenge, so the client gets 503; the call is what matters.
+    assert_eq!(get(&w.url("/weather"), None).status(), 503);
+    let call = access
+        .last()
+        .expect("the Worker called the invoice-service");
+    assert_eq!(call.path, "/v1/challenges");
+    assert_eq!(call.header("cf-access-client-id"), Some("0123abcd.access"));
+    assert_eq!(
+        call.header("cf-access-client-secret"),
+        Some("access-secret-0123456789")
+    );
+    assert!(
+        call.header("authorization")
+            .is_some_and(|a| a.starts_with("Bearer "))
+    );
+}

@@ -12,6 +12,9 @@ pub struct WorkerConfig {
     pub origin: String,
     /// `<invoice-service>/v1/challenges`.
     pub challenges_url: String,
+    /// A Cloudflare Access service token for the invoice-service (`CF-Access-Client-Id`,
+    /// `CF-Access-Client-Secret`), when it sits behind Access.
+    pub access: Option<(String, String)>,
 }
 
 /// A refused configuration. Goes to the Worker's log only; clients get a 503.
@@ -99,6 +102,31 @@ impl WorkerConfig {
         let settings = options
             .validate()
             .map_err(|e| err(e.setting.var_name(), e.problem.to_string()))?;
+        let access = match (get("CF_ACCESS_CLIENT_ID"), get("CF_ACCESS_CLIENT_SECRET")) {
+            (None, None) => None,
+            (Some(id), Some(secret)) => {
+                let printable = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic());
+                if !printable(&id) || !printable(&secret) {
+                    return Err(err(
+                        "CF_ACCESS_CLIENT_ID",
+                        "the service token's id and secret must be printable, without spaces",
+                    ));
+                }
+                Some((id, secret))
+            }
+            (Some(_), None) => {
+                return Err(err(
+                    "CF_ACCESS_CLIENT_SECRET",
+                    "required with CF_ACCESS_CLIENT_ID",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(err(
+                    "CF_ACCESS_CLIENT_ID",
+                    "required with CF_ACCESS_CLIENT_SECRET",
+                ));
+            }
+        };
         Ok(WorkerConfig {
             edge: Edge::new(settings, kv_bound),
             origin: url(get, "ORIGIN_URL")?,
@@ -107,6 +135,7 @@ impl WorkerConfig {
                 url(get, "INVOICE_SERVICE_URL")?,
                 l402_core::CHALLENGES_PATH
             ),
+            access,
         })
     }
 }
@@ -183,6 +212,7 @@ mod tests {
             ("NON_CANONICAL_PATH", Some("sometimes")),
             ("CHALLENGES_PER_SECOND", Some("-1")),
             ("L402_DENY_LIST", Some("00")),
+            ("CF_ACCESS_CLIENT_SECRET", Some("secret-only")),
         ];
         for (field, value) in cases {
             let mut v = vars();

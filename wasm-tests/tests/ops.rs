@@ -607,6 +607,59 @@ fn the_example_bootstrap_sets_the_boundary() {
     }
 }
 
+/// The alerts load in Prometheus's own rule engine, the scrape config that names their jobs is
+/// valid, and their unit tests pass: "service down" fires when the only replica is down *and*
+/// when the target disappears (`up == 0` alone is silent then), not when one of two is.
+#[test]
+fn alerts_pass_promtool_and_their_unit_tests() {
+    let promtool = ops_venv().join("bin/promtool");
+    let dir = repo_root().join("deploy/prometheus");
+    // Debian builds Prometheus without Kubernetes service discovery: the scrape config is
+    // checked with its `kubernetes_sd_configs` swapped for static targets (everything else --
+    // job names, relabeling, rule files -- as shipped).
+    let tmp = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(dir.join("prometheus.yaml")).unwrap();
+    let swapped = shipped.replace(
+        "  kubernetes_sd_configs:\n  - role: pod\n    namespaces: { names: [l402] }\n",
+        "  static_configs:\n  - targets: [\"10.0.0.7:8402\"]\n",
+    );
+    assert_ne!(
+        swapped, shipped,
+        "the kubernetes_sd_configs block moved: update this test"
+    );
+    std::fs::write(tmp.path().join("prometheus.yaml"), swapped).unwrap();
+    std::fs::copy(dir.join("alerts.yaml"), tmp.path().join("alerts.yaml")).unwrap();
+    let syntax = tmp.path().join("prometheus.yaml").display().to_string();
+    for args in [
+        vec!["check", "rules", "alerts.yaml"],
+        vec!["check", "config", "--syntax-only", syntax.as_str()],
+        vec!["test", "rules", "alerts.test.yaml"],
+    ] {
+        let out = Command::new(&promtool)
+            .args(&args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        ok(&out, &format!("promtool {}", args.join(" ")));
+    }
+    // The job the alerts select is one the shipped scrape config defines.
+    let config = &yaml_docs(&dir.join("prometheus.yaml"))[0];
+    let jobs: Vec<&str> = config["scrape_configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["job_name"].as_str().unwrap())
+        .collect();
+    let alerts = std::fs::read_to_string(dir.join("alerts.yaml")).unwrap();
+    for part in alerts.split("job=\"").skip(1) {
+        let job = part.split('"').next().unwrap();
+        assert!(
+            jobs.contains(&job),
+            "alerts select job {job}, which no scrape config defines"
+        );
+    }
+}
+
 #[test]
 fn example_alerts_name_metrics_that_exist() {
     let logs = tempfile::tempdir().unwrap();

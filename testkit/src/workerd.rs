@@ -99,6 +99,15 @@ pub fn embed_worker(dir: &Path, module_dir: &Path) -> Result<String> {
     ))
 }
 
+/// Vars as capnp text bindings: `(name = "K", text = "V"), ...`.
+pub fn text_bindings(vars: &[(&str, String)]) -> String {
+    let text = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    vars.iter()
+        .map(|(k, v)| format!("(name = {}, text = {})", text(k), text(v)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The L402 Worker in `workerd serve` (no wrangler), with its `L402_DENYLIST` KV namespace
 /// served by a KV backend that is down (a closed loopback port): every lookup fails, as when
 /// Cloudflare's KV does. Vars are text bindings; the Worker reaches loopback origins.
@@ -118,13 +127,10 @@ impl WorkerdKvDown {
         let dir = log_dir.join(format!("workerd-serve-{port}"));
         std::fs::create_dir_all(&dir)?;
         let modules = embed_worker(&dir, module_dir)?;
-        let text = |s: &str| serde_json::to_string(s).unwrap_or_default();
-        let bindings = vars
-            .iter()
-            .map(|(k, v)| format!("(name = {}, text = {})", text(k), text(v)))
-            .chain([r#"(name = "L402_DENYLIST", kvNamespace = "kv-down")"#.to_owned()])
-            .collect::<Vec<_>>()
-            .join(", ");
+        let bindings = format!(
+            r#"{}, (name = "L402_DENYLIST", kvNamespace = "kv-down")"#,
+            text_bindings(vars)
+        );
         // Nothing listens on port 1 of loopback: the KV backend refuses every connection.
         let config = format!(
             r#"using Workerd = import "/workerd/workerd.capnp";

@@ -28,14 +28,9 @@ const PROXY: &str = r#"export default {
   },
 };"#;
 
-/// A capnp text literal.
-fn text(s: &str) -> String {
-    serde_json::to_string(s).expect("a string serializes")
-}
-
 /// The L402 Worker's bindings (what `wrangler.toml` `[vars]` and secrets would give it).
 fn l402_bindings(cache_size: u32) -> String {
-    [
+    testkit::workerd::text_bindings(&[
         ("L402_KEYS", KEYS.to_owned()),
         (
             "INVOICE_SERVICE_TOKEN",
@@ -51,11 +46,7 @@ fn l402_bindings(cache_size: u32) -> String {
             r#"[{"path":"/weather","service":"weather","capabilities":"read"}]"#.into(),
         ),
         ("CACHE_SIZE", cache_size.to_string()),
-    ]
-    .iter()
-    .map(|(k, v)| format!("(name = {}, text = {})", text(k), text(v)))
-    .collect::<Vec<_>>()
-    .join(", ")
+    ])
 }
 
 /// Writes the workerd config; returns the sockets' ports by name.

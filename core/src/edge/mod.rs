@@ -279,15 +279,23 @@ impl DenyList for Revoked<'_> {
     }
 }
 
-/// A header name as frameworks read it: lower case, `_` as `-` (CGI, Rack, PHP, Django map
-/// both to one variable).
-fn framework_name(name: &str) -> String {
-    name.bytes()
-        .map(|b| match b {
-            b'_' => '-',
-            b => char::from(b.to_ascii_lowercase()),
-        })
-        .collect()
+/// A header-name byte as frameworks read it: lower case, `_` as `-` (CGI, Rack, PHP, Django
+/// map both spellings to one variable).
+const fn framework_byte(b: u8) -> u8 {
+    match b {
+        b'_' => b'-',
+        b => b.to_ascii_lowercase(),
+    }
+}
+
+/// Whether `name`, read as frameworks read it, starts with `lower` (lower case, `-`), without
+/// allocating: this runs for every header of every request.
+fn framework_starts_with(name: &str, lower: &str) -> bool {
+    name.len() >= lower.len()
+        && name
+            .bytes()
+            .zip(lower.bytes())
+            .all(|(a, b)| framework_byte(a) == b)
 }
 
 /// A 503 for a host failure, for hosts that have no [`Edge`] (a refused configuration).
@@ -346,12 +354,12 @@ impl Edge {
 
     /// Whether a header is the edge's own (any spelling a framework reads as the same name).
     fn reserved(&self, name: &str) -> bool {
-        let n = framework_name(name);
         let s = &self.settings;
-        n.starts_with(RESERVED_HEADER_PREFIX)
-            || n == s.token_id_header
-            || n == s.service_header
-            || n == s.context_header
+        let is = |lower: &str| name.len() == lower.len() && framework_starts_with(name, lower);
+        framework_starts_with(name, RESERVED_HEADER_PREFIX)
+            || is(&s.token_id_header)
+            || is(&s.service_header)
+            || is(&s.context_header)
     }
 
     /// Decides what to do with a request.

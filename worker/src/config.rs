@@ -114,16 +114,17 @@ impl WorkerConfig {
                 }
                 Some((id, secret))
             }
+            // Name the variable that is set: that is the one the operator just wrote.
             (Some(_), None) => {
                 return Err(err(
-                    "CF_ACCESS_CLIENT_SECRET",
-                    "required with CF_ACCESS_CLIENT_ID",
+                    "CF_ACCESS_CLIENT_ID",
+                    "set CF_ACCESS_CLIENT_SECRET too (a service token is both)",
                 ));
             }
             (None, Some(_)) => {
                 return Err(err(
-                    "CF_ACCESS_CLIENT_ID",
-                    "required with CF_ACCESS_CLIENT_SECRET",
+                    "CF_ACCESS_CLIENT_SECRET",
+                    "set CF_ACCESS_CLIENT_ID too (a service token is both)",
                 ));
             }
         };
@@ -213,6 +214,7 @@ mod tests {
             ("CHALLENGES_PER_SECOND", Some("-1")),
             ("L402_DENY_LIST", Some("00")),
             ("CF_ACCESS_CLIENT_SECRET", Some("secret-only")),
+            ("CF_ACCESS_CLIENT_ID", Some("id-only")),
         ];
         for (field, value) in cases {
             let mut v = vars();

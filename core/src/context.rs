@@ -137,7 +137,10 @@ pub fn verify_context(
             _ => ContextError::BadSignature,
         })?;
     let now = at(now).ok_or(ContextError::Expired)?;
-    let leeway = Duration::seconds(i64::try_from(leeway_secs).unwrap_or(i64::MAX / 1000));
+    let leeway = i64::try_from(leeway_secs)
+        .ok()
+        .and_then(Duration::try_seconds)
+        .unwrap_or(Duration::MAX);
     let options = TimeOptions::new(leeway, move || now);
     token
         .claims()

@@ -60,7 +60,7 @@ pub use edge::{
     EdgeSettings, EdgeState, Forward, HostFailure, HostSale, MAX_CACHE_SIZE, MIN_EDGE_TOKEN_LEN,
     NonCanonicalPath, Outcome, PendingChallenge, Problem, RATE_LIMITED_CODE,
     RESERVED_HEADER_PREFIX, Reply, RevocationCheck, Setting, SettingsError, Step, check_edge_token,
-    host_failure_reply, misconfigured_reply,
+    misconfigured_reply,
 };
 pub use ids::{
     IDENTIFIER_LEN, IDENTIFIER_VERSION, Identifier, IdentifierError, KeyId, PaymentHash, Preimage,

@@ -99,6 +99,11 @@ impl CanonicalTarget {
         self.query.as_deref()
     }
 
+    /// The canonical path, owned.
+    pub fn into_path(self) -> String {
+        self.path
+    }
+
     /// Whether the path as sent differs from the canonical one.
     pub fn changed(&self) -> bool {
         self.changed

@@ -7,7 +7,7 @@ use std::time::UNIX_EPOCH;
 
 use l402_core::{
     EdgeRequest, EdgeState, Forward, HostFailure, HostSale, HttpResponse, Outcome, PathError,
-    PendingChallenge, Reason, Step, misconfigured_reply,
+    PendingChallenge, Reason, Reply, Step, misconfigured_reply,
 };
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -241,25 +241,26 @@ fn apply(f: &Forward) -> Result<(), ()> {
     Ok(())
 }
 
+/// Counts a reply and sends it.
+fn answer(shared: &Shared, r: &Reply) -> Action {
+    shared.stats.count(r.outcome);
+    send(&r.response)
+}
+
 impl Http {
     fn step(&mut self, shared: &Shared, step: Step, grpc: bool) -> Action {
         match step {
             Step::Forward(f) => {
                 if apply(&f).is_err() {
                     log(LogLevel::Error, "l402: could not rewrite request headers");
-                    let reply = shared.config.edge.fail(HostFailure::Headers, grpc);
-                    shared.stats.count(reply.outcome);
-                    return send(&reply.response);
+                    return answer(shared, &shared.config.edge.fail(HostFailure::Headers, grpc));
                 }
                 shared.stats.count(f.outcome);
                 Action::Continue
             }
-            Step::Reply(r) => {
-                shared.stats.count(r.outcome);
-                send(&r.response)
-            }
+            Step::Reply(r) => answer(shared, &r),
             Step::Challenge(call) => {
-                shared.stats.count(Outcome::Rejected(call.reason));
+                shared.stats.count(call.outcome());
                 let is = &shared.config.invoice_service;
                 let headers = vec![
                     (":method", "POST"),
@@ -287,21 +288,21 @@ impl Http {
                             LogLevel::Warn,
                             "l402: cannot call the invoice-service cluster",
                         );
-                        let r = shared
-                            .config
-                            .edge
-                            .challenge_answered(call.pending, None, None);
-                        shared.stats.count(r.outcome);
-                        send(&r.response)
+                        answer(
+                            shared,
+                            &shared
+                                .config
+                                .edge
+                                .challenge_answered(call.pending, None, None),
+                        )
                     }
                 }
             }
             // The filter's deny-list is its configuration: core never asks for a lookup.
-            Step::CheckRevoked(_) => {
-                let r = shared.config.edge.fail(HostFailure::Revocation, grpc);
-                shared.stats.count(r.outcome);
-                send(&r.response)
-            }
+            Step::CheckRevoked(_) => answer(
+                shared,
+                &shared.config.edge.fail(HostFailure::Revocation, grpc),
+            ),
         }
     }
 }
@@ -345,8 +346,7 @@ impl Context for Http {
                 ),
             );
         }
-        shared.stats.count(r.outcome);
-        send(&r.response);
+        answer(&shared, &r);
     }
 }
 
@@ -360,9 +360,7 @@ impl HttpContext for Http {
         // One read of the headers; core decides on this copy, and a host call is spent only
         // on what must change.
         let Ok(headers) = hostcalls::get_map_bytes(MapType::HttpRequestHeaders) else {
-            let r = edge.fail(HostFailure::Headers, false);
-            shared.stats.count(r.outcome);
-            return send(&r.response);
+            return answer(&shared, &edge.fail(HostFailure::Headers, false));
         };
         let pairs: Vec<(&str, &[u8])> = headers
             .iter()

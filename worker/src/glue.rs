@@ -108,9 +108,10 @@ async fn handle(req: Request, env: &Env, isolate: &Isolate) -> worker::Result<Re
         sale: HostSale::NotAttached,
         now_ms: Some(Date::now().as_millis()).filter(|ms| *ms > 0),
     };
+    let grpc = request.grpc();
     let mut step = match isolate.state.try_borrow_mut() {
         Ok(mut s) => edge.decide(&mut s, &request),
-        Err(_) => Step::Reply(edge.fail(HostFailure::State, false)),
+        Err(_) => Step::Reply(edge.fail(HostFailure::State, grpc)),
     };
     loop {
         step = match step {
@@ -120,11 +121,10 @@ async fn handle(req: Request, env: &Env, isolate: &Isolate) -> worker::Result<Re
                 // An optional per-client limit with Cloudflare's own binding, keyed on the
                 // address Cloudflare saw; a limiter that fails refuses (unpaid requests only).
                 if let Ok(limiter) = env.rate_limiter(CHALLENGE_LIMITER) {
-                    let client = req
-                        .headers()
-                        .get("cf-connecting-ip")
-                        .ok()
-                        .flatten()
+                    let client = headers
+                        .iter()
+                        .find(|(n, _)| n == "cf-connecting-ip")
+                        .map(|(_, v)| v.clone())
                         .unwrap_or_default();
                     let allowed = limiter.limit(client).await.is_ok_and(|o| o.success);
                     if !allowed {
@@ -148,7 +148,7 @@ async fn handle(req: Request, env: &Env, isolate: &Isolate) -> worker::Result<Re
                 };
                 match isolate.state.try_borrow_mut() {
                     Ok(mut s) => edge.resume(&mut s, check, revoked),
-                    Err(_) => Step::Reply(edge.fail(HostFailure::State, false)),
+                    Err(_) => Step::Reply(edge.fail(HostFailure::State, grpc)),
                 }
             }
         };

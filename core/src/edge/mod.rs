@@ -179,8 +179,6 @@ pub struct Forward {
     pub set: Vec<(String, String)>,
     /// For metrics.
     pub outcome: Outcome,
-    /// The proof, when a credential authorized the request.
-    pub authorized: Option<Authorized>,
 }
 
 /// Answer the client.
@@ -200,8 +198,13 @@ pub struct ChallengeCall {
     pub body: Vec<u8>,
     /// What to answer with.
     pub pending: PendingChallenge,
-    /// Why a challenge is needed (for metrics).
-    pub reason: Reason,
+}
+
+impl ChallengeCall {
+    /// For metrics: the credential was refused (or missing) for this reason.
+    pub fn outcome(&self) -> Outcome {
+        Outcome::Rejected(self.pending.reason)
+    }
 }
 
 /// The state of a request waiting for its challenge.
@@ -209,6 +212,13 @@ pub struct ChallengeCall {
 pub struct PendingChallenge {
     reason: Reason,
     grpc: bool,
+}
+
+impl PendingChallenge {
+    /// Why a challenge is needed: `missing_credential`, or why the credential failed.
+    pub fn reason(&self) -> Reason {
+        self.reason
+    }
 }
 
 /// A token id to look up in the host's revocation store (the Worker's KV); hand the answer
@@ -256,13 +266,6 @@ pub struct EdgeState {
     limiter: ChallengeLimiter,
 }
 
-impl EdgeState {
-    /// `(hits, misses)` of the cache.
-    pub fn cache_stats(&self) -> (u64, u64) {
-        self.cache.stats()
-    }
-}
-
 /// One edge: validated settings and the verifier. Immutable; share it.
 #[derive(Debug)]
 pub struct Edge {
@@ -298,23 +301,20 @@ fn framework_starts_with(name: &str, lower: &str) -> bool {
             .all(|(a, b)| framework_byte(a) == b)
 }
 
-/// A 503 for a host failure, for hosts that have no [`Edge`] (a refused configuration).
-pub fn host_failure_reply(failure: HostFailure, retry_after_secs: u32, grpc: bool) -> Reply {
+/// The 503 of a host that has no [`Edge`] (its configuration was refused): the default
+/// `Retry-After`, and no detail for the public.
+pub fn misconfigured_reply() -> Reply {
+    let failure = HostFailure::Configuration;
     Reply {
         response: render(
             &Denial::Unavailable {
-                retry_after_secs,
+                retry_after_secs: DEFAULT_RETRY_AFTER_SECS,
                 code: failure.as_str(),
             },
-            grpc,
+            false,
         ),
         outcome: Outcome::HostFailure(failure),
     }
-}
-
-/// [`host_failure_reply`] with the default `Retry-After`.
-pub fn misconfigured_reply() -> Reply {
-    host_failure_reply(HostFailure::Configuration, DEFAULT_RETRY_AFTER_SECS, false)
 }
 
 impl Edge {
@@ -342,7 +342,7 @@ impl Edge {
 
     /// A 503 for a failure of this host.
     pub fn fail(&self, failure: HostFailure, grpc: bool) -> Reply {
-        host_failure_reply(failure, self.settings.retry_after_secs, grpc)
+        self.unavailable(failure.as_str(), grpc, Outcome::HostFailure(failure))
     }
 
     fn reply(&self, denial: &Denial<'_>, grpc: bool, outcome: Outcome) -> Step {
@@ -402,7 +402,7 @@ impl Edge {
             }
             HostSale::NotAttached => match self.settings.routes.route_for(target.path()) {
                 Some(r) => (r.service.as_str(), r.capabilities.as_str()),
-                None => return self.forward(remove, Vec::new(), Outcome::Unsold, None),
+                None => return self.forward(remove, Vec::new(), Outcome::Unsold),
             },
         };
         // 4. A preflight passes unpaid only when it is one.
@@ -411,12 +411,23 @@ impl Edge {
             && header("access-control-request-method").is_some()
             && !self.has_body(req);
         if preflight {
-            return self.forward(remove, Vec::new(), Outcome::Preflight, None);
+            return self.forward(remove, Vec::new(), Outcome::Preflight);
         }
         let Some(now_ms) = req.now_ms else {
             return Step::Reply(self.fail(HostFailure::Clock, grpc));
         };
         let credentials = Credentials::from_headers(req.headers.iter().copied());
+        // Forwarded only once authorized; a paid request reaches the origin without them.
+        if self.settings.strip_credential {
+            for (name, _) in req.headers {
+                let credential = CREDENTIAL_HEADERS
+                    .iter()
+                    .any(|c| c.eq_ignore_ascii_case(name));
+                if credential && !remove.iter().any(|x| x == name) {
+                    remove.push((*name).to_owned());
+                }
+            }
+        }
         let resume = Resume {
             credentials,
             service: service.to_owned(),
@@ -425,10 +436,10 @@ impl Edge {
             grpc,
             remove,
             method: req.method.to_owned(),
-            path: target.path().to_owned(),
+            path: target.into_path(),
             revoked: HashSet::new(),
         };
-        self.judge(state, Box::new(resume), req.headers)
+        self.judge(state, Box::new(resume))
     }
 
     fn has_body(&self, req: &EdgeRequest<'_>) -> bool {
@@ -447,25 +458,17 @@ impl Edge {
         )
     }
 
-    fn forward(
-        &self,
-        remove: Vec<String>,
-        set: Vec<(String, String)>,
-        outcome: Outcome,
-        authorized: Option<Authorized>,
-    ) -> Step {
+    fn forward(&self, remove: Vec<String>, set: Vec<(String, String)>, outcome: Outcome) -> Step {
         Step::Forward(Forward {
             remove,
             set,
             outcome,
-            authorized,
         })
     }
 
-    /// Verifies with everything known revoked so far; `headers` names the credential headers
-    /// to strip (only on the first pass: a resumed request has them in `remove` already).
+    /// Verifies with everything known revoked so far.
     #[allow(clippy::boxed_local)] // the box travels on into `RevocationCheck` as it is
-    fn judge(&self, state: &mut EdgeState, mut r: Box<Resume>, headers: &[(&str, &[u8])]) -> Step {
+    fn judge(&self, state: &mut EdgeState, r: Box<Resume>) -> Step {
         let request = Request {
             service: &r.service,
             capabilities: &r.capabilities,
@@ -481,16 +484,6 @@ impl Edge {
         let cache_hit = state.cache.stats().0 > before;
         match decision {
             Ok(authorized) => {
-                if self.settings.strip_credential {
-                    for (name, _) in headers {
-                        let credential = CREDENTIAL_HEADERS
-                            .iter()
-                            .any(|c| c.eq_ignore_ascii_case(name));
-                        if credential && !r.remove.iter().any(|x| x == name) {
-                            r.remove.push((*name).to_owned());
-                        }
-                    }
-                }
                 if self.external_revocation {
                     Step::CheckRevoked(RevocationCheck {
                         token_id: *authorized.token_id(),
@@ -512,14 +505,11 @@ impl Edge {
                     );
                 }
                 if !state.limiter.take(r.now_ms) {
-                    return self.reply(
-                        &Denial::Unavailable {
-                            retry_after_secs: self.settings.retry_after_secs,
-                            code: RATE_LIMITED_CODE,
-                        },
+                    return Step::Reply(self.unavailable(
+                        RATE_LIMITED_CODE,
                         r.grpc,
                         Outcome::RateLimited,
-                    );
+                    ));
                 }
                 Step::Challenge(ChallengeCall {
                     body: ChallengeRequest::body(&r.service, Some(reason.as_str())),
@@ -527,7 +517,6 @@ impl Edge {
                         reason,
                         grpc: r.grpc,
                     },
-                    reason,
                 })
             }
         }
@@ -556,12 +545,7 @@ impl Edge {
                 Err(_) => return Step::Reply(self.fail(HostFailure::State, r.grpc)),
             }
         }
-        self.forward(
-            r.remove,
-            set,
-            Outcome::Authorized { cache_hit },
-            Some(authorized),
-        )
+        self.forward(r.remove, set, Outcome::Authorized { cache_hit })
     }
 
     /// Continues after a revocation lookup: `Ok(true)` revoked, `Ok(false)` not, `Err` the
@@ -578,7 +562,7 @@ impl Edge {
             Ok(false) => self.authorized(*r, check.authorized, check.cache_hit),
             Ok(true) => {
                 r.revoked.insert(check.token_id);
-                self.judge(state, r, &[])
+                self.judge(state, r)
             }
         }
     }
@@ -586,15 +570,20 @@ impl Edge {
     /// A host's own per-client limiter refused the challenge (Cloudflare's rate limiting
     /// binding): the same 503 as the per-instance bound, with no invoice-service call.
     pub fn challenge_refused(&self, pending: PendingChallenge) -> Reply {
+        self.unavailable(RATE_LIMITED_CODE, pending.grpc, Outcome::RateLimited)
+    }
+
+    /// A 503 with this edge's `Retry-After`.
+    fn unavailable(&self, code: &'static str, grpc: bool, outcome: Outcome) -> Reply {
         Reply {
             response: render(
                 &Denial::Unavailable {
                     retry_after_secs: self.settings.retry_after_secs,
-                    code: RATE_LIMITED_CODE,
+                    code,
                 },
-                pending.grpc,
+                grpc,
             ),
-            outcome: Outcome::RateLimited,
+            outcome,
         }
     }
 
@@ -620,16 +609,11 @@ impl Edge {
                 ),
                 outcome: Outcome::Challenged,
             },
-            None => Reply {
-                response: render(
-                    &Denial::Unavailable {
-                        retry_after_secs: self.settings.retry_after_secs,
-                        code: crate::challenge::UNAVAILABLE_CODE,
-                    },
-                    pending.grpc,
-                ),
-                outcome: Outcome::InvoiceServiceFailed,
-            },
+            None => self.unavailable(
+                crate::challenge::UNAVAILABLE_CODE,
+                pending.grpc,
+                Outcome::InvoiceServiceFailed,
+            ),
         }
     }
 }

@@ -134,7 +134,9 @@ fn hostile_paths_are_refused_or_judged_as_the_origin_reads_them() {
         "/weather/./today",
     ] {
         match lenient.decide(&mut st, &request("GET", target, &[])) {
-            Step::Challenge(c) => assert_eq!(c.reason, Reason::MissingCredential, "{target}"),
+            Step::Challenge(c) => {
+                assert_eq!(c.pending.reason(), Reason::MissingCredential, "{target}")
+            }
             other => panic!("{target}: {other:?}"),
         }
     }
@@ -182,7 +184,7 @@ fn paid_requests_forward_with_identity_and_a_signed_context() {
     // A weather token buys nothing at /admin, whatever the path says.
     let h: &[(&str, &[u8])] = &[("authorization", auth.as_bytes())];
     match e.decide(&mut st, &request("GET", "/admin", h)) {
-        Step::Challenge(c) => assert_eq!(c.reason, Reason::ServiceNotAllowed),
+        Step::Challenge(c) => assert_eq!(c.pending.reason(), Reason::ServiceNotAllowed),
         other => panic!("{other:?}"),
     }
     // Without a context key, no context header; the credential kept when asked.
@@ -305,7 +307,7 @@ fn revocation_lookups_decide_and_fail_closed() {
     assert_eq!(f.remove, vec!["authorization"]);
     let c = check(&mut st);
     match e.resume(&mut st, c, Ok(true)) {
-        Step::Challenge(c) => assert_eq!(c.reason, Reason::Revoked),
+        Step::Challenge(c) => assert_eq!(c.pending.reason(), Reason::Revoked),
         other => panic!("{other:?}"),
     }
     let c = check(&mut st);

@@ -59,6 +59,7 @@ fn bench_verify(c: &mut Criterion) {
         service: "weather",
         capabilities: "read",
         now: NOW,
+        client_ip: None,
     };
 
     let mut g = c.benchmark_group("verify_3_caveats");
@@ -120,6 +121,7 @@ fn bench_growth(c: &mut Criterion) {
         service: "weather",
         capabilities: "read",
         now: NOW,
+        client_ip: None,
     };
 
     let mut g = c.benchmark_group("verify_by_caveats");
@@ -195,6 +197,7 @@ fn bench_headers(c: &mut Criterion) {
         service: "weather",
         capabilities: "read",
         now: NOW,
+        client_ip: None,
     };
     let mut g = c.benchmark_group("verify_by_request_header_bytes");
     for kib in [0usize, 2, 8] {

@@ -18,6 +18,15 @@ pub struct ChallengeRequest {
     /// Why the edge asks (the rejection reason, or `missing_credential`); for metrics only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The request's method, for a per-request price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// The request's canonical path (no query), for a per-request price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The client's address as the edge's host knows it, for a token bound to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
 }
 
 /// `POST /v1/challenges` answer.
@@ -55,13 +64,9 @@ pub enum ChallengeResponseError {
 }
 
 impl ChallengeRequest {
-    /// The JSON body for `service`.
-    pub fn body(service: &str, reason: Option<&str>) -> Vec<u8> {
-        let req = ChallengeRequest {
-            service: service.to_owned(),
-            reason: reason.map(str::to_owned),
-        };
-        serde_json::to_vec(&req).unwrap_or_default()
+    /// The JSON body.
+    pub fn to_body(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
     }
 }
 
@@ -81,9 +86,20 @@ mod tests {
 
     #[test]
     fn request_and_response_round_trip() {
+        let mut req = ChallengeRequest {
+            service: "weather".into(),
+            reason: None,
+            method: None,
+            path: None,
+            client_ip: None,
+        };
+        assert_eq!(req.to_body(), br#"{"service":"weather"}"#);
+        req.method = Some("GET".into());
+        req.path = Some("/weather/today".into());
+        req.client_ip = Some("2001:db8::1".into());
         assert_eq!(
-            ChallengeRequest::body("weather", None),
-            br#"{"service":"weather"}"#
+            req.to_body(),
+            br#"{"service":"weather","method":"GET","path":"/weather/today","client_ip":"2001:db8::1"}"#
         );
         let body =
             br#"{"macaroon":"AgEE","invoice":"lnbcrt10u1pqqq","payment_hash":"00","expires_at":1}"#;

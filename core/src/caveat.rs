@@ -4,6 +4,11 @@
 //! Caveats are parsed once per token into [`Claims`] (cacheable); [`Claims::check`] then judges
 //! one request with no allocation.
 
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::client_ip::{COND_CLIENT_IP_SUFFIX, contains, parse_nets};
 use crate::ids::Preimage;
 use crate::reason::{Reason, Rejection};
 use crate::service::is_service_name;
@@ -31,6 +36,8 @@ pub(crate) struct Grant {
 pub(crate) enum Scoped {
     ValidUntil(u64),
     Capabilities(Vec<String>),
+    /// `<svc>_client_ip=`: the request's client address must be in one of these.
+    ClientIp(Vec<IpNet>),
     /// An unknown condition or an unparsable value: rejects for its own service only.
     Unsupported,
 }
@@ -122,6 +129,9 @@ impl Claims {
                                 .map(str::to_owned)
                                 .collect(),
                         ),
+                        COND_CLIENT_IP_SUFFIX => {
+                            parse_nets(value).map_or(Scoped::Unsupported, Scoped::ClientIp)
+                        }
                         _ => Scoped::Unsupported,
                     };
                     claims.scoped.push(ScopedCaveat {
@@ -150,12 +160,14 @@ impl Claims {
     }
 
     /// Judges one request for `service`; on success returns the tier granted by the first
-    /// (minter's) `services` caveat and the earliest expiry for that service.
+    /// (minter's) `services` caveat and the earliest expiry for that service. `client_ip` is
+    /// the address the host reports, `None` when it does not know it.
     pub(crate) fn check<'r>(
         &self,
         service: &str,
         required: impl IntoIterator<Item = &'r str> + Clone,
         now: u64,
+        client_ip: Option<IpAddr>,
     ) -> Result<(u32, Option<u64>), Rejection> {
         let Some((first, rest)) = self.services.split_first() else {
             return Err(Rejection::new(
@@ -194,6 +206,22 @@ impl Claims {
                     ));
                 }
                 expiry = Some(expiry.map_or(t, |e| e.min(t)));
+            }
+        }
+        for s in own() {
+            if let Scoped::ClientIp(nets) = &s.cond {
+                let Some(ip) = client_ip else {
+                    return Err(Rejection::new(
+                        Reason::ClientIpUnknown,
+                        "token is bound to a client address the edge does not know",
+                    ));
+                };
+                if !contains(nets, ip.to_canonical()) {
+                    return Err(Rejection::new(
+                        Reason::ClientIpMismatch,
+                        "client address outside the token's client_ip caveat",
+                    ));
+                }
             }
         }
         for s in own() {
@@ -285,8 +313,62 @@ mod tests {
         now: u64,
     ) -> Result<(u32, Option<u64>), Reason> {
         claims(cavs)
-            .and_then(|c| c.check(svc, caps.iter().copied(), now))
+            .and_then(|c| c.check(svc, caps.iter().copied(), now, None))
             .map_err(|r| r.reason)
+    }
+
+    fn check_from(cavs: &[&str], client: Option<&str>) -> Result<(u32, Option<u64>), Reason> {
+        claims(cavs)
+            .and_then(|c| c.check("a", [], 0, client.map(|s| s.parse().unwrap())))
+            .map_err(|r| r.reason)
+    }
+
+    #[test]
+    fn client_ip_caveats() {
+        let bound = [
+            "services=a:0,b:0",
+            "a_client_ip=203.0.113.0/24,2001:db8::/64",
+        ];
+        assert_eq!(check_from(&bound, Some("203.0.113.9")), Ok((0, None)));
+        assert_eq!(
+            check_from(&bound, Some("::ffff:203.0.113.9")),
+            Ok((0, None))
+        );
+        assert_eq!(check_from(&bound, Some("2001:db8::1")), Ok((0, None)));
+        assert_eq!(
+            check_from(&bound, Some("203.0.114.1")),
+            Err(Reason::ClientIpMismatch)
+        );
+        assert_eq!(
+            check_from(&bound, Some("2001:db8:0:1::1")),
+            Err(Reason::ClientIpMismatch)
+        );
+        assert_eq!(check_from(&bound, None), Err(Reason::ClientIpUnknown));
+        // another service's binding does not restrict this one
+        assert_eq!(check(&bound, "b", &[], 0), Ok((0, None)));
+        // every binding must hold: a client's narrower one wins
+        let narrowed = [
+            "services=a:0",
+            "a_client_ip=10.0.0.0/8",
+            "a_client_ip=10.1.0.0/16",
+        ];
+        assert_eq!(check_from(&narrowed, Some("10.1.2.3")), Ok((0, None)));
+        assert_eq!(
+            check_from(&narrowed, Some("10.2.0.1")),
+            Err(Reason::ClientIpMismatch)
+        );
+        // malformed bindings fail closed for their service
+        for bad in [
+            "a_client_ip=",
+            "a_client_ip=10.0.0.0/33",
+            "a_client_ip=localhost",
+        ] {
+            assert_eq!(
+                check_from(&["services=a:0", bad], Some("10.0.0.1")),
+                Err(Reason::UnsupportedCaveat),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -27,6 +27,7 @@
 mod api;
 mod caveat;
 mod challenge;
+mod client_ip;
 mod context;
 mod credential;
 mod edge;
@@ -46,6 +47,7 @@ pub use challenge::{
     Challenge, ChallengeError, DEFAULT_RETRY_AFTER_SECS, Denial, GrpcStatus, HEADER_SERVICE,
     HEADER_TOKEN_ID, HttpResponse, InvalidPolicy, UNAVAILABLE_CODE, UnknownPolicy, is_grpc, render,
 };
+pub use client_ip::{BindingWidth, BindingWidthError, parse_client_address};
 pub use context::{
     CONTEXT_LIFETIME_SECS, ContextError, ContextKey, ContextKeyError, EdgeContext, HEADER_CONTEXT,
     MIN_CONTEXT_KEY_BYTES, sign_context, verify_context,
@@ -71,7 +73,7 @@ pub use keyring::{
 };
 pub use mint::{
     Inspected, LOCATION, MintError, MintedToken, aperture_caveats, attenuate, inspect, mint,
-    mint_with_caveats, sign,
+    mint_bound, mint_with_caveats, sign,
 };
 pub use path::{CanonicalTarget, PathError, canonicalize, under_prefix};
 pub use reason::{Reason, Rejection};

@@ -1,10 +1,13 @@
 //! Minting, attenuation and inspection of tokens (DESIGN section 3).
 
+use std::net::IpAddr;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use libmacaroon::{Format, Macaroon};
 
 use crate::caveat::{COND_CAPABILITIES_SUFFIX, COND_SERVICES, COND_VALID_UNTIL_SUFFIX};
+use crate::client_ip::{BindingWidth, COND_CLIENT_IP_SUFFIX};
 use crate::credential::decode_b64_macaroon;
 use crate::ids::{Identifier, PaymentHash, TOKEN_ID_RANDOM_LEN, TokenId};
 use crate::keyring::{Keyring, RootKey};
@@ -75,7 +78,27 @@ pub fn mint(
     entry: &ServiceEntry,
     now: u64,
 ) -> Result<MintedToken, MintError> {
-    let caveats = aperture_caveats(entry, now)?;
+    mint_bound(keyring, payment_hash, random, entry, now, None)
+}
+
+/// [`mint`], and when `client` is given, bound to that client's network: a
+/// `<svc>_client_ip=<network>` caveat after Aperture's (see [`BindingWidth::network`]).
+pub fn mint_bound(
+    keyring: &Keyring,
+    payment_hash: PaymentHash,
+    random: [u8; TOKEN_ID_RANDOM_LEN],
+    entry: &ServiceEntry,
+    now: u64,
+    client: Option<(IpAddr, BindingWidth)>,
+) -> Result<MintedToken, MintError> {
+    let mut caveats = aperture_caveats(entry, now)?;
+    if let Some((ip, width)) = client {
+        caveats.push(format!(
+            "{}_{COND_CLIENT_IP_SUFFIX}={}",
+            entry.name,
+            width.network(ip)
+        ));
+    }
     let mut minted = mint_with_caveats(keyring, payment_hash, random, &caveats)?;
     minted.expires_at = entry.lifetime_secs.and_then(|l| now.checked_add(l));
     Ok(minted)

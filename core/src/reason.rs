@@ -41,11 +41,17 @@ pub enum Reason {
     /// A caveat this verifier does not understand (fail closed), or a third-party caveat.
     #[error("unsupported_caveat")]
     UnsupportedCaveat,
+    /// A `<service>_client_ip` caveat does not hold the request's client address.
+    #[error("client_ip_mismatch")]
+    ClientIpMismatch,
+    /// The token is bound to a client address and the edge does not know the request's.
+    #[error("client_ip_unknown")]
+    ClientIpUnknown,
 }
 
 impl Reason {
     /// Every reason, for metrics that pre-register one counter each.
-    pub const ALL: [Reason; 12] = [
+    pub const ALL: [Reason; 14] = [
         Reason::MissingCredential,
         Reason::MalformedCredential,
         Reason::CredentialTooLarge,
@@ -58,6 +64,8 @@ impl Reason {
         Reason::CapabilityMissing,
         Reason::Revoked,
         Reason::UnsupportedCaveat,
+        Reason::ClientIpMismatch,
+        Reason::ClientIpUnknown,
     ];
 
     /// The stable snake_case name.
@@ -75,6 +83,8 @@ impl Reason {
             Reason::CapabilityMissing => "capability_missing",
             Reason::Revoked => "revoked",
             Reason::UnsupportedCaveat => "unsupported_caveat",
+            Reason::ClientIpMismatch => "client_ip_mismatch",
+            Reason::ClientIpUnknown => "client_ip_unknown",
         }
     }
 

@@ -2,6 +2,7 @@
 //! chain → caveats against this request → deny-list. The only way to an [`Authorized`].
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
@@ -27,6 +28,9 @@ pub struct Request<'a> {
     pub capabilities: &'a str,
     /// Unix seconds, from the host's clock.
     pub now: u64,
+    /// The client's address as the host knows it (never a header the client wrote); `None`
+    /// when it does not, and then a token bound to an address is refused.
+    pub client_ip: Option<IpAddr>,
 }
 
 impl Request<'_> {
@@ -431,10 +435,12 @@ fn authorize(
             "token id is on the deny-list",
         ));
     }
-    let (tier, expires_at) =
-        token
-            .claims
-            .check(request.service, request.required(), request.now)?;
+    let (tier, expires_at) = token.claims.check(
+        request.service,
+        request.required(),
+        request.now,
+        request.client_ip,
+    )?;
     let service_index = token
         .claims
         .services

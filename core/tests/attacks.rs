@@ -57,6 +57,7 @@ impl Fixture {
             service: "weather",
             capabilities: caps,
             now: NOW,
+            client_ip: None,
         };
         self.verifier
             .verify(&creds, &req, &NoDenyList)
@@ -187,6 +188,7 @@ fn appended_caveats_only_narrow() {
         service: "maps",
         capabilities: "",
         now: NOW,
+        client_ip: None,
     };
     assert_eq!(
         f.verifier
@@ -206,6 +208,7 @@ fn appended_caveats_only_narrow() {
         service: "weather",
         capabilities: "",
         now: NOW + 3600,
+        client_ip: None,
     };
     assert_eq!(
         f.verifier
@@ -240,6 +243,7 @@ fn expired_and_other_service() {
         service: "weather",
         capabilities: "",
         now: NOW + 3600,
+        client_ip: None,
     };
     assert_eq!(
         f.verifier
@@ -250,6 +254,7 @@ fn expired_and_other_service() {
     );
     let just_before = Request {
         now: NOW + 3599,
+        client_ip: None,
         ..late
     };
     assert!(f.verifier.verify(&creds, &just_before, &NoDenyList).is_ok());
@@ -257,6 +262,7 @@ fn expired_and_other_service() {
         service: "maps",
         capabilities: "",
         now: NOW,
+        client_ip: None,
     };
     assert_eq!(
         f.verifier
@@ -289,6 +295,7 @@ fn unknown_and_removed_keys() {
         service: "weather",
         capabilities: "",
         now: NOW,
+        client_ip: None,
     };
     assert_eq!(
         rotated
@@ -332,6 +339,7 @@ fn revoked() {
         service: "weather",
         capabilities: "",
         now: NOW,
+        client_ip: None,
     };
     let deny: HashSet<TokenId> = [f.token_id].into();
     assert_eq!(
@@ -380,6 +388,7 @@ fn encoding_attacks() {
         service: "weather",
         capabilities: "",
         now: NOW,
+        client_ip: None,
     };
     assert_eq!(
         f.verifier
@@ -563,6 +572,7 @@ fn cache_hits_skip_the_chain_but_not_the_request_checks() {
         service: "weather",
         capabilities: "read",
         now: NOW,
+        client_ip: None,
     };
     assert!(
         f.verifier
@@ -611,6 +621,7 @@ fn cache_hits_skip_the_chain_but_not_the_request_checks() {
     // At expiry the entry leaves, and the answer is the full verifier's.
     let late = Request {
         now: NOW + 3600,
+        client_ip: None,
         ..req
     };
     assert_eq!(
@@ -653,6 +664,7 @@ fn cache_is_bounded() {
         service: "weather",
         capabilities: "",
         now: NOW,
+        client_ip: None,
     };
     for i in 0..10u8 {
         let m = mint(&ring, f.preimage.payment_hash(), [i; 28], &entry(), NOW).unwrap();

@@ -79,6 +79,7 @@ fn both_directions_on_an_aperture_token() {
         service: "weather",
         capabilities: "read",
         now: 2_000,
+        client_ip: None,
     };
     let a = v
         .verify(&authorization(&theirs, &preimage), &req, &NoDenyList)
@@ -129,7 +130,7 @@ proptest! {
         prop_assert!(verify_other(&root, &ours));
 
         let v = Verifier::new(ring);
-        let req = Request { service: "svc", capabilities: "read", now };
+        let req = Request { service: "svc", capabilities: "read", now, client_ip: None };
         let decision = v.verify(&authorization(&theirs, &preimage), &req, &NoDenyList).map(|a| *a.token_id());
         // The decision is the caveat rules' alone: bad_signature etc. never appear here.
         if let Err(r) = &decision {

@@ -166,6 +166,7 @@ fn every_vector_check_decides_as_named() {
                 service: &c.service,
                 capabilities: &caps,
                 now: c.now,
+                client_ip: None,
             };
             let got = match verifier.verify(&creds, &req, &NoDenyList) {
                 Ok(a) => {
@@ -197,6 +198,7 @@ fn lnget_preimage_caveat_passes_and_rejects_when_it_disagrees() {
         service: "weather",
         capabilities: "",
         now: 1_800_000_000,
+        client_ip: None,
     };
     // As lnget/gRPC send it: hex in a Macaroon header, the preimage only in the caveat.
     let raw = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &v.macaroon_b64)

@@ -378,6 +378,11 @@ impl HttpContext for Http {
             Ok(None) => HostSale::NotAttached,
             Err(()) => HostSale::Malformed,
         };
+        // Envoy's downstream remote address (behind a proxy: what `xff_num_trusted_hops` or
+        // `original_ip_detection_extensions` made of it), never a header the client wrote.
+        let client = hostcalls::get_property(vec!["source", "address"])
+            .ok()
+            .flatten();
         let request = EdgeRequest {
             method: std::str::from_utf8(pseudo(":method")).unwrap_or_default(),
             target: pseudo(":path"),
@@ -385,6 +390,7 @@ impl HttpContext for Http {
             body_follows: !end_of_stream,
             sale,
             now_ms: now_ms(),
+            client_address: client.as_deref(),
         };
         let grpc = request.grpc();
         let step = match shared.state.try_borrow_mut() {

@@ -49,6 +49,7 @@ fuzz_target!(|data: &[u8]| {
         service: "weather",
         capabilities: if selector & 0x80 == 0 { "" } else { "read" },
         now: 1_800_000_000 + u64::from(selector & 0x7f) * 60,
+        client_ip: None,
     };
     let plain = verifier().verify(&creds, &req, &NoDenyList);
     let mut cache = VerifiedCache::new(4);

@@ -1,7 +1,8 @@
 //! The HTTP API (DESIGN section 6): `POST /v1/challenges` for the edges, health, readiness,
 //! metrics, and `POST /v1/dev/pay` when the backend is `dev`.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +12,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use l402_core::{CHALLENGES_PATH, ChallengeRequest, ChallengeResponse, ErrorBody, mint};
+use l402_core::{
+    CHALLENGES_PATH, ChallengeRequest, ChallengeResponse, ErrorBody, ServiceEntry, mint_bound,
+};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
@@ -24,6 +27,7 @@ use crate::clock::Clock;
 use crate::config::{Config, Service};
 use crate::metrics::Metrics;
 use crate::pool::Pool;
+use crate::pricing::{OnPricingError, PriceQuery, Pricer, Quote, catalog_quote};
 
 /// Path of the dev-only pay endpoint.
 pub const DEV_PAY_PATH: &str = "/v1/dev/pay";
@@ -34,6 +38,7 @@ pub struct AppState {
     cfg: Arc<Config>,
     backend: Arc<Guarded>,
     pool: Option<Arc<Pool>>,
+    pricers: Arc<HashMap<String, Pricer>>,
     dev: Option<Arc<DevBackend>>,
     metrics: Metrics,
     clock: Clock,
@@ -85,18 +90,32 @@ impl AppState {
         let pool = cfg.pool.enabled.then(|| {
             Arc::new(Pool::new(
                 cfg.pool,
+                // A priced service's invoices differ per request: nothing to keep ready.
                 cfg.services
                     .iter()
-                    .map(|s| (s.entry.name.to_string(), invoice_request(s))),
+                    .filter(|s| s.pricing.is_none())
+                    .map(|s| {
+                        (
+                            s.entry.name.to_string(),
+                            invoice_request(s, &catalog_quote(s)),
+                        )
+                    }),
                 Arc::clone(&backend),
                 metrics.clone(),
                 Arc::clone(&clock),
             ))
         });
+        let mut pricers = HashMap::new();
+        for s in &cfg.services {
+            if let Some(p) = &s.pricing {
+                pricers.insert(s.entry.name.to_string(), Pricer::new(p.clone())?);
+            }
+        }
         Ok(AppState {
             cfg: Arc::new(cfg),
             backend,
             pool,
+            pricers: Arc::new(pricers),
             dev,
             metrics,
             clock,
@@ -128,9 +147,9 @@ impl AppState {
     }
 }
 
-fn invoice_request(s: &Service) -> InvoiceRequest {
+fn invoice_request(s: &Service, q: &Quote) -> InvoiceRequest {
     InvoiceRequest {
-        amount_msat: s.price_sat.saturating_mul(1000),
+        amount_msat: q.price_sat.saturating_mul(1000),
         memo: s.memo.clone(),
         expiry_secs: u32::try_from(s.expiry.as_secs()).unwrap_or(u32::MAX),
     }
@@ -176,7 +195,22 @@ async fn challenge(
         ));
     };
     let name = service.entry.name.as_str();
-    let invoice = match get_invoice(&state, service).await {
+    let client = match service.binding {
+        None => None,
+        Some(width) => match req.client_ip.as_deref().map(str::parse::<IpAddr>) {
+            Some(Ok(ip)) => Some((ip, width)),
+            _ => {
+                state.metrics.challenge(name, "client_ip_required");
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "client_ip_required",
+                    "this service binds tokens to the client address: the edge must pass client_ip",
+                ));
+            }
+        },
+    };
+    let quote = quote(&state, service, &req).await?;
+    let invoice = match get_invoice(&state, service, &quote).await {
         Ok(inv) => inv,
         Err(e) => {
             state.metrics.challenge(name, "backend_unavailable");
@@ -198,12 +232,18 @@ async fn challenge(
             "no randomness",
         )
     })?;
-    let minted = mint(
+    let entry = ServiceEntry {
+        capabilities: quote.capabilities,
+        lifetime_secs: quote.lifetime_secs,
+        ..service.entry.clone()
+    };
+    let minted = mint_bound(
         &state.cfg.keyring,
         invoice.payment_hash,
         random,
-        &service.entry,
+        &entry,
         (state.clock)(),
+        client,
     )
     .map_err(|e| {
         ApiError::new(
@@ -232,10 +272,54 @@ async fn challenge(
     ))
 }
 
+/// The challenge's terms: the catalog's, or the service's pricer's within them.
+async fn quote(
+    state: &AppState,
+    service: &Service,
+    req: &ChallengeRequest,
+) -> Result<Quote, ApiError> {
+    let name = service.entry.name.as_str();
+    let Some(pricer) = state.pricers.get(name) else {
+        return Ok(catalog_quote(service));
+    };
+    let query = PriceQuery {
+        service: name,
+        method: req.method.as_deref(),
+        path: req.path.as_deref(),
+        capabilities: &service.entry.capabilities,
+        client_ip: req.client_ip.as_deref(),
+    };
+    match pricer.quote(service, &query).await {
+        Ok(q) => {
+            state.metrics.pricing(name, "ok");
+            Ok(q)
+        }
+        Err(e) => {
+            state.metrics.pricing(name, e.kind());
+            tracing::warn!(service = name, error = %e, "pricing endpoint gave no usable price");
+            match pricer.on_error() {
+                OnPricingError::Catalog => Ok(catalog_quote(service)),
+                OnPricingError::Fail => {
+                    state.metrics.challenge(name, "pricing_unavailable");
+                    let mut err = ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "pricing_unavailable",
+                        "the pricing endpoint gave no usable price",
+                    );
+                    err.retry_after = Some(state.cfg.retry_after_secs);
+                    Err(err)
+                }
+            }
+        }
+    }
+}
+
 async fn get_invoice(
     state: &AppState,
     service: &Service,
+    quote: &Quote,
 ) -> Result<Invoice, backend::BackendError> {
+    // Pooled invoices carry the catalog price; a priced service never has any.
     if let Some(inv) = state
         .pool
         .as_ref()
@@ -245,7 +329,7 @@ async fn get_invoice(
     }
     state
         .backend
-        .create_invoice(&invoice_request(service))
+        .create_invoice(&invoice_request(service, quote))
         .await
 }
 

@@ -74,6 +74,9 @@ enum TokenCommand {
         /// Unix seconds to judge at (default: now).
         #[arg(long)]
         now: Option<u64>,
+        /// The client address to judge a `<svc>_client_ip` caveat against.
+        #[arg(long)]
+        client_ip: Option<std::net::IpAddr>,
         /// The header value, `L402 <macaroon>:<preimage>`.
         #[arg(long)]
         authorization: String,
@@ -194,6 +197,7 @@ fn token(cmd: TokenCommand) -> ExitCode {
             service,
             capabilities,
             now,
+            client_ip,
             authorization,
         } => {
             let ring: Keyring = match keys.keys.parse() {
@@ -209,6 +213,7 @@ fn token(cmd: TokenCommand) -> ExitCode {
                 service: &service,
                 capabilities: &caps,
                 now: now_or(now),
+                client_ip,
             };
             match Verifier::new(ring).verify(&creds, &req, &NoDenyList) {
                 Ok(a) => {

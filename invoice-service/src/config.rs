@@ -6,8 +6,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use l402_core::{Keyring, ServiceEntry, ServiceName, parse_capabilities};
+use l402_core::{BindingWidth, Keyring, ServiceEntry, ServiceName, parse_capabilities};
 use serde::Deserialize;
+
+use crate::pricing::{OnPricingError, PricingConfig};
 
 /// Environment variables read at start-up (secrets do not belong in the file).
 pub mod env {
@@ -213,6 +215,37 @@ struct ServiceSection {
     memo: Option<String>,
     #[serde(default = "default_expiry", with = "humantime_serde")]
     expiry: Duration,
+    /// Mint each token bound to the client's address as the edge reports it.
+    #[serde(default)]
+    bind_client_ip: bool,
+    #[serde(default = "default_v4_prefix")]
+    client_ip_prefix_v4: u8,
+    #[serde(default = "default_v6_prefix")]
+    client_ip_prefix_v6: u8,
+    pricing: Option<PricingSection>,
+}
+
+fn default_v4_prefix() -> u8 {
+    BindingWidth::default().v4_prefix
+}
+fn default_v6_prefix() -> u8 {
+    BindingWidth::default().v6_prefix
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PricingSection {
+    url: String,
+    #[serde(default = "default_pricing_timeout", with = "humantime_serde")]
+    timeout: Duration,
+    #[serde(default = "default_in_flight")]
+    max_in_flight: usize,
+    max_price_sat: u64,
+    on_error: OnPricingError,
+}
+
+fn default_pricing_timeout() -> Duration {
+    Duration::from_millis(500)
 }
 
 fn default_expiry() -> Duration {
@@ -311,6 +344,10 @@ pub struct Service {
     pub memo: String,
     /// Invoice expiry.
     pub expiry: Duration,
+    /// When set, tokens are bound to the client's network of this width.
+    pub binding: Option<BindingWidth>,
+    /// When set, a pricer sets each challenge's terms within this entry's.
+    pub pricing: Option<PricingConfig>,
 }
 
 /// Pool settings.
@@ -524,6 +561,45 @@ impl Config {
             if memo.len() > 639 {
                 return Err(err(at("memo"), "BOLT11 descriptions are at most 639 bytes"));
             }
+            let binding = if s.bind_client_ip {
+                Some(
+                    BindingWidth::new(s.client_ip_prefix_v4, s.client_ip_prefix_v6)
+                        .map_err(|e| err(at("client_ip_prefix_v4/v6"), e.to_string()))?,
+                )
+            } else {
+                None
+            };
+            let pricing = s
+                .pricing
+                .map(|p| {
+                    let url = require_url(&at("pricing.url"), &p.url)?;
+                    if p.timeout.is_zero() {
+                        return Err(err(at("pricing.timeout"), "must be more than 0"));
+                    }
+                    if p.max_in_flight == 0 {
+                        return Err(err(at("pricing.max_in_flight"), "must be at least 1"));
+                    }
+                    if p.max_price_sat == 0 || p.max_price_sat > 21_000_000 * 100_000_000 {
+                        return Err(err(
+                            at("pricing.max_price_sat"),
+                            "must be between 1 and all bitcoin",
+                        ));
+                    }
+                    if p.on_error == OnPricingError::Catalog && p.max_price_sat < s.price_sat {
+                        return Err(err(
+                            at("pricing.max_price_sat"),
+                            "is below the catalog price_sat that applies on error",
+                        ));
+                    }
+                    Ok(PricingConfig {
+                        url,
+                        timeout: p.timeout,
+                        max_in_flight: p.max_in_flight,
+                        max_price_sat: p.max_price_sat,
+                        on_error: p.on_error,
+                    })
+                })
+                .transpose()?;
             services.push(Service {
                 entry: ServiceEntry {
                     name,
@@ -534,6 +610,8 @@ impl Config {
                 price_sat: s.price_sat,
                 memo,
                 expiry: s.expiry,
+                binding,
+                pricing,
             });
         }
 

@@ -13,3 +13,4 @@ pub mod clock;
 pub mod config;
 pub mod metrics;
 pub mod pool;
+pub mod pricing;

@@ -13,6 +13,9 @@ pub const CHALLENGES: &str = "l402_challenges_total";
 pub const BACKEND_LATENCY: &str = "l402_backend_request_duration_seconds";
 /// Backend failures, by backend and kind (`timeout`, `unreachable`, `refused`, `bad_response`).
 pub const BACKEND_ERRORS: &str = "l402_backend_errors_total";
+/// Pricing-endpoint calls, by service and outcome (`ok`, `timeout`, `busy`,
+/// `unavailable`, `malformed`, `out_of_bounds`).
+pub const PRICING_CALLS: &str = "l402_pricing_calls_total";
 /// Ready invoices per service.
 pub const POOL_DEPTH: &str = "l402_pool_depth";
 /// Challenges served from the pool, per service.
@@ -29,6 +32,7 @@ pub struct Metrics {
     challenges: IntCounterVec,
     backend_latency: HistogramVec,
     backend_errors: IntCounterVec,
+    pricing_calls: IntCounterVec,
     pub(crate) pool_depth: IntGaugeVec,
     pub(crate) pool_hits: IntCounterVec,
     pub(crate) pool_misses: IntCounterVec,
@@ -53,6 +57,10 @@ impl Metrics {
             Opts::new(BACKEND_ERRORS, "Lightning backend failures, by kind"),
             &["backend", "kind"],
         )?;
+        let pricing_calls = IntCounterVec::new(
+            Opts::new(PRICING_CALLS, "Pricing-endpoint calls, by outcome"),
+            &["service", "outcome"],
+        )?;
         let pool_depth = IntGaugeVec::new(
             Opts::new(POOL_DEPTH, "Ready invoices per service"),
             &["service"],
@@ -72,6 +80,7 @@ impl Metrics {
         for c in [
             &challenges,
             &backend_errors,
+            &pricing_calls,
             &pool_hits,
             &pool_misses,
             &pool_dropped,
@@ -85,6 +94,7 @@ impl Metrics {
             challenges,
             backend_latency,
             backend_errors,
+            pricing_calls,
             pool_depth,
             pool_hits,
             pool_misses,
@@ -95,6 +105,13 @@ impl Metrics {
     /// Counts one challenge answer.
     pub fn challenge(&self, service: &str, result: &str) {
         self.challenges.with_label_values(&[service, result]).inc();
+    }
+
+    /// Counts one pricing call.
+    pub fn pricing(&self, service: &str, outcome: &str) {
+        self.pricing_calls
+            .with_label_values(&[service, outcome])
+            .inc();
     }
 
     pub(crate) fn observe_backend<T>(

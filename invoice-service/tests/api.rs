@@ -126,6 +126,7 @@ async fn challenge_then_pay_then_verify() {
                 service: "weather",
                 capabilities: "write",
                 now,
+                client_ip: None,
             },
             &NoDenyList,
         )

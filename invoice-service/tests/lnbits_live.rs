@@ -108,6 +108,7 @@ fn lnbits_challenge_paid_by_another_wallet_verifies_in_core() {
                     service: "weather",
                     capabilities: "read",
                     now,
+                    client_ip: None,
                 },
                 &NoDenyList,
             )

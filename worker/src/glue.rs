@@ -107,6 +107,11 @@ async fn handle(req: Request, env: &Env, isolate: &Isolate) -> worker::Result<Re
         body_follows: false,
         sale: HostSale::NotAttached,
         now_ms: Some(Date::now().as_millis()).filter(|ms| *ms > 0),
+        // Cloudflare sets it from the connection and replaces any value a client sent.
+        client_address: pairs
+            .iter()
+            .find(|(n, _)| *n == "cf-connecting-ip")
+            .map(|(_, v)| *v),
     };
     let grpc = request.grpc();
     let mut step = match isolate.state.try_borrow_mut() {

@@ -18,6 +18,7 @@ mod limiter;
 mod settings;
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 
 pub use limiter::ChallengeLimiter;
 pub use settings::{
@@ -28,6 +29,7 @@ pub use settings::{
 
 use crate::api::{ChallengeRequest, ChallengeResponse};
 use crate::challenge::{DEFAULT_RETRY_AFTER_SECS, Denial, HttpResponse, is_grpc, render};
+use crate::client_ip::parse_client_address;
 use crate::context::{EdgeContext, sign_context};
 use crate::credential::{CREDENTIAL_HEADERS, Credentials};
 use crate::ids::TokenId;
@@ -155,6 +157,10 @@ pub struct EdgeRequest<'a> {
     pub sale: HostSale<'a>,
     /// Unix milliseconds; `None` when the host clock failed.
     pub now_ms: Option<u64>,
+    /// The client's address as the host reports it (Envoy: the downstream remote address;
+    /// Cloudflare: `CF-Connecting-IP`), `None` when it has none. Read by
+    /// [`parse_client_address`]; never an `X-Forwarded-For` the client wrote.
+    pub client_address: Option<&'a [u8]>,
 }
 
 impl EdgeRequest<'_> {
@@ -242,6 +248,7 @@ struct Resume {
     remove: Vec<String>,
     method: String,
     path: String,
+    client_ip: Option<IpAddr>,
     revoked: HashSet<TokenId>,
 }
 
@@ -437,6 +444,7 @@ impl Edge {
             remove,
             method: req.method.to_owned(),
             path: target.into_path(),
+            client_ip: req.client_address.and_then(parse_client_address),
             revoked: HashSet::new(),
         };
         self.judge(state, Box::new(resume))
@@ -473,6 +481,7 @@ impl Edge {
             service: &r.service,
             capabilities: &r.capabilities,
             now: r.now_ms / 1000,
+            client_ip: r.client_ip,
         };
         let before = state.cache.stats().0;
         let decision = self.settings.verifier.verify_cached(
@@ -512,7 +521,14 @@ impl Edge {
                     ));
                 }
                 Step::Challenge(ChallengeCall {
-                    body: ChallengeRequest::body(&r.service, Some(reason.as_str())),
+                    body: ChallengeRequest {
+                        service: r.service.clone(),
+                        reason: Some(reason.as_str().to_owned()),
+                        method: Some(r.method.clone()),
+                        path: Some(r.path.clone()),
+                        client_ip: r.client_ip.map(|ip| ip.to_string()),
+                    }
+                    .to_body(),
                     pending: PendingChallenge {
                         reason,
                         grpc: r.grpc,

@@ -64,6 +64,7 @@ fn request<'a>(
         body_follows: false,
         sale: HostSale::NotAttached,
         now_ms: Some(NOW_MS),
+        client_address: None,
     }
 }
 
@@ -410,4 +411,62 @@ fn grpc_requests_get_grpc_shaped_answers() {
             .iter()
             .any(|(n, v)| *n == "grpc-status" && v == "3")
     );
+}
+
+#[test]
+fn a_token_bound_to_a_client_address_passes_from_it_only() {
+    let e = edge();
+    let mut st = e.new_state();
+    let keyring: crate::Keyring = KEYS.parse().unwrap();
+    let p = Preimage::from_bytes([9; 32]);
+    let entry = ServiceEntry {
+        name: "weather".parse().unwrap(),
+        tier: 0,
+        capabilities: vec!["read".into()],
+        lifetime_secs: Some(3600),
+    };
+    let t = crate::mint::mint_bound(
+        &keyring,
+        p.payment_hash(),
+        [9; 28],
+        &entry,
+        NOW_MS / 1000 - 10,
+        Some((
+            "2001:db8:1:2::7".parse().unwrap(),
+            crate::client_ip::BindingWidth::default(),
+        )),
+    )
+    .unwrap();
+    let cred = format!("L402 {}:{}", t.macaroon_b64, p.expose_hex());
+    let h: &[(&str, &[u8])] = &[("authorization", cred.as_bytes())];
+    for (addr, want) in [
+        (Some(&b"[2001:db8:1:2::99]:5555"[..]), None),
+        (
+            Some(&b"2001:db8:1:3::7"[..]),
+            Some(Reason::ClientIpMismatch),
+        ),
+        (Some(&b"192.0.2.1:80"[..]), Some(Reason::ClientIpMismatch)),
+        (Some(&b"garbage"[..]), Some(Reason::ClientIpUnknown)),
+        (None, Some(Reason::ClientIpUnknown)),
+    ] {
+        let mut req = request("GET", "/weather", h);
+        req.client_address = addr;
+        // twice: the cached token is judged against each request's address too
+        for _ in 0..2 {
+            match (e.decide(&mut st, &req), want) {
+                (Step::Forward(f), None) => {
+                    assert!(matches!(f.outcome, Outcome::Authorized { .. }), "{addr:?}");
+                }
+                (Step::Challenge(c), Some(reason)) => {
+                    assert_eq!(c.pending.reason(), reason, "{addr:?}");
+                    let body: ChallengeRequest = serde_json::from_slice(&c.body).unwrap();
+                    assert_eq!(body.method.as_deref(), Some("GET"));
+                    assert_eq!(body.path.as_deref(), Some("/weather"));
+                    let want_ip = addr.and_then(parse_client_address).map(|ip| ip.to_string());
+                    assert_eq!(body.client_ip, want_ip);
+                }
+                (other, _) => panic!("{addr:?}: {other:?}"),
+            }
+        }
+    }
 }

@@ -25,6 +25,8 @@ pub mod env {
     pub const LNBITS_INVOICE_KEY: &str = "L402_LNBITS_INVOICE_KEY";
     /// phoenixd's limited-access HTTP password (`http-password-limited-access`: invoices, no payments).
     pub const PHOENIXD_PASSWORD: &str = "L402_PHOENIXD_PASSWORD";
+    /// Eclair's API password (`eclair.api.password`; Eclair has no narrower one).
+    pub const ECLAIR_PASSWORD: &str = "L402_ECLAIR_PASSWORD";
 }
 
 /// A field that is wrong, and why. Never carries a secret's value.
@@ -127,6 +129,7 @@ struct BackendSection {
     cln: Option<ClnSection>,
     lnbits: Option<LnbitsSection>,
     phoenixd: Option<PhoenixdSection>,
+    eclair: Option<EclairSection>,
     dev: Option<DevSection>,
 }
 
@@ -161,6 +164,12 @@ struct LnbitsSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PhoenixdSection {
+    url: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EclairSection {
     url: String,
 }
 
@@ -289,6 +298,13 @@ pub enum BackendKind {
         /// The HTTP password.
         password: String,
     },
+    /// Eclair.
+    Eclair {
+        /// `http://host:8080`.
+        url: String,
+        /// `eclair.api.password`.
+        password: String,
+    },
     /// Built-in signer, for the demo and tests.
     Dev {
         /// The node key; random when absent.
@@ -304,6 +320,7 @@ impl BackendKind {
             BackendKind::Cln { .. } => "cln",
             BackendKind::Lnbits { .. } => "lnbits",
             BackendKind::Phoenixd { .. } => "phoenixd",
+            BackendKind::Eclair { .. } => "eclair",
             BackendKind::Dev { .. } => "dev",
         }
     }
@@ -316,7 +333,8 @@ impl std::fmt::Debug for BackendKind {
             BackendKind::Lnd { url, .. }
             | BackendKind::Cln { url, .. }
             | BackendKind::Lnbits { url, .. }
-            | BackendKind::Phoenixd { url, .. } => write!(f, "{}({url})", self.name()),
+            | BackendKind::Phoenixd { url, .. }
+            | BackendKind::Eclair { url, .. } => write!(f, "{}({url})", self.name()),
             BackendKind::Dev { .. } => f.write_str("dev"),
         }
     }
@@ -656,7 +674,7 @@ fn read_file(field: &str, path: &Path) -> Result<Vec<u8>, ConfigError> {
 }
 
 fn backend(section: Option<BackendSection>, env: &dyn Env) -> Result<BackendConfig, ConfigError> {
-    let s = section.ok_or_else(|| err("backend", "missing [backend] section (kind = \"lnd\" | \"cln\" | \"lnbits\" | \"phoenixd\" | \"dev\")"))?;
+    let s = section.ok_or_else(|| err("backend", "missing [backend] section (kind = \"lnd\" | \"cln\" | \"lnbits\" | \"phoenixd\" | \"eclair\" | \"dev\")"))?;
     if s.timeout.is_zero() {
         return Err(err("backend.timeout", "must be more than 0"));
     }
@@ -721,6 +739,13 @@ fn backend(section: Option<BackendSection>, env: &dyn Env) -> Result<BackendConf
                 password: secret(env, env::PHOENIXD_PASSWORD, "phoenixd")?,
             }
         }
+        "eclair" => {
+            let e = s.eclair.ok_or_else(|| missing("eclair"))?;
+            BackendKind::Eclair {
+                url: require_url("backend.eclair.url", &e.url)?,
+                password: secret(env, env::ECLAIR_PASSWORD, "eclair")?,
+            }
+        }
         "dev" => {
             let d = s.dev.unwrap_or_default();
             let node_key = d
@@ -737,7 +762,9 @@ fn backend(section: Option<BackendSection>, env: &dyn Env) -> Result<BackendConf
         other => {
             return Err(err(
                 "backend.kind",
-                format!("unknown kind {other:?}: expected lnd, cln, lnbits, phoenixd or dev"),
+                format!(
+                    "unknown kind {other:?}: expected lnd, cln, lnbits, phoenixd, eclair or dev"
+                ),
             ));
         }
     };
@@ -811,9 +838,39 @@ lifetime = "1h"
                 "services[0].name",
             ),
             (
-                base().replace("kind = \"dev\"", "kind = \"eclair\""),
+                base().replace("kind = \"dev\"", "kind = \"electrum\""),
                 env(),
                 "backend.kind",
+            ),
+            (
+                base().replace("kind = \"dev\"", "kind = \"eclair\""),
+                env(),
+                "backend.eclair",
+            ),
+            (
+                base().replace(
+                    "kind = \"dev\"",
+                    "kind = \"eclair\"\n[backend.eclair]\nurl = \"http://127.0.0.1:8080\"",
+                ),
+                env(),
+                env::ECLAIR_PASSWORD,
+            ),
+            (
+                base() + "bind_client_ip = true\nclient_ip_prefix_v6 = 0\n",
+                env(),
+                "services[0].client_ip_prefix_v4/v6",
+            ),
+            (
+                base()
+                    + "[services.pricing]\nurl = \"ftp://x\"\nmax_price_sat = 5\non_error = \"fail\"\n",
+                env(),
+                "services[0].pricing.url",
+            ),
+            (
+                base()
+                    + "[services.pricing]\nurl = \"http://x\"\nmax_price_sat = 0\non_error = \"fail\"\n",
+                env(),
+                "services[0].pricing.max_price_sat",
             ),
             (
                 base().replace("kind = \"dev\"", "kind = \"lnd\""),

@@ -1,4 +1,4 @@
-//! Contract tests for the `lnd`, `cln` and `phoenixd` backends against RECORDED exchanges:
+//! Contract tests for the `lnd`, `cln`, `phoenixd` and `eclair` backends against RECORDED exchanges:
 //! a local mock answers as each node's documented REST API does (request shape, response
 //! shape, error shape). They are not live nodes. The BOLT11 strings in the answers are real
 //! invoices signed by the dev signer, so the service's own checks (signature, payment hash,
@@ -21,6 +21,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use invoice_service::backend::cln::Cln;
 use invoice_service::backend::dev::DevBackend;
+use invoice_service::backend::eclair::Eclair;
 use invoice_service::backend::lnd::Lnd;
 use invoice_service::backend::phoenixd::Phoenixd;
 use invoice_service::backend::{
@@ -37,6 +38,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 const MACAROON_HEX: &str = "0201036c6e640258030a10";
 const RUNE: &str = "tU-RLjMiDpY2U0o3W1oFowar36RFGpWloPbW9-RuZdo9MyZpZD0wMjRiOWExZmE4";
 const PASSWORD: &str = "phoenixd-http-password";
+const ECLAIR_PASSWORD: &str = "eclair-api-password";
 
 fn request() -> InvoiceRequest {
     InvoiceRequest {
@@ -335,6 +337,87 @@ async fn phoenixd_recorded_exchanges() {
     .await;
 }
 
+/// Eclair's API (acinq.github.io/eclair, "Create Invoice"): form fields `description`,
+/// `amountMsat`, `expireIn`; basic auth with an empty user; the answer is the decoded invoice
+/// with `serialized` and `paymentHash` among many fields; errors are `{"error": "..."}` with
+/// 400, and a wrong password is 401 with a plain-text body.
+#[tokio::test]
+async fn eclair_recorded_exchanges() {
+    let server = MockServer::start().await;
+    let backend = Arc::new(Eclair::new(&server.uri(), ECLAIR_PASSWORD, client()));
+    conformance(Node {
+        name: "eclair",
+        backend,
+        server,
+        mount_ok: |inv, delay| {
+            let basic = format!("Basic {}", STANDARD.encode(format!(":{ECLAIR_PASSWORD}")));
+            Mock::given(method("POST"))
+                .and(path("/createinvoice"))
+                .and(header("Authorization", basic.as_str()))
+                .and(header("content-type", "application/x-www-form-urlencoded"))
+                .and(body_string_contains("amountMsat=21000"))
+                .and(body_string_contains("expireIn=600"))
+                .and(body_string_contains("description=weather%2C+one+token"))
+                .respond_with(respond(200, delay).set_body_json(json!({
+                    "prefix": "lnbcrt",
+                    "timestamp": 1_764_000_000,
+                    "nodeId": "028e2403fbfddb3d787843361f91adbda64c6f622921b802fb48a0e0ee30d8e9cb",
+                    "serialized": inv.bolt11,
+                    "description": "weather, one token",
+                    "paymentHash": inv.payment_hash.to_hex(),
+                    "paymentMetadata": "2a",
+                    "expiry": 600,
+                    "minFinalCltvExpiry": 30,
+                    "amount": 21000,
+                    "features": {"activated": {}, "unknown": []},
+                    "routingInfo": []
+                })))
+        },
+        mount_error: || {
+            Mock::given(method("POST"))
+                .and(path("/createinvoice"))
+                .respond_with(
+                    respond(400, Duration::ZERO)
+                        .set_body_json(json!({"error": "amountMsat must be positive"})),
+                )
+        },
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn eclair_recorded_readiness_and_wrong_password() {
+    let server = MockServer::start().await;
+    let basic = format!("Basic {}", STANDARD.encode(format!(":{ECLAIR_PASSWORD}")));
+    Mock::given(method("POST"))
+        .and(path("/getinfo"))
+        .and(header("Authorization", basic.as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "version": "0.11.0", "nodeId": "028e2403fbfddb3d787843361f91adbda64c6f622921b802fb48a0e0ee30d8e9cb",
+            "alias": "eclair", "chainHash": "06226e46111a0b59caaf126043eb5bbf28c34f3a5e332a1fc7b2b73cf188910f",
+            "network": "regtest", "blockHeight": 150, "publicAddresses": [], "instanceId": "x"
+        })))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(401).set_body_string("The supplied authentication is invalid"),
+        )
+        .mount(&server)
+        .await;
+    let good = Eclair::new(&server.uri(), ECLAIR_PASSWORD, client());
+    good.check().await.unwrap();
+    let bad = Eclair::new(&server.uri(), "wrong", client());
+    let e = bad.check().await.unwrap_err();
+    assert!(
+        matches!(e, BackendError::Refused { status: 401, ref message } if message.contains("authentication is invalid")),
+        "{e}"
+    );
+    // the password never appears in an error
+    let e = bad.create_invoice(&request()).await.unwrap_err();
+    assert!(!e.to_string().contains("wrong"), "{e}");
+}
+
 #[tokio::test]
 async fn a_node_that_is_gone_is_unreachable_not_a_hang() {
     let port = testkit::free_port();
@@ -352,6 +435,11 @@ async fn a_node_that_is_gone_is_unreachable_not_a_hang() {
         Arc::new(Phoenixd::new(
             &format!("http://127.0.0.1:{port}"),
             PASSWORD,
+            client(),
+        )),
+        Arc::new(Eclair::new(
+            &format!("http://127.0.0.1:{port}"),
+            ECLAIR_PASSWORD,
             client(),
         )),
     ] {
@@ -391,6 +479,10 @@ async fn node_redirects_are_not_followed() {
         BackendKind::Lnbits {
             url: node.uri(),
             invoice_key: "lnbits-invoice-key".into(),
+        },
+        BackendKind::Eclair {
+            url: node.uri(),
+            password: ECLAIR_PASSWORD.into(),
         },
     ] {
         let cfg = BackendConfig {

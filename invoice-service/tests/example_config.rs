@@ -25,4 +25,6 @@ fn example_config_is_valid() {
     let c = Config::parse(&text, &env).unwrap();
     assert_eq!(c.backend.kind.name(), "lnd");
     assert_eq!(c.services[0].entry.name.as_str(), "weather");
+    assert!(c.services[0].pricing.is_none() && c.services[0].binding.is_none());
+    assert!(c.services[1].pricing.is_some() && c.services[1].binding.is_some());
 }

@@ -175,3 +175,42 @@ async fn cln_rune_allows_only_invoice_and_the_url_matches_the_certificate() {
         );
     }
 }
+
+/// Eclair's API (acinq.github.io/eclair) has one password for every call, payments included:
+/// what keeps payments out of reach is that the backend calls only these, and the doc tells the
+/// operator to expose only these.
+const ECLAIR_CALLS: [&str; 2] = ["/createinvoice", "/getinfo"];
+
+#[tokio::test]
+async fn eclair_calls_only_createinvoice_and_getinfo_as_documented() {
+    let doc = doc();
+    let section = doc
+        .split("**eclair**")
+        .nth(1)
+        .unwrap()
+        .split("```toml")
+        .next()
+        .unwrap();
+    for path in ECLAIR_CALLS {
+        assert!(
+            section.contains(&format!("`POST {path}`")),
+            "the doc names {path}"
+        );
+    }
+    assert!(
+        section.contains("can pay"),
+        "the doc says what the password can do"
+    );
+    let calls = paths_called(|url| BackendKind::Eclair {
+        url,
+        password: "p".into(),
+    })
+    .await;
+    assert_eq!(
+        calls,
+        ECLAIR_CALLS
+            .iter()
+            .map(|p| ("POST".to_owned(), (*p).to_owned()))
+            .collect::<Vec<_>>()
+    );
+}

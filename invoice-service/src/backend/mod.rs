@@ -16,6 +16,7 @@ use crate::metrics::Metrics;
 
 pub mod cln;
 pub mod dev;
+pub mod eclair;
 pub mod lnbits;
 pub mod lnd;
 pub mod phoenixd;
@@ -336,6 +337,10 @@ pub fn build(cfg: &BackendConfig) -> anyhow::Result<Built> {
                 password,
                 http_client(t, None)?,
             )),
+            None,
+        ),
+        BackendKind::Eclair { url, password } => (
+            Arc::new(eclair::Eclair::new(url, password, http_client(t, None)?)),
             None,
         ),
         BackendKind::Dev { node_key } => {

@@ -19,7 +19,8 @@ pub struct InvoiceService {
     pub proc: Proc,
 }
 
-/// The catalog the end-to-end tests sell: `weather` (read, write; 1 h), `maps`, `admin`.
+/// The catalog the end-to-end tests sell: `weather` (read, write; 1 h), `maps`, `admin`, and
+/// `geo`, whose tokens are bound to the client's address (/32, /128).
 pub const CATALOG: &str = r#"
 [[services]]
 name = "weather"
@@ -34,6 +35,12 @@ lifetime = "1h"
 name = "admin"
 price_sat = 50
 lifetime = "1h"
+[[services]]
+name = "geo"
+price_sat = 2
+lifetime = "1h"
+bind_client_ip = true
+client_ip_prefix_v6 = 128
 "#;
 
 impl InvoiceService {

@@ -541,6 +541,10 @@ fn kubernetes_manifests_validate() {
         ctp["spec"]["headers"]["withUnderscoresAction"],
         "RejectRequest"
     );
+    assert_eq!(
+        ctp["spec"]["clientIPDetection"]["xForwardedFor"]["numTrustedHops"],
+        0
+    );
     let ef = &yaml_docs(&k8s.join("istio-wasmplugin.yaml"))[1];
     assert_eq!(ef["kind"], "EnvoyFilter");
     let hcm = &ef["spec"]["configPatches"][0]["patch"]["value"]["typed_config"];
@@ -549,6 +553,7 @@ fn kubernetes_manifests_validate() {
         hcm["common_http_protocol_options"]["headers_with_underscores_action"],
         "REJECT_REQUEST"
     );
+    assert_eq!(hcm["use_remote_address"], true);
 }
 
 /// The documented bootstrap routes on the path the origin will read, and the end-to-end tests
@@ -568,6 +573,7 @@ fn the_example_bootstrap_sets_the_boundary() {
             "path_with_escaped_slashes_action",
             serde_json::json!("REJECT_REQUEST"),
         ),
+        ("use_remote_address", serde_json::json!(true)),
     ] {
         assert_eq!(example[k], v, "envoy.example.yaml: {k}");
     }
@@ -599,6 +605,7 @@ fn the_example_bootstrap_sets_the_boundary() {
         "merge_slashes",
         "path_with_escaped_slashes_action",
         "common_http_protocol_options",
+        "use_remote_address",
     ] {
         assert_eq!(
             t[k], example[k],

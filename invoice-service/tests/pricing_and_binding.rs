@@ -137,7 +137,7 @@ async fn challenge(base: &str, body: Value) -> (u16, Value, Option<String>) {
 /// The invoice's amount as its human-readable part writes it (`lnbcrt70n1…` is 7 sat).
 fn hrp_amount(invoice: &str) -> &str {
     let rest = invoice.strip_prefix("lnbcrt").unwrap();
-    &rest[..rest.find('1').unwrap()]
+    &rest[..rest.rfind('1').unwrap()]
 }
 
 fn ask(service: &str, path: &str) -> Value {

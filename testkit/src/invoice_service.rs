@@ -64,10 +64,24 @@ impl InvoiceService {
         env: &[(&str, &str)],
         port: Option<u16>,
     ) -> Result<Self> {
+        Self::start_with_catalog(log_dir, keys, backend, pool, "", env, port)
+    }
+
+    /// [`InvoiceService::start_with_pool`] selling `more` (`[[services]]` entries) beside
+    /// [`CATALOG`].
+    pub fn start_with_catalog(
+        log_dir: &Path,
+        keys: &str,
+        backend: &str,
+        pool: &str,
+        more: &str,
+        env: &[(&str, &str)],
+        port: Option<u16>,
+    ) -> Result<Self> {
         let port = port.unwrap_or_else(free_port);
         let edge_token = "e2e-edge-token-0123456789".to_owned();
         let config = format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\nedge_tokens = [\"{edge_token}\"]\n{backend}\n{pool}\n{CATALOG}"
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nedge_tokens = [\"{edge_token}\"]\n{backend}\n{pool}\n{CATALOG}\n{more}"
         );
         std::fs::create_dir_all(log_dir)?;
         let path = log_dir.join(format!("invoice-service-{port}.toml"));

@@ -21,6 +21,7 @@ pub mod envoy;
 pub mod fault_proxy;
 pub mod invoice_service;
 pub mod lnbits;
+pub mod pricer;
 pub mod procstat;
 pub mod workerd;
 pub mod wrk;

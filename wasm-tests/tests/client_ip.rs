@@ -73,11 +73,18 @@ fn envoy_binds_tokens_to_the_downstream_address_v4_and_v6() {
             "the service bound the token to the address Envoy saw"
         );
         let before = stack.upstream.count();
-        assert_eq!(envoy_get(&stack, from, "/geo/here", Some(&auth)).status(), 200);
+        assert_eq!(
+            envoy_get(&stack, from, "/geo/here", Some(&auth)).status(),
+            200
+        );
         assert_eq!(stack.upstream.count(), before + 1);
         // the same token from another address: a fresh challenge, the reason named
         let resp = envoy_get(&stack, other, "/geo/here", Some(&auth));
-        assert_eq!(reason(resp), (402, "client_ip_mismatch".into()), "{from} → {other}");
+        assert_eq!(
+            reason(resp),
+            (402, "client_ip_mismatch".into()),
+            "{from} → {other}"
+        );
         // an X-Forwarded-For the client wrote changes nothing
         let resp = client_from(other)
             .get(envoy_url(&stack, other, "/geo/here"))
@@ -87,8 +94,16 @@ fn envoy_binds_tokens_to_the_downstream_address_v4_and_v6() {
             .header("cf-connecting-ip", from)
             .send()
             .unwrap();
-        assert_eq!(reason(resp), (402, "client_ip_mismatch".into()), "spoofed {from}");
-        assert_eq!(stack.upstream.count(), before + 1, "nothing else reached the origin");
+        assert_eq!(
+            reason(resp),
+            (402, "client_ip_mismatch".into()),
+            "spoofed {from}"
+        );
+        assert_eq!(
+            stack.upstream.count(),
+            before + 1,
+            "nothing else reached the origin"
+        );
     }
     // a client narrows an unbound token to a CIDR itself: 127.0.0.2/31 holds .2 and .3 only
     let p = Preimage::from_bytes([0x42; 32]);
@@ -111,12 +126,21 @@ fn envoy_binds_tokens_to_the_downstream_address_v4_and_v6() {
     // ... and an IPv6 network
     let v6 = attenuate(&t, "weather_client_ip=::/127").unwrap();
     let auth = format!("L402 {v6}:{}", p.expose_hex());
-    assert_eq!(envoy_get(&stack, "::1", "/weather/x", Some(&auth)).status(), 200);
-    assert_eq!(envoy_get(&stack, "127.0.0.1", "/weather/x", Some(&auth)).status(), 402);
+    assert_eq!(
+        envoy_get(&stack, "::1", "/weather/x", Some(&auth)).status(),
+        200
+    );
+    assert_eq!(
+        envoy_get(&stack, "127.0.0.1", "/weather/x", Some(&auth)).status(),
+        402
+    );
     // the unbound token itself still passes from anywhere
     let plain = format!("L402 {t}:{}", p.expose_hex());
     for from in ["127.0.0.1", "127.0.0.2", "::1"] {
-        assert_eq!(envoy_get(&stack, from, "/weather/x", Some(&plain)).status(), 200);
+        assert_eq!(
+            envoy_get(&stack, from, "/weather/x", Some(&plain)).status(),
+            200
+        );
     }
 }
 
@@ -173,6 +197,10 @@ fn the_worker_binds_tokens_to_cf_connecting_ip() {
         ("2001:db8:2::1", 402),
         ("::ffff:198.51.100.1", 200),
     ] {
-        assert_eq!(get(Some(ip), "/weather/x", Some(&auth)).status(), want, "{ip}");
+        assert_eq!(
+            get(Some(ip), "/weather/x", Some(&auth)).status(),
+            want,
+            "{ip}"
+        );
     }
 }

@@ -78,14 +78,49 @@ impl Challenge {
         &self.invoice
     }
 
-    /// The two `WWW-Authenticate` values, L402 first, then LSAT, same macaroon and invoice:
-    /// `L402 macaroon="<b64>", invoice="<bolt11>"`.
-    pub fn www_authenticate(&self) -> [String; 2] {
-        let params = format!(
-            "macaroon=\"{}\", invoice=\"{}\"",
-            self.macaroon_b64, self.invoice
-        );
-        [format!("L402 {params}"), format!("LSAT {params}")]
+    /// The two `WWW-Authenticate` values, L402 first, then LSAT, same macaroon and invoice.
+    /// The LSAT value keeps Aperture's form whatever `form` says: its clients predate bLIP-26.
+    pub fn www_authenticate(&self, form: ChallengeForm) -> [String; 2] {
+        let (m, i) = (&self.macaroon_b64, &self.invoice);
+        let aperture = format!("macaroon=\"{m}\", invoice=\"{i}\"");
+        let l402 = match form {
+            ChallengeForm::Macaroon => format!("L402 {aperture}"),
+            ChallengeForm::Token => format!("L402 version=\"0\", token=\"{m}\", invoice=\"{i}\""),
+            ChallengeForm::Both => {
+                format!("L402 version=\"0\", token=\"{m}\", macaroon=\"{m}\", invoice=\"{i}\"")
+            }
+        };
+        [l402, format!("LSAT {aperture}")]
+    }
+}
+
+/// How the L402 challenge names the macaroon (PROTOCOL.md, "Challenge forms").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ChallengeForm {
+    /// `L402 macaroon="…", invoice="…"`: what Aperture sends and every client reads.
+    #[default]
+    Macaroon,
+    /// `L402 version="0", token="…", invoice="…"`: bLIP-26's current text.
+    Token,
+    /// `L402 version="0", token="…", macaroon="…", invoice="…"`: both names.
+    Both,
+}
+
+/// A challenge form name other than `macaroon`, `token` or `both`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("expected macaroon, token or both")]
+pub struct UnknownForm;
+
+impl std::str::FromStr for ChallengeForm {
+    type Err = UnknownForm;
+
+    fn from_str(s: &str) -> Result<Self, UnknownForm> {
+        match s {
+            "macaroon" => Ok(ChallengeForm::Macaroon),
+            "token" => Ok(ChallengeForm::Token),
+            "both" => Ok(ChallengeForm::Both),
+            _ => Err(UnknownForm),
+        }
     }
 }
 
@@ -131,6 +166,8 @@ pub enum Denial<'a> {
     PaymentRequired {
         /// The challenge to offer.
         challenge: &'a Challenge,
+        /// How the L402 value names the macaroon.
+        form: ChallengeForm,
         /// Why.
         reason: Reason,
     },
@@ -192,8 +229,12 @@ pub fn is_grpc(content_type: Option<&str>) -> bool {
 pub fn render(denial: &Denial<'_>, grpc: bool) -> HttpResponse {
     let mut headers: Vec<(&'static str, String)> = Vec::with_capacity(6);
     let (status, grpc_code, grpc_message, code) = match denial {
-        Denial::PaymentRequired { challenge, reason } => {
-            let [l402, lsat] = challenge.www_authenticate();
+        Denial::PaymentRequired {
+            challenge,
+            form,
+            reason,
+        } => {
+            let [l402, lsat] = challenge.www_authenticate(*form);
             headers.push(("www-authenticate", l402));
             headers.push(("www-authenticate", lsat));
             (402, 13u32, "payment required", reason.as_str())
@@ -259,6 +300,7 @@ mod tests {
         let r = render(
             &Denial::PaymentRequired {
                 challenge: &c,
+                form: ChallengeForm::Macaroon,
                 reason: Reason::MissingCredential,
             },
             false,
@@ -277,11 +319,36 @@ mod tests {
     }
 
     #[test]
+    fn challenge_forms() {
+        let c = Challenge::new("AgEE", INV).unwrap();
+        let lsat = format!("LSAT macaroon=\"AgEE\", invoice=\"{INV}\"");
+        for (form, l402) in [
+            (
+                "macaroon",
+                format!("L402 macaroon=\"AgEE\", invoice=\"{INV}\""),
+            ),
+            (
+                "token",
+                format!("L402 version=\"0\", token=\"AgEE\", invoice=\"{INV}\""),
+            ),
+            (
+                "both",
+                format!("L402 version=\"0\", token=\"AgEE\", macaroon=\"AgEE\", invoice=\"{INV}\""),
+            ),
+        ] {
+            let form: ChallengeForm = form.parse().unwrap();
+            assert_eq!(c.www_authenticate(form), [l402, lsat.clone()]);
+        }
+        assert_eq!("Token".parse::<ChallengeForm>(), Err(UnknownForm));
+    }
+
+    #[test]
     fn grpc_gets_200_with_status_13_and_the_challenge() {
         let c = Challenge::new("AgEE", INV).unwrap();
         let r = render(
             &Denial::PaymentRequired {
                 challenge: &c,
+                form: ChallengeForm::Macaroon,
                 reason: Reason::TokenExpired,
             },
             true,

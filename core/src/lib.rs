@@ -44,8 +44,9 @@ pub use api::{
     CHALLENGES_PATH, ChallengeRequest, ChallengeResponse, ChallengeResponseError, ErrorBody,
 };
 pub use challenge::{
-    Challenge, ChallengeError, DEFAULT_RETRY_AFTER_SECS, Denial, GrpcStatus, HEADER_SERVICE,
-    HEADER_TOKEN_ID, HttpResponse, InvalidPolicy, UNAVAILABLE_CODE, UnknownPolicy, is_grpc, render,
+    Challenge, ChallengeError, ChallengeForm, DEFAULT_RETRY_AFTER_SECS, Denial, GrpcStatus,
+    HEADER_SERVICE, HEADER_TOKEN_ID, HttpResponse, InvalidPolicy, UNAVAILABLE_CODE, UnknownPolicy,
+    is_grpc, render,
 };
 pub use client_ip::{BindingWidth, BindingWidthError, parse_client_address};
 pub use context::{

@@ -27,6 +27,7 @@ struct Raw {
     non_canonical_path: Option<String>,
     challenges_per_second: Option<u64>,
     challenge_burst: Option<u64>,
+    challenge_form: Option<String>,
     #[serde(default)]
     routes: Vec<Route>,
 }
@@ -160,6 +161,7 @@ impl FilterConfig {
             non_canonical_path: raw.non_canonical_path,
             challenges_per_second: raw.challenges_per_second,
             challenge_burst: raw.challenge_burst,
+            challenge_form: raw.challenge_form,
         };
         let settings = options
             .validate()

@@ -98,6 +98,7 @@ impl WorkerConfig {
             non_canonical_path: get(Setting::NonCanonicalPath.var_name()),
             challenges_per_second: number(get, Setting::ChallengesPerSecond)?,
             challenge_burst: number(get, Setting::ChallengeBurst)?,
+            challenge_form: get(Setting::ChallengeForm.var_name()),
         };
         let settings = options
             .validate()

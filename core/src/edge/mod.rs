@@ -619,6 +619,7 @@ impl Edge {
                 response: render(
                     &Denial::PaymentRequired {
                         challenge: &c,
+                        form: self.settings.challenge_form,
                         reason: pending.reason,
                     },
                     pending.grpc,

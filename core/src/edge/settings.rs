@@ -4,7 +4,9 @@
 
 use std::collections::HashSet;
 
-use crate::challenge::{DEFAULT_RETRY_AFTER_SECS, HEADER_SERVICE, HEADER_TOKEN_ID, InvalidPolicy};
+use crate::challenge::{
+    ChallengeForm, DEFAULT_RETRY_AFTER_SECS, HEADER_SERVICE, HEADER_TOKEN_ID, InvalidPolicy,
+};
 use crate::context::{ContextKey, HEADER_CONTEXT};
 use crate::ids::TokenId;
 use crate::keyring::Keyring;
@@ -61,6 +63,8 @@ pub enum Setting {
     ChallengesPerSecond,
     /// Challenge burst.
     ChallengeBurst,
+    /// How the L402 challenge names the macaroon.
+    ChallengeForm,
 }
 
 impl Setting {
@@ -83,6 +87,7 @@ impl Setting {
             Setting::NonCanonicalPath => "non_canonical_path",
             Setting::ChallengesPerSecond => "challenges_per_second",
             Setting::ChallengeBurst => "challenge_burst",
+            Setting::ChallengeForm => "challenge_form",
         }
     }
 
@@ -105,6 +110,7 @@ impl Setting {
             Setting::NonCanonicalPath => "NON_CANONICAL_PATH",
             Setting::ChallengesPerSecond => "CHALLENGES_PER_SECOND",
             Setting::ChallengeBurst => "CHALLENGE_BURST",
+            Setting::ChallengeForm => "CHALLENGE_FORM",
         }
     }
 }
@@ -218,6 +224,8 @@ pub struct EdgeOptions {
     pub challenges_per_second: Option<u64>,
     /// Challenge burst.
     pub challenge_burst: Option<u64>,
+    /// `macaroon`, `token` or `both`.
+    pub challenge_form: Option<String>,
 }
 
 /// The validated settings.
@@ -253,6 +261,8 @@ pub struct EdgeSettings {
     pub non_canonical_path: NonCanonicalPath,
     /// Challenge bound; `None`: off.
     pub challenge_rate: Option<ChallengeRate>,
+    /// How the L402 challenge names the macaroon.
+    pub challenge_form: ChallengeForm,
 }
 
 /// The edge-token rule, shared with the invoice-service that checks the same tokens.
@@ -384,6 +394,12 @@ impl EdgeOptions {
             Some("allow") => NonCanonicalPath::Allow,
             Some(_) => return fail(S::NonCanonicalPath, Problem::OneOf("refuse, allow")),
         };
+        let challenge_form = match self.challenge_form.as_deref() {
+            None => ChallengeForm::default(),
+            Some(f) => f
+                .parse()
+                .or_else(|_| fail(S::ChallengeForm, Problem::OneOf("macaroon, token, both")))?,
+        };
         let per_second = ranged(
             S::ChallengesPerSecond,
             self.challenges_per_second,
@@ -417,6 +433,7 @@ impl EdgeOptions {
                 per_second: narrow(S::ChallengesPerSecond, per_second)?,
                 burst: narrow(S::ChallengeBurst, burst)?,
             }),
+            challenge_form,
         })
     }
 }

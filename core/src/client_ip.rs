@@ -130,7 +130,45 @@ impl BindingWidth {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        /// A minted network always holds the client it was minted for, parses back as a caveat,
+        /// and holds exactly the addresses sharing the prefix.
+        #[test]
+        fn minted_networks_hold_their_client(
+            a in any::<u32>(), b in any::<u32>(), v4 in 1u8..=32, v6 in 1u8..=128,
+            hi in any::<u128>(), other in any::<u128>(),
+        ) {
+            let w = BindingWidth::new(v4, v6).unwrap();
+            let ip4 = IpAddr::V4(Ipv4Addr::from(a));
+            let nets = parse_nets(&w.network(ip4)).unwrap();
+            prop_assert!(contains(&nets, ip4));
+            let same = (a ^ b) >> (32 - u32::from(v4)) == 0;
+            prop_assert_eq!(contains(&nets, IpAddr::V4(Ipv4Addr::from(b))), same);
+            let ip6 = IpAddr::V6(Ipv6Addr::from(hi));
+            if ip6.to_canonical() == ip6 {
+                let nets = parse_nets(&w.network(ip6)).unwrap();
+                prop_assert!(contains(&nets, ip6));
+                let o = IpAddr::V6(Ipv6Addr::from(other));
+                let same = (hi ^ other) >> (128 - u32::from(v6)) == 0;
+                prop_assert_eq!(contains(&nets, o), same);
+            }
+        }
+
+        /// Whatever a host reports, reading it never panics, and what reads back is canonical.
+        #[test]
+        fn reported_addresses_never_panic(raw in proptest::collection::vec(any::<u8>(), 0..80)) {
+            if let Some(ip) = parse_client_address(&raw) {
+                prop_assert_eq!(ip.to_canonical(), ip);
+            }
+            let _ = parse_nets(&String::from_utf8_lossy(&raw));
+        }
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

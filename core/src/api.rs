@@ -42,10 +42,86 @@ pub struct ChallengeResponse {
     pub expires_at: u64,
 }
 
+/// The stable codes of the service's error answers, with their HTTP status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ApiErrorCode {
+    /// 400: the body is not a challenge request.
+    InvalidRequest,
+    /// 401: missing or wrong edge bearer token.
+    Unauthorized,
+    /// 404: the service is not in the catalog.
+    UnknownService,
+    /// 400: a service that binds tokens to the client address got none from the edge.
+    ClientIpRequired,
+    /// 503: the Lightning backend produced no invoice.
+    BackendUnavailable,
+    /// 503: the pricing endpoint gave no usable price (`on_error = "fail"`).
+    PricingUnavailable,
+    /// 500: no randomness, or minting failed.
+    InternalError,
+    /// 404: an endpoint this configuration does not serve (dev pay without the dev backend).
+    NotFound,
+    /// 404: dev pay of an invoice the dev backend never made.
+    UnknownInvoice,
+    /// 409: dev pay of an invoice already paid.
+    AlreadyPaid,
+    /// 410: dev pay of an expired invoice.
+    InvoiceExpired,
+}
+
+impl ApiErrorCode {
+    /// Every code, for metrics that pre-register one series each.
+    pub const ALL: [ApiErrorCode; 11] = [
+        ApiErrorCode::InvalidRequest,
+        ApiErrorCode::Unauthorized,
+        ApiErrorCode::UnknownService,
+        ApiErrorCode::ClientIpRequired,
+        ApiErrorCode::BackendUnavailable,
+        ApiErrorCode::PricingUnavailable,
+        ApiErrorCode::InternalError,
+        ApiErrorCode::NotFound,
+        ApiErrorCode::UnknownInvoice,
+        ApiErrorCode::AlreadyPaid,
+        ApiErrorCode::InvoiceExpired,
+    ];
+
+    /// The stable snake_case name (`error` in the body, a metric label).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ApiErrorCode::InvalidRequest => "invalid_request",
+            ApiErrorCode::Unauthorized => "unauthorized",
+            ApiErrorCode::UnknownService => "unknown_service",
+            ApiErrorCode::ClientIpRequired => "client_ip_required",
+            ApiErrorCode::BackendUnavailable => "backend_unavailable",
+            ApiErrorCode::PricingUnavailable => "pricing_unavailable",
+            ApiErrorCode::InternalError => "internal_error",
+            ApiErrorCode::NotFound => "not_found",
+            ApiErrorCode::UnknownInvoice => "unknown_invoice",
+            ApiErrorCode::AlreadyPaid => "already_paid",
+            ApiErrorCode::InvoiceExpired => "invoice_expired",
+        }
+    }
+
+    /// The HTTP status it is answered with.
+    pub const fn status(self) -> u16 {
+        match self {
+            ApiErrorCode::InvalidRequest | ApiErrorCode::ClientIpRequired => 400,
+            ApiErrorCode::Unauthorized => 401,
+            ApiErrorCode::UnknownService
+            | ApiErrorCode::NotFound
+            | ApiErrorCode::UnknownInvoice => 404,
+            ApiErrorCode::AlreadyPaid => 409,
+            ApiErrorCode::InvoiceExpired => 410,
+            ApiErrorCode::InternalError => 500,
+            ApiErrorCode::BackendUnavailable | ApiErrorCode::PricingUnavailable => 503,
+        }
+    }
+}
+
 /// Error body of every non-2xx answer: `{"error": "<stable code>", "message": "..."}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
-    /// Stable code (`invalid_request`, `unauthorized`, `unknown_service`, `backend_unavailable`).
+    /// An [`ApiErrorCode`]'s name.
     pub error: String,
     /// Human-readable detail; never secrets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -83,6 +159,20 @@ impl ChallengeResponse {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_codes_are_distinct_snake_case() {
+        let mut seen = std::collections::HashSet::new();
+        for c in ApiErrorCode::ALL {
+            assert!(seen.insert(c.as_str()), "{c:?}");
+            assert!(
+                c.as_str()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_')
+            );
+            assert!((400..600).contains(&c.status()));
+        }
+    }
 
     #[test]
     fn request_and_response_round_trip() {

@@ -205,11 +205,36 @@ pub struct HttpResponse {
     pub grpc: Option<GrpcStatus>,
 }
 
+/// The gRPC status codes the edge answers with (grpc/doc/statuscodes.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrpcCode {
+    /// 3: the request target is refused (the HTTP 400 cases).
+    InvalidArgument,
+    /// 13: payment required, as Aperture answers it.
+    Internal,
+    /// 14: no challenge could be had, or the host failed (the HTTP 503 cases).
+    Unavailable,
+    /// 16: an invalid credential under policy `unauthorized` (HTTP 401).
+    Unauthenticated,
+}
+
+impl GrpcCode {
+    /// The number on the wire (`grpc-status`).
+    pub const fn number(self) -> u32 {
+        match self {
+            GrpcCode::InvalidArgument => 3,
+            GrpcCode::Internal => 13,
+            GrpcCode::Unavailable => 14,
+            GrpcCode::Unauthenticated => 16,
+        }
+    }
+}
+
 /// A gRPC status for a trailers-only answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GrpcStatus {
-    /// The code (13 `INTERNAL` for payment required, as Aperture; 16, 14, 3).
-    pub code: u32,
+    /// The code.
+    pub code: GrpcCode,
     /// The message.
     pub message: &'static str,
 }
@@ -237,17 +262,32 @@ pub fn render(denial: &Denial<'_>, grpc: bool) -> HttpResponse {
             let [l402, lsat] = challenge.www_authenticate(*form);
             headers.push(("www-authenticate", l402));
             headers.push(("www-authenticate", lsat));
-            (402, 13u32, "payment required", reason.as_str())
+            (402, GrpcCode::Internal, "payment required", reason.as_str())
         }
-        Denial::Unauthorized { reason } => (401, 16, "unauthenticated", reason.as_str()),
+        Denial::Unauthorized { reason } => (
+            401,
+            GrpcCode::Unauthenticated,
+            "unauthenticated",
+            reason.as_str(),
+        ),
         Denial::Unavailable {
             retry_after_secs,
             code,
         } => {
             headers.push(("retry-after", retry_after_secs.to_string()));
-            (503, 14, "payment service unavailable", *code)
+            (
+                503,
+                GrpcCode::Unavailable,
+                "payment service unavailable",
+                *code,
+            )
         }
-        Denial::BadRequest { code } => (400, 3, "invalid request path", *code),
+        Denial::BadRequest { code } => (
+            400,
+            GrpcCode::InvalidArgument,
+            "invalid request path",
+            *code,
+        ),
     };
     headers.push(("cache-control", "no-store".to_owned()));
     headers.push((
@@ -256,7 +296,7 @@ pub fn render(denial: &Denial<'_>, grpc: bool) -> HttpResponse {
     ));
     if grpc {
         headers.push(("content-type", "application/grpc".to_owned()));
-        headers.push(("grpc-status", grpc_code.to_string()));
+        headers.push(("grpc-status", grpc_code.number().to_string()));
         headers.push(("grpc-message", grpc_message.to_owned()));
         return HttpResponse {
             status: 200,
@@ -359,7 +399,7 @@ mod tests {
         assert_eq!(
             r.grpc,
             Some(GrpcStatus {
-                code: 13,
+                code: GrpcCode::Internal,
                 message: "payment required"
             })
         );

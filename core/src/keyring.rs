@@ -7,6 +7,7 @@ use core::fmt;
 use core::str::FromStr;
 
 use hmac::{Hmac, Mac};
+use libmacaroon::MacaroonKey;
 use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -48,13 +49,25 @@ pub struct RootKey(pub(crate) [u8; 32]);
 
 impl RootKey {
     /// Wraps a root key obtained elsewhere (a cross-check with another implementation).
+    #[cfg(any(test, feature = "test-support"))]
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         RootKey(bytes)
     }
 
     /// The raw key, for cross-checks with other macaroon libraries and test helpers.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn expose_bytes(&self) -> &[u8; 32] {
         &self.0
+    }
+
+    /// The raw key, for the signature chain.
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The go-macaroon signing key: `HMAC("macaroons-key-generator", root_key)`.
+    pub(crate) fn macaroon_key(&self) -> MacaroonKey {
+        MacaroonKey::generate(&self.0)
     }
 }
 
@@ -313,6 +326,6 @@ mod tests {
         mac.update(b"l402-edge/root-key/v1");
         mac.update(&token_id.0);
         let want: [u8; 32] = mac.finalize().into_bytes().into();
-        assert_eq!(ring.root_key(&token_id).unwrap().expose_bytes(), &want);
+        assert_eq!(ring.root_key(&token_id).unwrap().bytes(), &want);
     }
 }

@@ -41,12 +41,13 @@ mod service;
 mod verify;
 
 pub use api::{
-    CHALLENGES_PATH, ChallengeRequest, ChallengeResponse, ChallengeResponseError, ErrorBody,
+    ApiErrorCode, CHALLENGES_PATH, ChallengeRequest, ChallengeResponse, ChallengeResponseError,
+    ErrorBody,
 };
 pub use challenge::{
-    Challenge, ChallengeError, ChallengeForm, DEFAULT_RETRY_AFTER_SECS, Denial, GrpcStatus,
-    HEADER_SERVICE, HEADER_TOKEN_ID, HttpResponse, InvalidPolicy, UNAVAILABLE_CODE, UnknownPolicy,
-    is_grpc, render,
+    Challenge, ChallengeError, ChallengeForm, DEFAULT_RETRY_AFTER_SECS, Denial, GrpcCode,
+    GrpcStatus, HEADER_SERVICE, HEADER_TOKEN_ID, HttpResponse, InvalidPolicy, UNAVAILABLE_CODE,
+    UnknownPolicy, is_grpc, render,
 };
 pub use client_ip::{BindingWidth, BindingWidthError, parse_client_address};
 pub use context::{
@@ -74,8 +75,12 @@ pub use keyring::{
 };
 pub use mint::{
     Inspected, LOCATION, MintError, MintedToken, aperture_caveats, attenuate, inspect, mint,
-    mint_bound, mint_with_caveats, sign,
+    mint_bound,
 };
+/// Test helpers: tokens with arbitrary caveats or identifiers, signed under any key. Behind
+/// the `test-support` feature so that no production build can mint outside the catalog.
+#[cfg(any(test, feature = "test-support"))]
+pub use mint::{mint_with_caveats, sign};
 pub use path::{CanonicalTarget, PathError, canonicalize, under_prefix};
 pub use reason::{Reason, Rejection};
 pub use routes::{Route, Routes, RoutesError};

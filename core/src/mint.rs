@@ -13,7 +13,6 @@ use crate::ids::{Identifier, PaymentHash, TOKEN_ID_RANDOM_LEN, TokenId};
 use crate::keyring::{Keyring, RootKey};
 use crate::reason::Rejection;
 use crate::service::ServiceEntry;
-use crate::verify::macaroon_key;
 
 /// The location Aperture writes (not signed, not checked).
 pub const LOCATION: &str = "lsat";
@@ -40,13 +39,13 @@ pub enum MintError {
     NoCurrentKey,
     /// The macaroon library refused (a field over its caps).
     #[error("macaroon library: {0}")]
-    Macaroon(String),
-}
-
-impl From<libmacaroon::MacaroonError> for MintError {
-    fn from(e: libmacaroon::MacaroonError) -> Self {
-        MintError::Macaroon(e.to_string())
-    }
+    Macaroon(#[from] libmacaroon::MacaroonError),
+    /// The macaroon to attenuate does not decode.
+    #[error("not a macaroon: {0}")]
+    NotAMacaroon(Rejection),
+    /// The library's own serialization is not the base64 it documents.
+    #[error("macaroon serialization: {0}")]
+    Encoding(#[from] base64::DecodeError),
 }
 
 /// The caveats Aperture writes, in its order: `services=`, `<svc>_capabilities=` (even when
@@ -99,13 +98,24 @@ pub fn mint_bound(
             width.network(ip)
         ));
     }
-    let mut minted = mint_with_caveats(keyring, payment_hash, random, &caveats)?;
+    let mut minted = mint_caveats(keyring, payment_hash, random, &caveats)?;
     minted.expires_at = entry.lifetime_secs.and_then(|l| now.checked_add(l));
     Ok(minted)
 }
 
-/// Mints a token with exactly these first-party caveats, in order.
+/// Mints a token with exactly these first-party caveats, in order: for tests and vectors that
+/// need tokens the catalog would never mint.
+#[cfg(any(test, feature = "test-support"))]
 pub fn mint_with_caveats(
+    keyring: &Keyring,
+    payment_hash: PaymentHash,
+    random: [u8; TOKEN_ID_RANDOM_LEN],
+    caveats: &[impl AsRef<str>],
+) -> Result<MintedToken, MintError> {
+    mint_caveats(keyring, payment_hash, random, caveats)
+}
+
+fn mint_caveats(
     keyring: &Keyring,
     payment_hash: PaymentHash,
     random: [u8; TOKEN_ID_RANDOM_LEN],
@@ -117,7 +127,7 @@ pub fn mint_with_caveats(
         payment_hash,
         token_id,
     };
-    let macaroon_b64 = sign(&root, &identifier.encode(), caveats)?;
+    let macaroon_b64 = sign_with(&root, &identifier.encode(), caveats)?;
     Ok(MintedToken {
         macaroon_b64,
         identifier,
@@ -127,12 +137,21 @@ pub fn mint_with_caveats(
 
 /// Signs a macaroon with any identifier under a root key, go-macaroon style; standard
 /// base64 of the V2 binary. For cross-checks and tests; tokens come from [`mint`].
+#[cfg(any(test, feature = "test-support"))]
 pub fn sign(
     root: &RootKey,
     identifier: &[u8],
     caveats: &[impl AsRef<str>],
 ) -> Result<String, MintError> {
-    let mut mac = Macaroon::create(Some(LOCATION), &macaroon_key(root), identifier)?;
+    sign_with(root, identifier, caveats)
+}
+
+fn sign_with(
+    root: &RootKey,
+    identifier: &[u8],
+    caveats: &[impl AsRef<str>],
+) -> Result<String, MintError> {
+    let mut mac = Macaroon::create(Some(LOCATION), &root.macaroon_key(), identifier)?;
     for c in caveats {
         mac.add_first_party_caveat(c.as_ref())?;
     }
@@ -141,7 +160,7 @@ pub fn sign(
 
 /// Appends a first-party caveat, as a client does to narrow a token it lends on.
 pub fn attenuate(macaroon_b64: &str, caveat: &str) -> Result<String, MintError> {
-    let mut mac = decode(macaroon_b64).map_err(|r| MintError::Macaroon(r.to_string()))?;
+    let mut mac = decode(macaroon_b64).map_err(MintError::NotAMacaroon)?;
     mac.add_first_party_caveat(caveat)?;
     encode(&mac)
 }
@@ -193,8 +212,6 @@ fn decode(macaroon_b64: &str) -> Result<Macaroon, Rejection> {
 fn encode(mac: &Macaroon) -> Result<String, MintError> {
     // libmacaroon emits URL-safe; Aperture and clients expect standard base64 with padding.
     let url = mac.serialize(Format::V2)?;
-    let raw = URL_SAFE
-        .decode(url.as_bytes())
-        .map_err(|e| MintError::Macaroon(e.to_string()))?;
+    let raw = URL_SAFE.decode(url.as_bytes())?;
     Ok(STANDARD.encode(raw))
 }

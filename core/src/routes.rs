@@ -2,9 +2,11 @@
 //! the Envoy filter under Istio or Envoy Gateway (where route metadata is out of reach). Envoy
 //! route metadata, where available, comes first; these are the fallback.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
-use crate::service::{ServiceName, parse_capabilities};
+use crate::service::{CapabilityError, ServiceName, ServiceNameError, parse_capabilities};
 
 /// One sold route: requests whose path starts with `path` buy `service`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,11 +24,11 @@ pub struct Route {
 }
 
 /// Why a route table was refused; `index` is the route's position.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum RoutesError {
     /// Not a JSON list of routes.
     #[error("not a JSON list of {{\"path\", \"service\", \"capabilities\"}}: {0}")]
-    Json(String),
+    Json(Arc<serde_json::Error>),
     /// A path that is not absolute, or not in canonical form.
     #[error("route {index}: path {path:?} must be a canonical absolute path (e.g. {canonical:?})")]
     Path {
@@ -37,13 +39,23 @@ pub enum RoutesError {
         /// Its canonical form, if it has one.
         canonical: String,
     },
-    /// A service name or capability list that a token could not carry.
-    #[error("route {index}: {message}")]
-    Invalid {
+    /// A service name a token could not carry.
+    #[error("route {index}: service {service:?}: {error}")]
+    Service {
         /// Position.
         index: usize,
-        /// What is wrong.
-        message: String,
+        /// The name as written.
+        service: String,
+        /// Why it is refused.
+        error: ServiceNameError,
+    },
+    /// A capability list a token could not carry.
+    #[error("route {index}: {error}")]
+    Capabilities {
+        /// Position.
+        index: usize,
+        /// Why it is refused.
+        error: CapabilityError,
     },
 }
 
@@ -67,10 +79,13 @@ impl Routes {
                     canonical: canonical.map(|c| c.path().to_owned()).unwrap_or_default(),
                 });
             }
-            let invalid = |message: String| RoutesError::Invalid { index, message };
-            ServiceName::new(&r.service)
-                .map_err(|e| invalid(format!("service {:?}: {e}", r.service)))?;
-            parse_capabilities(&r.capabilities).map_err(|e| invalid(e.to_string()))?;
+            ServiceName::new(&r.service).map_err(|error| RoutesError::Service {
+                index,
+                service: r.service.clone(),
+                error,
+            })?;
+            parse_capabilities(&r.capabilities)
+                .map_err(|error| RoutesError::Capabilities { index, error })?;
         }
         Ok(Routes(routes))
     }
@@ -78,7 +93,7 @@ impl Routes {
     /// Parses and validates `[{"path": "/weather", "service": "weather", "capabilities": "read"}]`.
     pub fn from_json(json: &str) -> Result<Self, RoutesError> {
         let routes: Vec<Route> =
-            serde_json::from_str(json).map_err(|e| RoutesError::Json(e.to_string()))?;
+            serde_json::from_str(json).map_err(|e| RoutesError::Json(Arc::new(e)))?;
         Self::new(routes)
     }
 
@@ -125,7 +140,7 @@ mod tests {
             Routes::from_json(
                 r#"[{"path":"/","service":"ok"},{"path":"/w","service":"Bad_Name"}]"#
             ),
-            Err(RoutesError::Invalid { index: 1, .. })
+            Err(RoutesError::Service { index: 1, .. } | RoutesError::Capabilities { index: 1, .. })
         ));
         assert!(matches!(
             Routes::from_json(r#"[{"path":"/w","service":"w","colour":"blue"}]"#),

@@ -7,7 +7,7 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
-use libmacaroon::{Macaroon, MacaroonError, MacaroonKey};
+use libmacaroon::{Macaroon, MacaroonError};
 use lru::LruCache;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -250,11 +250,6 @@ fn hmac(key: &[u8; 32], msg: &[u8]) -> [u8; 32] {
     m.finalize().into_bytes().into()
 }
 
-/// The go-macaroon signing key of a root key: `HMAC("macaroons-key-generator", root_key)`.
-pub(crate) fn macaroon_key(root: &RootKey) -> MacaroonKey {
-    MacaroonKey::generate(root.expose_bytes())
-}
-
 impl Verifier {
     /// A verifier for tokens minted under any key of `keyring`.
     pub fn new(keyring: Keyring) -> Self {
@@ -274,7 +269,7 @@ impl Verifier {
     /// compressions of a 3-caveat token.
     fn signature_holds(&self, mac: &Macaroon, root: &RootKey) -> bool {
         let mut m = self.generator.clone();
-        m.update(root.expose_bytes());
+        m.update(root.bytes());
         let mut sig: [u8; 32] = m.finalize().into_bytes().into();
         sig = hmac(&sig, mac.identifier());
         for c in mac.caveats() {

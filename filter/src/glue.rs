@@ -6,8 +6,8 @@ use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
 use l402_core::{
-    EdgeRequest, EdgeState, Forward, HostFailure, HostSale, HttpResponse, Outcome, PathError,
-    PendingChallenge, Reason, Reply, Step, misconfigured_reply,
+    EdgeRequest, EdgeState, Forward, GrpcCode, HostFailure, HostSale, HttpResponse, Outcome,
+    PathError, PendingChallenge, Reason, Reply, Step, misconfigured_reply,
 };
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -220,13 +220,13 @@ fn send(resp: &HttpResponse) -> Action {
     Action::Pause
 }
 
-fn grpc_code(code: u32) -> GrpcStatusCode {
+/// The SDK's spelling of core's code.
+fn grpc_code(code: GrpcCode) -> GrpcStatusCode {
     match code {
-        3 => GrpcStatusCode::InvalidArgument,
-        13 => GrpcStatusCode::Internal,
-        14 => GrpcStatusCode::Unavailable,
-        16 => GrpcStatusCode::Unauthenticated,
-        _ => GrpcStatusCode::Unknown,
+        GrpcCode::InvalidArgument => GrpcStatusCode::InvalidArgument,
+        GrpcCode::Internal => GrpcStatusCode::Internal,
+        GrpcCode::Unavailable => GrpcStatusCode::Unavailable,
+        GrpcCode::Unauthenticated => GrpcStatusCode::Unauthenticated,
     }
 }
 

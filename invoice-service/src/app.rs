@@ -13,7 +13,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use l402_core::{
-    CHALLENGES_PATH, ChallengeRequest, ChallengeResponse, ErrorBody, ServiceEntry, mint_bound,
+    ApiErrorCode, CHALLENGES_PATH, ChallengeRequest, ChallengeResponse, ErrorBody, ServiceEntry,
+    mint_bound,
 };
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -25,7 +26,7 @@ use crate::backend::dev::{DevBackend, DevPayError};
 use crate::backend::{self, Guarded, Invoice, InvoiceRequest};
 use crate::clock::Clock;
 use crate::config::{Config, Service};
-use crate::metrics::Metrics;
+use crate::metrics::{ChallengeResult, Metrics};
 use crate::pool::Pool;
 use crate::pricing::{OnPricingError, PriceQuery, Pricer, Quote, catalog_quote};
 
@@ -44,33 +45,52 @@ pub struct AppState {
     clock: Clock,
 }
 
-/// An error answer: a stable code, an HTTP status, a message without secrets.
+/// An error answer: a stable code (and its HTTP status), a message without secrets.
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
+    code: ApiErrorCode,
     message: String,
     retry_after: Option<u32>,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    fn new(code: ApiErrorCode, message: impl Into<String>) -> Self {
         ApiError {
-            status,
             code,
             message: message.into(),
             retry_after: None,
         }
     }
+
+    /// With `Retry-After`.
+    fn retry_after(mut self, secs: u32) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+}
+
+/// Counts a refused challenge for `service` and returns its answer.
+fn refuse(
+    state: &AppState,
+    service: &str,
+    code: ApiErrorCode,
+    message: impl Into<String>,
+) -> ApiError {
+    state
+        .metrics
+        .challenge(service, ChallengeResult::Refused(code));
+    ApiError::new(code, message)
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
-            error: self.code.to_owned(),
+            error: self.code.as_str().to_owned(),
             message: Some(self.message),
         };
-        let mut resp = (self.status, axum::Json(body)).into_response();
+        let status =
+            StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = (status, axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -175,22 +195,20 @@ async fn challenge(
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     if !authorized(&state, &headers) {
-        state.metrics.challenge("", "unauthorized");
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
+        return Err(refuse(
+            &state,
+            "",
+            ApiErrorCode::Unauthorized,
             "missing or wrong edge bearer token",
         ));
     }
-    let req: ChallengeRequest = serde_json::from_slice(&body).map_err(|e| {
-        state.metrics.challenge("", "invalid_request");
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
-    })?;
+    let req: ChallengeRequest = serde_json::from_slice(&body)
+        .map_err(|e| refuse(&state, "", ApiErrorCode::InvalidRequest, e.to_string()))?;
     let Some(service) = state.cfg.service(&req.service) else {
-        state.metrics.challenge("", "unknown_service");
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_service",
+        return Err(refuse(
+            &state,
+            "",
+            ApiErrorCode::UnknownService,
             "no such service in the catalog",
         ));
     };
@@ -200,10 +218,10 @@ async fn challenge(
         Some(width) => match req.client_ip.as_deref().map(str::parse::<IpAddr>) {
             Some(Ok(ip)) => Some((ip, width)),
             _ => {
-                state.metrics.challenge(name, "client_ip_required");
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "client_ip_required",
+                return Err(refuse(
+                    &state,
+                    name,
+                    ApiErrorCode::ClientIpRequired,
                     "this service binds tokens to the client address: the edge must pass client_ip",
                 ));
             }
@@ -213,25 +231,19 @@ async fn challenge(
     let invoice = match get_invoice(&state, service, &quote).await {
         Ok(inv) => inv,
         Err(e) => {
-            state.metrics.challenge(name, "backend_unavailable");
             tracing::warn!(service = name, backend = state.backend.name(), error = %e, "no invoice for a challenge");
-            let mut err = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "backend_unavailable",
+            return Err(refuse(
+                &state,
+                name,
+                ApiErrorCode::BackendUnavailable,
                 "the Lightning backend did not produce an invoice",
-            );
-            err.retry_after = Some(state.cfg.retry_after_secs);
-            return Err(err);
+            )
+            .retry_after(state.cfg.retry_after_secs));
         }
     };
     let mut random = [0u8; l402_core::TOKEN_ID_RANDOM_LEN];
-    getrandom::fill(&mut random).map_err(|_| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "no randomness",
-        )
-    })?;
+    getrandom::fill(&mut random)
+        .map_err(|_| refuse(&state, name, ApiErrorCode::InternalError, "no randomness"))?;
     let entry = ServiceEntry {
         capabilities: quote.capabilities,
         lifetime_secs: quote.lifetime_secs,
@@ -245,14 +257,8 @@ async fn challenge(
         (state.clock)(),
         client,
     )
-    .map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            e.to_string(),
-        )
-    })?;
-    state.metrics.challenge(name, "ok");
+    .map_err(|e| refuse(&state, name, ApiErrorCode::InternalError, e.to_string()))?;
+    state.metrics.challenge(name, ChallengeResult::Ok);
     tracing::info!(
         service = name,
         payment_hash = %invoice.payment_hash,
@@ -299,16 +305,13 @@ async fn quote(
             tracing::warn!(service = name, error = %e, "pricing endpoint gave no usable price");
             match pricer.on_error() {
                 OnPricingError::Catalog => Ok(catalog_quote(service)),
-                OnPricingError::Fail => {
-                    state.metrics.challenge(name, "pricing_unavailable");
-                    let mut err = ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "pricing_unavailable",
-                        "the pricing endpoint gave no usable price",
-                    );
-                    err.retry_after = Some(state.cfg.retry_after_secs);
-                    Err(err)
-                }
+                OnPricingError::Fail => Err(refuse(
+                    state,
+                    name,
+                    ApiErrorCode::PricingUnavailable,
+                    "the pricing endpoint gave no usable price",
+                )
+                .retry_after(state.cfg.retry_after_secs)),
             }
         }
     }
@@ -344,15 +347,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
             axum::Json(serde_json::json!({"status": "ready", "backend": state.backend.name()})),
         )
             .into_response(),
-        Err(e) => {
-            let mut err = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "backend_unavailable",
-                e.to_string(),
-            );
-            err.retry_after = Some(state.cfg.retry_after_secs);
-            err.into_response()
-        }
+        Err(e) => ApiError::new(ApiErrorCode::BackendUnavailable, e.to_string())
+            .retry_after(state.cfg.retry_after_secs)
+            .into_response(),
     }
 }
 
@@ -379,22 +376,18 @@ async fn dev_pay(
     body: Bytes,
 ) -> Result<axum::Json<DevPaid>, ApiError> {
     let Some(dev) = state.dev.as_ref() else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "dev backend only",
-        ));
+        return Err(ApiError::new(ApiErrorCode::NotFound, "dev backend only"));
     };
     let req: DevPay = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()))?;
+        .map_err(|e| ApiError::new(ApiErrorCode::InvalidRequest, e.to_string()))?;
     let preimage = dev.pay(&req.invoice).map_err(|e| {
-        let (status, code) = match e {
-            DevPayError::BadInvoice => (StatusCode::BAD_REQUEST, "invalid_request"),
-            DevPayError::UnknownInvoice => (StatusCode::NOT_FOUND, "unknown_invoice"),
-            DevPayError::AlreadyPaid => (StatusCode::CONFLICT, "already_paid"),
-            DevPayError::Expired => (StatusCode::GONE, "invoice_expired"),
+        let code = match e {
+            DevPayError::BadInvoice => ApiErrorCode::InvalidRequest,
+            DevPayError::UnknownInvoice => ApiErrorCode::UnknownInvoice,
+            DevPayError::AlreadyPaid => ApiErrorCode::AlreadyPaid,
+            DevPayError::Expired => ApiErrorCode::InvoiceExpired,
         };
-        ApiError::new(status, code, e.to_string())
+        ApiError::new(code, e.to_string())
     })?;
     Ok(axum::Json(DevPaid {
         preimage: preimage.expose_hex(),

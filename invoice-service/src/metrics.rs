@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
+use l402_core::ApiErrorCode;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-/// Challenges answered, by service and result (`ok`, `unknown_service`, `backend_unavailable`,
-/// `invalid_request`, `unauthorized`).
+/// Challenges answered, by service and result (`ok`, or an [`ApiErrorCode`]'s name).
 pub const CHALLENGES: &str = "l402_challenges_total";
 /// Backend call latency, by backend, operation and outcome.
 pub const BACKEND_LATENCY: &str = "l402_backend_request_duration_seconds";
@@ -24,6 +24,15 @@ pub const POOL_HITS: &str = "l402_pool_hits_total";
 pub const POOL_MISSES: &str = "l402_pool_misses_total";
 /// Pooled invoices dropped for having too little time left, per service.
 pub const POOL_DROPPED: &str = "l402_pool_dropped_total";
+
+/// How a challenge request ended (the `result` label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChallengeResult {
+    /// A challenge was minted.
+    Ok,
+    /// Refused with this code.
+    Refused(ApiErrorCode),
+}
 
 /// All metrics of one service instance.
 #[derive(Clone)]
@@ -103,8 +112,12 @@ impl Metrics {
     }
 
     /// Counts one challenge answer.
-    pub fn challenge(&self, service: &str, result: &str) {
-        self.challenges.with_label_values(&[service, result]).inc();
+    pub fn challenge(&self, service: &str, result: ChallengeResult) {
+        let label = match result {
+            ChallengeResult::Ok => "ok",
+            ChallengeResult::Refused(code) => code.as_str(),
+        };
+        self.challenges.with_label_values(&[service, label]).inc();
     }
 
     /// Counts one pricing call.
@@ -114,20 +127,21 @@ impl Metrics {
             .inc();
     }
 
-    pub(crate) fn observe_backend<T>(
+    /// Records one backend call: its latency, and the error kind if it failed.
+    pub(crate) fn observe_backend(
         &self,
         backend: &str,
         op: &str,
         elapsed: Duration,
-        result: &Result<T, crate::backend::BackendError>,
+        error: Option<&str>,
     ) {
-        let outcome = if result.is_ok() { "ok" } else { "error" };
+        let outcome = if error.is_none() { "ok" } else { "error" };
         self.backend_latency
             .with_label_values(&[backend, op, outcome])
             .observe(elapsed.as_secs_f64());
-        if let Err(e) = result {
+        if let Some(kind) = error {
             self.backend_errors
-                .with_label_values(&[backend, e.kind()])
+                .with_label_values(&[backend, kind])
                 .inc();
         }
     }

@@ -279,8 +279,12 @@ impl Guarded {
             e => e,
         })
         .and_then(|inv| check_invoice(&inv.bolt11, Some(&inv.payment_hash), req.amount_msat));
-        self.metrics
-            .observe_backend(self.name(), "create_invoice", start.elapsed(), &result);
+        self.metrics.observe_backend(
+            self.name(),
+            "create_invoice",
+            start.elapsed(),
+            result.as_ref().err().map(BackendError::kind),
+        );
         result
     }
 
@@ -290,8 +294,12 @@ impl Guarded {
         let result = tokio::time::timeout(self.timeout, self.inner.check())
             .await
             .unwrap_or(Err(BackendError::Timeout(self.timeout)));
-        self.metrics
-            .observe_backend(self.name(), "check", start.elapsed(), &result);
+        self.metrics.observe_backend(
+            self.name(),
+            "check",
+            start.elapsed(),
+            result.as_ref().err().map(BackendError::kind),
+        );
         result
     }
 }

@@ -40,7 +40,7 @@ fn config(backend: &str, pool: bool, depth: usize, lnbits_key: Option<&str>) -> 
     );
     let mut vars = HashMap::from([(env::KEYS, KEYS)]);
     if let Some(k) = lnbits_key {
-        vars.insert(env::LNBITS_INVOICE_KEY, k);
+        vars.insert(invoice_service::backend::lnbits::INVOICE_KEY_ENV, k);
     }
     Config::parse(&text, &vars).unwrap()
 }

@@ -409,9 +409,7 @@ pub struct Running {
 /// Binds, starts the pool refillers and serves until `shutdown` is cancelled.
 pub async fn start(cfg: Config, clock: Clock) -> anyhow::Result<Running> {
     // dev/pay settles any invoice for free: it must never be reachable from another machine.
-    if matches!(cfg.backend.kind, crate::config::BackendKind::Dev { .. })
-        && !cfg.listen.ip().is_loopback()
-    {
+    if cfg.backend.node.is_dev() && !cfg.listen.ip().is_loopback() {
         anyhow::bail!(
             "backend = dev serves {DEV_PAY_PATH}, which pays any invoice: listen on a loopback address (127.0.0.1 or [::1]), not {}",
             cfg.listen
@@ -419,7 +417,7 @@ pub async fn start(cfg: Config, clock: Clock) -> anyhow::Result<Running> {
     }
     let listener = TcpListener::bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
-    if matches!(cfg.backend.kind, crate::config::BackendKind::Dev { .. }) {
+    if cfg.backend.node.is_dev() {
         tracing::warn!(
             "!!! backend = dev: invoices are signed locally and paid through {DEV_PAY_PATH}; \
              no money moves. Never use this in production. !!!"

@@ -43,7 +43,10 @@ price_sat = 3
     );
     Config::parse(
         &text,
-        &HashMap::from([(env::KEYS, KEYS), (env::LNBITS_INVOICE_KEY, "k")]),
+        &HashMap::from([
+            (env::KEYS, KEYS),
+            (invoice_service::backend::lnbits::INVOICE_KEY_ENV, "k"),
+        ]),
     )
     .unwrap()
 }

@@ -19,15 +19,19 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use invoice_service::backend::BackendConfig;
 use invoice_service::backend::cln::Cln;
 use invoice_service::backend::dev::DevBackend;
+use invoice_service::backend::dev::DevConfig;
 use invoice_service::backend::eclair::Eclair;
+use invoice_service::backend::eclair::EclairConfig;
+use invoice_service::backend::lnbits::LnbitsConfig;
 use invoice_service::backend::lnd::Lnd;
 use invoice_service::backend::phoenixd::Phoenixd;
+use invoice_service::backend::phoenixd::PhoenixdConfig;
 use invoice_service::backend::{
     BackendError, Guarded, InvoiceRequest, LightningBackend, NodeInvoice,
 };
-use invoice_service::config::{BackendConfig, BackendKind};
 use invoice_service::metrics::Metrics;
 use serde_json::json;
 use wiremock::matchers::{
@@ -61,7 +65,7 @@ async fn real_invoice(amount_msat: u64) -> NodeInvoice {
 
 fn guarded(inner: Arc<dyn LightningBackend>, timeout: Duration, max_in_flight: usize) -> Guarded {
     let cfg = BackendConfig {
-        kind: BackendKind::Dev { node_key: None },
+        node: Arc::new(DevConfig::default()),
         timeout,
         max_in_flight,
     };
@@ -471,22 +475,22 @@ async fn node_redirects_are_not_followed() {
         )
         .mount(&node)
         .await;
-    for kind in [
-        BackendKind::Phoenixd {
+    for node_config in [
+        Arc::new(PhoenixdConfig {
             url: node.uri(),
             password: PASSWORD.into(),
-        },
-        BackendKind::Lnbits {
+        }) as Arc<dyn invoice_service::backend::NodeConfig>,
+        Arc::new(LnbitsConfig {
             url: node.uri(),
             invoice_key: "lnbits-invoice-key".into(),
-        },
-        BackendKind::Eclair {
+        }),
+        Arc::new(EclairConfig {
             url: node.uri(),
             password: ECLAIR_PASSWORD.into(),
-        },
+        }),
     ] {
         let cfg = BackendConfig {
-            kind,
+            node: node_config,
             timeout: Duration::from_secs(5),
             max_in_flight: 4,
         };

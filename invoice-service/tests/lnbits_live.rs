@@ -41,7 +41,13 @@ lifetime = "1h"
 memo = "weather, one token"
 "#
     );
-    let env = HashMap::from([(env::KEYS, KEYS), (env::LNBITS_INVOICE_KEY, invoice_key)]);
+    let env = HashMap::from([
+        (env::KEYS, KEYS),
+        (
+            invoice_service::backend::lnbits::INVOICE_KEY_ENV,
+            invoice_key,
+        ),
+    ]);
     Config::parse(&text, &env).unwrap()
 }
 

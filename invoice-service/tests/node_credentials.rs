@@ -13,7 +13,13 @@
 use std::time::Duration;
 
 use invoice_service::backend::{InvoiceRequest, build};
-use invoice_service::config::{BackendConfig, BackendKind};
+use std::sync::Arc;
+
+use invoice_service::backend::cln::ClnConfig;
+use invoice_service::backend::eclair::EclairConfig;
+use invoice_service::backend::lnd::LndConfig;
+use invoice_service::backend::phoenixd::PhoenixdConfig;
+use invoice_service::backend::{BackendConfig, NodeConfig};
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -50,14 +56,14 @@ fn doc() -> String {
 }
 
 /// The paths a backend calls for one invoice (on a server that answers nothing useful).
-async fn paths_called(kind: impl FnOnce(String) -> BackendKind) -> Vec<(String, String)> {
+async fn paths_called(kind: impl FnOnce(String) -> Arc<dyn NodeConfig>) -> Vec<(String, String)> {
     let node = MockServer::start().await;
     Mock::given(any())
         .respond_with(ResponseTemplate::new(500))
         .mount(&node)
         .await;
     let cfg = BackendConfig {
-        kind: kind(node.uri()),
+        node: kind(node.uri()),
         timeout: Duration::from_secs(5),
         max_in_flight: 2,
     };
@@ -93,9 +99,11 @@ async fn phoenixd_gets_the_limited_password_and_needs_no_more() {
         section.contains("must not be\ngiven") || section.contains("must not be given"),
         "the phoenixd section warns off the full-access password"
     );
-    let calls = paths_called(|url| BackendKind::Phoenixd {
-        url,
-        password: "limited".into(),
+    let calls = paths_called(|url| {
+        Arc::new(PhoenixdConfig {
+            url,
+            password: "limited".into(),
+        })
     })
     .await;
     assert!(!calls.is_empty());
@@ -125,10 +133,12 @@ async fn lnd_macaroon_grants_what_the_backend_calls() {
             "the macaroon grants {g}: more than invoices"
         );
     }
-    let calls = paths_called(|url| BackendKind::Lnd {
-        url,
-        macaroon_hex: "0201036c6e64".into(),
-        tls_cert_pem: None,
+    let calls = paths_called(|url| {
+        Arc::new(LndConfig {
+            url,
+            macaroon_hex: "0201036c6e64".into(),
+            tls_cert_pem: None,
+        })
     })
     .await;
     assert!(!calls.is_empty());
@@ -160,10 +170,12 @@ async fn cln_rune_allows_only_invoice_and_the_url_matches_the_certificate() {
     let section = doc.split("**Core Lightning**").nth(1).unwrap();
     let url = section.lines().find(|l| l.starts_with("url = ")).unwrap();
     assert!(url.contains("https://localhost:"), "{url}");
-    let calls = paths_called(|url| BackendKind::Cln {
-        url,
-        rune: "rune".into(),
-        tls_cert_pem: None,
+    let calls = paths_called(|url| {
+        Arc::new(ClnConfig {
+            url,
+            rune: "rune".into(),
+            tls_cert_pem: None,
+        })
     })
     .await;
     assert!(!calls.is_empty());
@@ -201,9 +213,11 @@ async fn eclair_calls_only_createinvoice_and_getinfo_as_documented() {
         section.contains("can pay"),
         "the doc says what the password can do"
     );
-    let calls = paths_called(|url| BackendKind::Eclair {
-        url,
-        password: "p".into(),
+    let calls = paths_called(|url| {
+        Arc::new(EclairConfig {
+            url,
+            password: "p".into(),
+        })
     })
     .await;
     assert_eq!(

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use invoice_service::backend::dev::DevBackend;
-use invoice_service::backend::{Guarded, InvoiceRequest};
+use invoice_service::backend::dev::{DevBackend, DevConfig};
+use invoice_service::backend::{BackendConfig, Guarded, InvoiceRequest};
 use invoice_service::clock::Clock;
-use invoice_service::config::{BackendConfig, BackendKind, PoolConfig};
+use invoice_service::config::PoolConfig;
 use invoice_service::metrics::Metrics;
 use invoice_service::pool::Pool;
 use tokio_util::sync::CancellationToken;
@@ -22,7 +22,7 @@ fn setup(depth: usize) -> (Arc<Pool>, Arc<AtomicU64>, Metrics) {
     };
     let metrics = Metrics::new().unwrap();
     let cfg = BackendConfig {
-        kind: BackendKind::Dev { node_key: None },
+        node: Arc::new(DevConfig::default()),
         timeout: Duration::from_secs(2),
         max_in_flight: 4,
     };

@@ -4,8 +4,11 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::config::common::{ConfigError, Env, read_file, require_url, required_section, secret};
+
 use super::{
-    BackendError, InvoiceRequest, LightningBackend, NodeInvoice, hex_hash, send_json, transport,
+    BackendError, Built, InvoiceRequest, Kind, LightningBackend, NodeConfig, NodeInvoice, hex_hash,
+    http_client, send_json, transport,
 };
 
 /// A Core Lightning node.
@@ -102,5 +105,69 @@ impl LightningBackend for Cln {
                 .take(200)
                 .collect(),
         })
+    }
+}
+
+/// `kind = "cln"`.
+pub const KIND: Kind = Kind { name: "cln", parse };
+
+/// A Core Lightning rune restricted to `invoice`.
+pub const RUNE_ENV: &str = "L402_CLN_RUNE";
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Section {
+    url: String,
+    tls_cert_file: Option<std::path::PathBuf>,
+}
+
+/// `[backend.cln]` and its rune.
+#[derive(Clone)]
+pub struct ClnConfig {
+    /// `https://host:3010`.
+    pub url: String,
+    /// A rune restricted to `invoice`.
+    pub rune: String,
+    /// clnrest's TLS certificate (PEM), when it is self-signed.
+    pub tls_cert_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ClnConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cln({})", self.url)
+    }
+}
+
+fn parse(
+    section: Option<toml::Value>,
+    env: &dyn Env,
+) -> Result<std::sync::Arc<dyn NodeConfig>, ConfigError> {
+    let c: Section = required_section("cln", section)?;
+    Ok(std::sync::Arc::new(ClnConfig {
+        url: require_url("backend.cln.url", &c.url)?,
+        rune: secret(env, RUNE_ENV, "cln")?,
+        tls_cert_pem: c
+            .tls_cert_file
+            .as_deref()
+            .map(|p| read_file("backend.cln.tls_cert_file", p))
+            .transpose()?,
+    }))
+}
+
+impl NodeConfig for ClnConfig {
+    fn name(&self) -> &'static str {
+        "cln"
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn build(&self, timeout: std::time::Duration) -> anyhow::Result<Built> {
+        let http = http_client(timeout, self.tls_cert_pem.as_deref())?;
+        Ok((
+            std::sync::Arc::new(Cln::new(&self.url, &self.rune, http)),
+            None,
+        ))
     }
 }

@@ -14,7 +14,9 @@ use bitcoin::secp256k1::{Secp256k1, SecretKey};
 use l402_core::{PaymentHash, Preimage};
 use lightning_invoice::{Bolt11Invoice, Currency, InvoiceBuilder, PaymentSecret};
 
-use super::{BackendError, InvoiceRequest, LightningBackend, NodeInvoice};
+use crate::config::common::{ConfigError, Env, err, section};
+
+use super::{BackendError, Built, InvoiceRequest, Kind, LightningBackend, NodeConfig, NodeInvoice};
 
 /// Invoices remembered at most; the oldest expired ones go first.
 const MAX_REMEMBERED: usize = 200_000;
@@ -184,5 +186,63 @@ mod tests {
             dev.pay(&other.bolt11).unwrap_err(),
             DevPayError::UnknownInvoice
         );
+    }
+}
+
+/// `kind = "dev"`.
+pub const KIND: Kind = Kind { name: "dev", parse };
+
+#[derive(Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Section {
+    node_key_hex: Option<String>,
+}
+
+/// `[backend.dev]` (optional).
+#[derive(Clone, Default)]
+pub struct DevConfig {
+    /// The node key; random when absent.
+    pub node_key: Option<[u8; 32]>,
+}
+
+impl std::fmt::Debug for DevConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("dev")
+    }
+}
+
+fn parse(
+    value: Option<toml::Value>,
+    _env: &dyn Env,
+) -> Result<std::sync::Arc<dyn NodeConfig>, ConfigError> {
+    let d: Section = section("dev", value)?.unwrap_or_default();
+    let node_key = d
+        .node_key_hex
+        .map(|h| {
+            hex::decode(&h)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| err("backend.dev.node_key_hex", "expected 64 hex digits"))
+        })
+        .transpose()?;
+    Ok(std::sync::Arc::new(DevConfig { node_key }))
+}
+
+impl NodeConfig for DevConfig {
+    fn name(&self) -> &'static str {
+        "dev"
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn build(&self, _timeout: Duration) -> anyhow::Result<Built> {
+        let dev = std::sync::Arc::new(DevBackend::new(self.node_key)?);
+        Ok((dev.clone(), Some(dev)))
+    }
+
+    fn is_dev(&self) -> bool {
+        true
     }
 }

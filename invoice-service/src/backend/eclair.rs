@@ -3,11 +3,17 @@
 //! this backend calls only `createinvoice` and `getinfo` (docs/INVOICE-SERVICE.md says how to
 //! keep the rest out of reach).
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::config::common::{ConfigError, Env, require_url, required_section, secret};
+
 use super::{
-    BackendError, InvoiceRequest, LightningBackend, NodeInvoice, hex_hash, send_json, send_ok,
+    BackendError, Built, InvoiceRequest, Kind, LightningBackend, NodeConfig, NodeInvoice, hex_hash,
+    http_client, send_json, send_ok,
 };
 
 /// An Eclair node.
@@ -77,5 +83,58 @@ impl LightningBackend for Eclair {
                 .basic_auth("", Some(&self.password)),
         )
         .await
+    }
+}
+
+/// `kind = "eclair"`.
+pub const KIND: Kind = Kind {
+    name: "eclair",
+    parse,
+};
+
+/// Eclair's API password (`eclair.api.password`; Eclair has no narrower one).
+pub const PASSWORD_ENV: &str = "L402_ECLAIR_PASSWORD";
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Section {
+    url: String,
+}
+
+/// `[backend.eclair]` and its password.
+#[derive(Clone)]
+pub struct EclairConfig {
+    /// `http://host:8080`.
+    pub url: String,
+    /// `eclair.api.password`.
+    pub password: String,
+}
+
+impl std::fmt::Debug for EclairConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "eclair({})", self.url)
+    }
+}
+
+fn parse(section: Option<toml::Value>, env: &dyn Env) -> Result<Arc<dyn NodeConfig>, ConfigError> {
+    let s: Section = required_section("eclair", section)?;
+    Ok(Arc::new(EclairConfig {
+        url: require_url("backend.eclair.url", &s.url)?,
+        password: secret(env, PASSWORD_ENV, "eclair")?,
+    }))
+}
+
+impl NodeConfig for EclairConfig {
+    fn name(&self) -> &'static str {
+        "eclair"
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn build(&self, timeout: Duration) -> anyhow::Result<Built> {
+        let http = http_client(timeout, None)?;
+        Ok((Arc::new(Eclair::new(&self.url, &self.password, http)), None))
     }
 }

@@ -1,12 +1,17 @@
 //! LNbits: `POST /api/v1/payments` with `"out": false`, the wallet's invoice key in
 //! `X-Api-Key`. Amounts go in sat.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::config::common::{ConfigError, Env, require_url, required_section, secret};
+
 use super::{
-    BackendError, InvoiceRequest, LightningBackend, NodeInvoice, hex_hash, send_json, send_ok,
-    whole_sat,
+    BackendError, Built, InvoiceRequest, Kind, LightningBackend, NodeConfig, NodeInvoice, hex_hash,
+    http_client, send_json, send_ok, whole_sat,
 };
 
 /// An LNbits wallet.
@@ -81,5 +86,61 @@ impl LightningBackend for Lnbits {
                 .header("X-Api-Key", &self.invoice_key),
         )
         .await
+    }
+}
+
+/// `kind = "lnbits"`.
+pub const KIND: Kind = Kind {
+    name: "lnbits",
+    parse,
+};
+
+/// The wallet's invoice (read) key.
+pub const INVOICE_KEY_ENV: &str = "L402_LNBITS_INVOICE_KEY";
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Section {
+    url: String,
+}
+
+/// `[backend.lnbits]` and its key.
+#[derive(Clone)]
+pub struct LnbitsConfig {
+    /// `http://host:5000`.
+    pub url: String,
+    /// The wallet's invoice (read) key.
+    pub invoice_key: String,
+}
+
+impl std::fmt::Debug for LnbitsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "lnbits({})", self.url)
+    }
+}
+
+fn parse(section: Option<toml::Value>, env: &dyn Env) -> Result<Arc<dyn NodeConfig>, ConfigError> {
+    let s: Section = required_section("lnbits", section)?;
+    Ok(Arc::new(LnbitsConfig {
+        url: require_url("backend.lnbits.url", &s.url)?,
+        invoice_key: secret(env, INVOICE_KEY_ENV, "lnbits")?,
+    }))
+}
+
+impl NodeConfig for LnbitsConfig {
+    fn name(&self) -> &'static str {
+        "lnbits"
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn build(&self, timeout: Duration) -> anyhow::Result<Built> {
+        let http = http_client(timeout, None)?;
+        Ok((
+            Arc::new(Lnbits::new(&self.url, &self.invoice_key, http)),
+            None,
+        ))
     }
 }

@@ -7,7 +7,12 @@ use base64::engine::general_purpose::STANDARD;
 use l402_core::PaymentHash;
 use serde::{Deserialize, Serialize};
 
-use super::{BackendError, InvoiceRequest, LightningBackend, NodeInvoice, send_json, send_ok};
+use crate::config::common::{ConfigError, Env, err, read_file, require_url, required_section};
+
+use super::{
+    BackendError, Built, InvoiceRequest, Kind, LightningBackend, NodeConfig, NodeInvoice,
+    http_client, send_json, send_ok,
+};
 
 /// An LND node.
 pub struct Lnd {
@@ -79,5 +84,83 @@ impl LightningBackend for Lnd {
                 .header("Grpc-Metadata-macaroon", &self.macaroon_hex),
         )
         .await
+    }
+}
+
+/// `kind = "lnd"`.
+pub const KIND: Kind = Kind { name: "lnd", parse };
+
+/// LND's invoice macaroon, hex.
+pub const MACAROON_ENV: &str = "L402_LND_MACAROON";
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Section {
+    url: String,
+    macaroon_file: Option<std::path::PathBuf>,
+    tls_cert_file: Option<std::path::PathBuf>,
+}
+
+/// `[backend.lnd]` and its macaroon.
+#[derive(Clone)]
+pub struct LndConfig {
+    /// `https://host:8080`.
+    pub url: String,
+    /// The invoice macaroon, hex.
+    pub macaroon_hex: String,
+    /// LND's TLS certificate (PEM), when it is self-signed.
+    pub tls_cert_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for LndConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "lnd({})", self.url)
+    }
+}
+
+fn parse(
+    section: Option<toml::Value>,
+    env: &dyn Env,
+) -> Result<std::sync::Arc<dyn NodeConfig>, ConfigError> {
+    let l: Section = required_section("lnd", section)?;
+    let macaroon_hex = match (env.get(MACAROON_ENV), &l.macaroon_file) {
+        (Some(m), _) => m,
+        (None, Some(p)) => hex::encode(read_file("backend.lnd.macaroon_file", p)?),
+        (None, None) => {
+            return Err(err(
+                MACAROON_ENV,
+                "the lnd backend needs an invoice macaroon (hex in L402_LND_MACAROON, or backend.lnd.macaroon_file)",
+            ));
+        }
+    };
+    if hex::decode(&macaroon_hex).is_err() {
+        return Err(err(MACAROON_ENV, "not hex"));
+    }
+    Ok(std::sync::Arc::new(LndConfig {
+        url: require_url("backend.lnd.url", &l.url)?,
+        macaroon_hex,
+        tls_cert_pem: l
+            .tls_cert_file
+            .as_deref()
+            .map(|p| read_file("backend.lnd.tls_cert_file", p))
+            .transpose()?,
+    }))
+}
+
+impl NodeConfig for LndConfig {
+    fn name(&self) -> &'static str {
+        "lnd"
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn build(&self, timeout: std::time::Duration) -> anyhow::Result<Built> {
+        let http = http_client(timeout, self.tls_cert_pem.as_deref())?;
+        Ok((
+            std::sync::Arc::new(Lnd::new(&self.url, &self.macaroon_hex, http)),
+            None,
+        ))
     }
 }

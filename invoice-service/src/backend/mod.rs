@@ -11,7 +11,7 @@ use l402_core::PaymentHash;
 use lightning_invoice::SignedRawBolt11Invoice;
 use tokio::sync::Semaphore;
 
-use crate::config::{BackendConfig, BackendKind};
+use crate::config::common::{ConfigError, Env};
 use crate::metrics::Metrics;
 
 pub mod cln;
@@ -20,6 +20,51 @@ pub mod eclair;
 pub mod lnbits;
 pub mod lnd;
 pub mod phoenixd;
+
+/// Every backend kind. A new backend is its module and one line here.
+pub const KINDS: &[Kind] = &[
+    lnd::KIND,
+    cln::KIND,
+    lnbits::KIND,
+    phoenixd::KIND,
+    eclair::KIND,
+    dev::KIND,
+];
+
+/// One backend kind: its name in `kind = "…"`, and how its `[backend.<name>]` section and
+/// secrets are read.
+pub struct Kind {
+    /// The name.
+    pub name: &'static str,
+    /// Reads the section (absent: `None`) and the secrets into a node to build.
+    pub parse: fn(Option<toml::Value>, &dyn Env) -> Result<Arc<dyn NodeConfig>, ConfigError>,
+}
+
+/// A configured node: endpoint and secrets, checked, ready to build. `Debug` shows the
+/// endpoint only: secrets never reach logs.
+pub trait NodeConfig: Send + Sync + std::fmt::Debug {
+    /// The kind's name, for logs and metrics.
+    fn name(&self) -> &'static str;
+    /// The backend, its HTTP client timing out after `timeout`.
+    fn build(&self, timeout: Duration) -> anyhow::Result<Built>;
+    /// Whether this is the `dev` signer (it serves the dev pay endpoint, loopback only).
+    fn is_dev(&self) -> bool {
+        false
+    }
+    /// For tests and tools that read a kind's own settings.
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// Backend settings.
+#[derive(Clone, Debug)]
+pub struct BackendConfig {
+    /// Which node.
+    pub node: Arc<dyn NodeConfig>,
+    /// Per call.
+    pub timeout: Duration,
+    /// Calls in flight at once; more wait (and time out).
+    pub max_in_flight: usize,
+}
 
 /// What to invoice.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -309,51 +354,5 @@ pub type Built = (Arc<dyn LightningBackend>, Option<Arc<dev::DevBackend>>);
 
 /// Builds the configured backend.
 pub fn build(cfg: &BackendConfig) -> anyhow::Result<Built> {
-    let t = cfg.timeout;
-    Ok(match &cfg.kind {
-        BackendKind::Lnd {
-            url,
-            macaroon_hex,
-            tls_cert_pem,
-        } => (
-            Arc::new(lnd::Lnd::new(
-                url,
-                macaroon_hex,
-                http_client(t, tls_cert_pem.as_deref())?,
-            )),
-            None,
-        ),
-        BackendKind::Cln {
-            url,
-            rune,
-            tls_cert_pem,
-        } => (
-            Arc::new(cln::Cln::new(
-                url,
-                rune,
-                http_client(t, tls_cert_pem.as_deref())?,
-            )),
-            None,
-        ),
-        BackendKind::Lnbits { url, invoice_key } => (
-            Arc::new(lnbits::Lnbits::new(url, invoice_key, http_client(t, None)?)),
-            None,
-        ),
-        BackendKind::Phoenixd { url, password } => (
-            Arc::new(phoenixd::Phoenixd::new(
-                url,
-                password,
-                http_client(t, None)?,
-            )),
-            None,
-        ),
-        BackendKind::Eclair { url, password } => (
-            Arc::new(eclair::Eclair::new(url, password, http_client(t, None)?)),
-            None,
-        ),
-        BackendKind::Dev { node_key } => {
-            let dev = Arc::new(dev::DevBackend::new(*node_key)?);
-            (dev.clone(), Some(dev))
-        }
-    })
+    cfg.node.build(cfg.timeout)
 }

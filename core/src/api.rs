@@ -1,4 +1,4 @@
-//! The invoice-service's edge API (DESIGN section 6), shared by the service that answers it
+//! The invoice-service's edge API (PROTOCOL.md §6), shared by the service that answers it
 //! and the edges that call it, so both sides read one definition.
 
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,4 @@
-//! Caveat semantics (DESIGN section 3). Caveats only narrow: every one must hold, and one this
+//! Caveat semantics (PROTOCOL.md §3). Caveats only narrow: every one must hold, and one this
 //! verifier does not understand rejects (Aperture skips unknown conditions; we fail closed).
 //!
 //! Caveats are parsed once per token into [`Claims`] (cacheable); [`Claims::check`] then judges

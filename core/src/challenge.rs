@@ -1,4 +1,4 @@
-//! What the edge answers when it does not forward (DESIGN sections 5 and 8): the 402
+//! What the edge answers when it does not forward (PROTOCOL.md §5, §8): the 402
 //! challenge in the exact form clients parse with regexes, 401, the gRPC variants, and 503.
 //! One function, [`render`], maps a decision to status, headers and body.
 

@@ -1,4 +1,4 @@
-//! Credentials on the wire (DESIGN section 5): lenient in the forms accepted, strict in size.
+//! Credentials on the wire (PROTOCOL.md §5): lenient in the forms accepted, strict in size.
 //!
 //! - `Authorization: L402 <macaroons>:<preimage>` or `LSAT ...`; scheme in any case, one or
 //!   more spaces; macaroons in standard or URL-safe base64, padded or not, comma-separated;

@@ -1,4 +1,4 @@
-//! Fixed-size values of the token identifier, and the identifier itself (DESIGN section 3).
+//! Fixed-size values of the token identifier, and the identifier itself (PROTOCOL.md §3).
 
 use core::fmt;
 

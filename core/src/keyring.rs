@@ -1,4 +1,4 @@
-//! Numbered master secrets and stateless root-key derivation (DESIGN section 4).
+//! Numbered master secrets and stateless root-key derivation (PROTOCOL.md §4).
 //!
 //! `root_key = HMAC-SHA256(key = secret[key_id], msg = "l402-edge/root-key/v1" || token_id)`,
 //! so any edge holding the keyring verifies any token without a lookup.

@@ -1,4 +1,4 @@
-//! Minting, attenuation and inspection of tokens (DESIGN section 3).
+//! Minting, attenuation and inspection of tokens (PROTOCOL.md §3).
 
 use std::net::IpAddr;
 

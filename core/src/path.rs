@@ -1,4 +1,4 @@
-//! The request path as the origin will read it (DESIGN section 9 / docs/PROTOCOL.md).
+//! The request path as the origin will read it (PROTOCOL.md §9).
 //!
 //! Origins normalize before they route: nginx and Go decode every escape, merge slashes and
 //! resolve dot segments; Express and Spring decode too. An edge that matches the path *as sent*

@@ -1,4 +1,4 @@
-//! Verification (DESIGN section 2, hot path): credential → preimage → root key → signature
+//! Verification (PROTOCOL.md §2, hot path): credential → preimage → root key → signature
 //! chain → caveats against this request → deny-list. The only way to an [`Authorized`].
 
 use std::collections::HashSet;

@@ -1,4 +1,4 @@
-//! The HTTP API (DESIGN section 6): `POST /v1/challenges` for the edges, health, readiness,
+//! The HTTP API (PROTOCOL.md §6): `POST /v1/challenges` for the edges, health, readiness,
 //! metrics, and `POST /v1/dev/pay` when the backend is `dev`.
 
 use std::collections::HashMap;

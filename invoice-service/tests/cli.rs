@@ -1,6 +1,7 @@
 //! The operator CLI as a process: outputs, exit codes (0 authorized, 1 rejected, 2 usage),
 //! `serve` refusing a bad config by field, starting with a loud dev warning, shutting down
 //! gracefully on SIGTERM, and never logging secrets.
+#![cfg(feature = "e2e")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -1,6 +1,7 @@
 //! Against a real LNbits (FakeWallet): the service with the `lnbits` backend answers a
 //! challenge, a second wallet pays the invoice, the preimage makes the macaroon verify in core,
 //! and LNbits shows the invoice as paid. Pool off, then on.
+#![cfg(feature = "e2e")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

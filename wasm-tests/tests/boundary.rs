@@ -11,6 +11,7 @@
 //! `x-l402-*` header may reach it under any spelling unless the edge set it.
 //!
 //! The table it prints is docs/OPERATIONS.md's boundary matrix.
+#![cfg(feature = "e2e")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

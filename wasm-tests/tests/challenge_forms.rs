@@ -3,6 +3,7 @@
 //! sends the challenge (Envoy: two `WWW-Authenticate` fields; the Worker: one joined field), and
 //! from the L402 value alone (a server that sends no LSAT line). The results must equal the
 //! table in docs/PROTOCOL.md ("Challenge forms"), so the documented advice cannot drift.
+#![cfg(feature = "e2e")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

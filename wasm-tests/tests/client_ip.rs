@@ -3,6 +3,7 @@
 //! the address of the request that presents it. Envoy listens on 127.0.0.1 and [::1] and
 //! clients connect from 127.0.0.1, 127.0.0.2 and ::1; the Worker reads `CF-Connecting-IP`, the
 //! header Cloudflare sets from the connection.
+#![cfg(feature = "e2e")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -1,5 +1,6 @@
 //! The filter in a real Envoy (`--concurrency 2`), with a real invoice-service (`dev` backend,
 //! and LNbits) and an upstream that records what reaches it.
+#![cfg(feature = "e2e")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -1,6 +1,7 @@
 //! Load: mixed traffic (valid, invalid, no credential) through Envoy at full rate for
 //! `L402_LOAD_SECONDS` (default 60), every decision counted, memory read at start and end.
 //! Alone in its test binary, so that nothing timing-sensitive runs beside it.
+#![cfg(feature = "e2e")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

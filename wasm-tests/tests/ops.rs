@@ -4,6 +4,7 @@
 //! unit through `systemd-analyze`, the Kubernetes manifests through kubernetes-validate and the
 //! filter's own config parser, the example alerts against the metrics really exported, and every
 //! command block in the docs marked `<!-- doc-test -->`, run.
+#![cfg(feature = "e2e")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -1,6 +1,7 @@
 //! Prices per request end to end: both edges pass the method and the canonical path with every
 //! challenge request, the invoice-service asks a real HTTP pricer, and the invoice carries its
 //! price; the pricer gone, the catalog price applies.
+#![cfg(feature = "e2e")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -3,6 +3,7 @@
 //! proxy in front of each, and LNbits stopped for real), restarts, a key rotation drill, and a
 //! bounded load run (`tests/load.rs`, alone in its binary so that it shares the machine with no
 //! timing assertion). Every test ends by checking that no log it produced holds a secret.
+#![cfg(feature = "e2e")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -1,6 +1,7 @@
 //! The Worker in real workerd (`wrangler dev --local`), with a real invoice-service (`dev`
 //! backend, and LNbits) and an upstream that records what reaches it; tokens cross between the
 //! Worker and the Envoy filter.
+#![cfg(feature = "e2e")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -1,4 +1,4 @@
-//! The edge's per-request procedure, once, for every host (DESIGN sections 2, 5, 8, 9).
+//! The edge's per-request procedure, once, for every host (PROTOCOL.md §2, §5, §8, §9).
 //!
 //! Like quinn-proto's `Connection`, this owns every decision and no I/O: a host hands over
 //! what it saw (method, the raw `:path`, the headers, what its router says the route sells,

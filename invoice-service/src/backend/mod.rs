@@ -37,8 +37,12 @@ pub struct Kind {
     /// The name.
     pub name: &'static str,
     /// Reads the section (absent: `None`) and the secrets into a node to build.
-    pub parse: fn(Option<toml::Value>, &dyn Env) -> Result<Arc<dyn NodeConfig>, ConfigError>,
+    pub parse: ParseSection,
 }
+
+/// How a kind reads its `[backend.<kind>]` section and its secrets.
+pub type ParseSection =
+    fn(Option<toml::Value>, &dyn Env) -> Result<Arc<dyn NodeConfig>, ConfigError>;
 
 /// A configured node: endpoint and secrets, checked, ready to build. `Debug` shows the
 /// endpoint only: secrets never reach logs.

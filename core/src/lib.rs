@@ -59,10 +59,10 @@ pub use credential::{
     MAX_MACAROONS, Source,
 };
 pub use edge::{
-    ChallengeCall, ChallengeLimiter, ChallengeRate, DEFAULT_CACHE_SIZE, DEFAULT_CHALLENGE_BURST,
-    DEFAULT_CHALLENGES_PER_SECOND, DEFAULT_TIMEOUT_MS, Edge, EdgeOptions, EdgeRequest,
-    EdgeSettings, EdgeState, Forward, HostFailure, HostSale, MAX_CACHE_SIZE, MIN_EDGE_TOKEN_LEN,
-    NonCanonicalPath, Outcome, PendingChallenge, Problem, RATE_LIMITED_CODE,
+    ChallengeCall, ChallengeLimiter, ChallengeRate, ClientAddress, DEFAULT_CACHE_SIZE,
+    DEFAULT_CHALLENGE_BURST, DEFAULT_CHALLENGES_PER_SECOND, DEFAULT_TIMEOUT_MS, Edge, EdgeOptions,
+    EdgeRequest, EdgeSettings, EdgeState, Forward, HostFailure, HostSale, MAX_CACHE_SIZE,
+    MIN_EDGE_TOKEN_LEN, NonCanonicalPath, Outcome, PendingChallenge, Problem, RATE_LIMITED_CODE,
     RESERVED_HEADER_PREFIX, Reply, RevocationCheck, Setting, SettingsError, Step, check_edge_token,
     misconfigured_reply,
 };

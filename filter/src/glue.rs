@@ -6,8 +6,8 @@ use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
 use l402_core::{
-    EdgeRequest, EdgeState, Forward, GrpcCode, HostFailure, HostSale, HttpResponse, Outcome,
-    PathError, PendingChallenge, Reason, Reply, Step, misconfigured_reply,
+    ClientAddress, EdgeRequest, EdgeState, Forward, GrpcCode, HostFailure, HostSale, HttpResponse,
+    Outcome, PathError, PendingChallenge, Reason, Reply, Step, misconfigured_reply,
 };
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -379,10 +379,13 @@ impl HttpContext for Http {
             Err(()) => HostSale::Malformed,
         };
         // Envoy's downstream remote address (behind a proxy: what `xff_num_trusted_hops` or
-        // `original_ip_detection_extensions` made of it), never a header the client wrote.
-        let client = hostcalls::get_property(vec!["source", "address"])
-            .ok()
-            .flatten();
+        // `original_ip_detection_extensions` made of it), never a header the client wrote;
+        // a host call, so core asks for it only when a decision needs it.
+        let client = || {
+            hostcalls::get_property(vec!["source", "address"])
+                .ok()
+                .flatten()
+        };
         let request = EdgeRequest {
             method: std::str::from_utf8(pseudo(":method")).unwrap_or_default(),
             target: pseudo(":path"),
@@ -390,7 +393,7 @@ impl HttpContext for Http {
             body_follows: !end_of_stream,
             sale,
             now_ms: now_ms(),
-            client_address: client.as_deref(),
+            client_address: ClientAddress::OnDemand(&client),
         };
         let grpc = request.grpc();
         let step = match shared.state.try_borrow_mut() {

@@ -6,7 +6,8 @@ use std::rc::Rc;
 
 use futures_util::future::{Either, select};
 use l402_core::{
-    EdgeRequest, EdgeState, Forward, HostFailure, HostSale, HttpResponse, Step, misconfigured_reply,
+    ClientAddress, EdgeRequest, EdgeState, Forward, HostFailure, HostSale, HttpResponse, Step,
+    misconfigured_reply,
 };
 use worker::{
     Context, Date, Delay, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect,
@@ -108,10 +109,12 @@ async fn handle(req: Request, env: &Env, isolate: &Isolate) -> worker::Result<Re
         sale: HostSale::NotAttached,
         now_ms: Some(Date::now().as_millis()).filter(|ms| *ms > 0),
         // Cloudflare sets it from the connection and replaces any value a client sent.
-        client_address: pairs
-            .iter()
-            .find(|(n, _)| *n == "cf-connecting-ip")
-            .map(|(_, v)| *v),
+        client_address: ClientAddress::Known(
+            pairs
+                .iter()
+                .find(|(n, _)| *n == "cf-connecting-ip")
+                .map(|(_, v)| *v),
+        ),
     };
     let grpc = request.grpc();
     let mut step = match isolate.state.try_borrow_mut() {

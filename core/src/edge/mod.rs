@@ -34,7 +34,7 @@ use crate::context::{EdgeContext, sign_context};
 use crate::credential::{CREDENTIAL_HEADERS, Credentials};
 use crate::ids::TokenId;
 use crate::path::{PathError, canonicalize};
-use crate::reason::Reason;
+use crate::reason::{Reason, Rejection};
 use crate::service::{ServiceName, parse_capabilities};
 use crate::verify::{Authorized, DenyList, Request, VerifiedCache};
 
@@ -158,9 +158,32 @@ pub struct EdgeRequest<'a> {
     /// Unix milliseconds; `None` when the host clock failed.
     pub now_ms: Option<u64>,
     /// The client's address as the host reports it (Envoy: the downstream remote address;
-    /// Cloudflare: `CF-Connecting-IP`), `None` when it has none. Read by
-    /// [`parse_client_address`]; never an `X-Forwarded-For` the client wrote.
-    pub client_address: Option<&'a [u8]>,
+    /// Cloudflare: `CF-Connecting-IP`). Read by [`parse_client_address`].
+    pub client_address: ClientAddress<'a>,
+}
+
+/// The client's address as the host can report it; never an `X-Forwarded-For` the client
+/// wrote.
+#[derive(Clone, Copy)]
+pub enum ClientAddress<'a> {
+    /// At hand already (a header the platform sets), or `None`: the host has none.
+    Known(Option<&'a [u8]>),
+    /// Costs the host a call (Envoy's `source.address` property): asked only when a decision
+    /// needs it, for a token bound to an address or a challenge to mint, so the paid path of an
+    /// unbound token pays nothing for it.
+    OnDemand(&'a dyn Fn() -> Option<Vec<u8>>),
+}
+
+impl core::fmt::Debug for ClientAddress<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ClientAddress::Known(a) => f
+                .debug_tuple("Known")
+                .field(&a.map(String::from_utf8_lossy))
+                .finish(),
+            ClientAddress::OnDemand(_) => f.write_str("OnDemand"),
+        }
+    }
 }
 
 impl EdgeRequest<'_> {
@@ -249,7 +272,19 @@ struct Resume {
     method: String,
     path: String,
     client_ip: Option<IpAddr>,
+    /// The host reports the address on demand and has not been asked yet.
+    client_ip_pending: bool,
     revoked: HashSet<TokenId>,
+}
+
+impl Resume {
+    /// Asks the host for the client address if it has not been asked yet.
+    fn resolve_client(&mut self, address: Option<&ClientAddress<'_>>) {
+        if let (true, Some(ClientAddress::OnDemand(ask))) = (self.client_ip_pending, address) {
+            self.client_ip = ask().as_deref().and_then(parse_client_address);
+            self.client_ip_pending = false;
+        }
+    }
 }
 
 /// What the host does next.
@@ -444,10 +479,14 @@ impl Edge {
             remove,
             method: req.method.to_owned(),
             path: target.into_path(),
-            client_ip: req.client_address.and_then(parse_client_address),
+            client_ip: match req.client_address {
+                ClientAddress::Known(a) => a.and_then(parse_client_address),
+                ClientAddress::OnDemand(_) => None,
+            },
+            client_ip_pending: matches!(req.client_address, ClientAddress::OnDemand(_)),
             revoked: HashSet::new(),
         };
-        self.judge(state, Box::new(resume))
+        self.judge(state, Box::new(resume), Some(&req.client_address))
     }
 
     fn has_body(&self, req: &EdgeRequest<'_>) -> bool {
@@ -474,9 +513,9 @@ impl Edge {
         })
     }
 
-    /// Verifies with everything known revoked so far.
-    #[allow(clippy::boxed_local)] // the box travels on into `RevocationCheck` as it is
-    fn judge(&self, state: &mut EdgeState, r: Box<Resume>) -> Step {
+    /// Verifies with the client address and the revocations known so far; `(decision, cache
+    /// hit)`.
+    fn verify(&self, state: &mut EdgeState, r: &Resume) -> (Result<Authorized, Rejection>, bool) {
         let request = Request {
             service: &r.service,
             capabilities: &r.capabilities,
@@ -490,10 +529,29 @@ impl Edge {
             &Revoked(&self.settings.deny_list, &r.revoked),
             &mut state.cache,
         );
-        let cache_hit = state.cache.stats().0 > before;
+        (decision, state.cache.stats().0 > before)
+    }
+
+    /// Verifies with everything known revoked so far. `address` is the host's, while the
+    /// request is at hand (`None` on resumption, when the address was settled before).
+    fn judge(
+        &self,
+        state: &mut EdgeState,
+        mut r: Box<Resume>,
+        address: Option<&ClientAddress<'_>>,
+    ) -> Step {
+        let (mut decision, mut cache_hit) = self.verify(state, &r);
+        // A token bound to an address, and the host reports it on demand: ask, judge again.
+        if r.client_ip_pending && matches!(&decision, Err(e) if e.reason == Reason::ClientIpUnknown)
+        {
+            r.resolve_client(address);
+            (decision, cache_hit) = self.verify(state, &r);
+        }
         match decision {
             Ok(authorized) => {
                 if self.external_revocation {
+                    // The resumed judgement has no host to ask.
+                    r.resolve_client(address);
                     Step::CheckRevoked(RevocationCheck {
                         token_id: *authorized.token_id(),
                         authorized,
@@ -520,6 +578,8 @@ impl Edge {
                         Outcome::RateLimited,
                     ));
                 }
+                // The invoice-service binds new tokens to it.
+                r.resolve_client(address);
                 Step::Challenge(ChallengeCall {
                     body: ChallengeRequest {
                         service: r.service.clone(),
@@ -578,7 +638,7 @@ impl Edge {
             Ok(false) => self.authorized(*r, check.authorized, check.cache_hit),
             Ok(true) => {
                 r.revoked.insert(check.token_id);
-                self.judge(state, r)
+                self.judge(state, r, None)
             }
         }
     }

@@ -64,7 +64,7 @@ fn request<'a>(
         body_follows: false,
         sale: HostSale::NotAttached,
         now_ms: Some(NOW_MS),
-        client_address: None,
+        client_address: ClientAddress::Known(None),
     }
 }
 
@@ -450,7 +450,7 @@ fn a_token_bound_to_a_client_address_passes_from_it_only() {
         (None, Some(Reason::ClientIpUnknown)),
     ] {
         let mut req = request("GET", "/weather", h);
-        req.client_address = addr;
+        req.client_address = ClientAddress::Known(addr);
         // twice: the cached token is judged against each request's address too
         for _ in 0..2 {
             match (e.decide(&mut st, &req), want) {
@@ -468,5 +468,86 @@ fn a_token_bound_to_a_client_address_passes_from_it_only() {
                 (other, _) => panic!("{addr:?}: {other:?}"),
             }
         }
+    }
+}
+
+#[test]
+fn an_on_demand_client_address_is_asked_only_when_a_decision_needs_it() {
+    let e = edge();
+    let mut st = e.new_state();
+    let asked = std::cell::Cell::new(0);
+    let host = || {
+        asked.set(asked.get() + 1);
+        Some(b"198.51.100.9:4242".to_vec())
+    };
+    // an unbound token: authorized without asking
+    let plain = credential("weather", &["read"], 41);
+    let h: &[(&str, &[u8])] = &[("authorization", plain.as_bytes())];
+    let mut req = request("GET", "/weather", h);
+    req.client_address = ClientAddress::OnDemand(&host);
+    for _ in 0..3 {
+        assert!(matches!(e.decide(&mut st, &req), Step::Forward(_)));
+    }
+    assert_eq!(asked.get(), 0);
+    // a bound token: asked once per request, judged against the answer
+    let keyring: crate::Keyring = KEYS.parse().unwrap();
+    let p = Preimage::from_bytes([42; 32]);
+    let entry = ServiceEntry {
+        name: "weather".parse().unwrap(),
+        tier: 0,
+        capabilities: vec!["read".into()],
+        lifetime_secs: Some(3600),
+    };
+    let bound = |ip: &str| {
+        let t = crate::mint::mint_bound(
+            &keyring,
+            p.payment_hash(),
+            [42; 28],
+            &entry,
+            NOW_MS / 1000 - 10,
+            Some((
+                ip.parse().unwrap(),
+                crate::client_ip::BindingWidth::default(),
+            )),
+        )
+        .unwrap();
+        format!("L402 {}:{}", t.macaroon_b64, p.expose_hex())
+    };
+    let here = bound("198.51.100.9");
+    let h: &[(&str, &[u8])] = &[("authorization", here.as_bytes())];
+    let mut req = request("GET", "/weather", h);
+    req.client_address = ClientAddress::OnDemand(&host);
+    assert!(matches!(e.decide(&mut st, &req), Step::Forward(_)));
+    assert_eq!(asked.get(), 1);
+    let elsewhere = bound("198.51.100.10");
+    let h: &[(&str, &[u8])] = &[("authorization", elsewhere.as_bytes())];
+    let mut req = request("GET", "/weather", h);
+    req.client_address = ClientAddress::OnDemand(&host);
+    match e.decide(&mut st, &req) {
+        Step::Challenge(c) => {
+            assert_eq!(c.pending.reason(), Reason::ClientIpMismatch);
+            let body: ChallengeRequest = serde_json::from_slice(&c.body).unwrap();
+            assert_eq!(body.client_ip.as_deref(), Some("198.51.100.9"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        asked.get(),
+        2,
+        "asked once for that request, reused for the challenge"
+    );
+    // no credential: asked for the challenge
+    let mut req = request("GET", "/weather", &[]);
+    req.client_address = ClientAddress::OnDemand(&host);
+    assert!(matches!(e.decide(&mut st, &req), Step::Challenge(_)));
+    assert_eq!(asked.get(), 3);
+    // a host that cannot tell: a bound token fails closed
+    let none = || None;
+    let h: &[(&str, &[u8])] = &[("authorization", here.as_bytes())];
+    let mut req = request("GET", "/weather", h);
+    req.client_address = ClientAddress::OnDemand(&none);
+    match e.decide(&mut st, &req) {
+        Step::Challenge(c) => assert_eq!(c.pending.reason(), Reason::ClientIpUnknown),
+        other => panic!("{other:?}"),
     }
 }

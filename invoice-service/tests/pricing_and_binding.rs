@@ -140,6 +140,16 @@ fn hrp_amount(invoice: &str) -> &str {
     &rest[..rest.rfind('1').unwrap()]
 }
 
+/// The service's `/metrics` page.
+async fn metrics_page(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 fn ask(service: &str, path: &str) -> Value {
     json!({"service": service, "reason": "missing_credential", "method": "GET", "path": path, "client_ip": "203.0.113.7"})
 }
@@ -202,12 +212,7 @@ async fn the_pricer_sets_the_terms_within_the_catalog() {
         );
         assert_eq!(retry.as_deref(), Some("9"));
     }
-    let metrics = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_page(&base).await;
     for line in [
         r#"l402_pricing_calls_total{outcome="ok",service="maps"} 2"#,
         r#"l402_pricing_calls_total{outcome="timeout",service="maps"} 1"#,
@@ -228,12 +233,7 @@ async fn the_pricer_sets_the_terms_within_the_catalog() {
     assert_eq!(r.state.pool().unwrap().depth("maps-strict"), 0);
     let (s, _, _) = challenge(&base, ask("weather", "/weather")).await;
     assert_eq!(s, 200);
-    let metrics = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_page(&base).await;
     assert!(
         metrics.contains(r#"l402_pool_hits_total{service="weather"} 1"#),
         "{metrics}"
@@ -283,12 +283,7 @@ on_error = "catalog"
     // once the slow call is over, the pricer is asked again
     let (_, c, _) = challenge(&base, ask("maps", "/maps/tile")).await;
     assert_eq!(hrp_amount(c["invoice"].as_str().unwrap()), "70n");
-    let metrics = reqwest::get(format!("{base}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_page(&base).await;
     assert!(
         metrics.contains(r#"l402_pricing_calls_total{outcome="busy",service="maps"} 1"#),
         "{metrics}"

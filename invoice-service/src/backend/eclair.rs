@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::config::common::{ConfigError, Env, require_url, required_section, secret};
+use crate::config::common::{ConfigError, Env, url_and_secret};
 
 use super::{
     BackendError, Built, InvoiceRequest, Kind, LightningBackend, NodeConfig, NodeInvoice, hex_hash,
@@ -95,12 +95,6 @@ pub const KIND: Kind = Kind {
 /// Eclair's API password (`eclair.api.password`; Eclair has no narrower one).
 pub const PASSWORD_ENV: &str = "L402_ECLAIR_PASSWORD";
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Section {
-    url: String,
-}
-
 /// `[backend.eclair]` and its password.
 #[derive(Clone)]
 pub struct EclairConfig {
@@ -117,11 +111,8 @@ impl std::fmt::Debug for EclairConfig {
 }
 
 fn parse(section: Option<toml::Value>, env: &dyn Env) -> Result<Arc<dyn NodeConfig>, ConfigError> {
-    let s: Section = required_section("eclair", section)?;
-    Ok(Arc::new(EclairConfig {
-        url: require_url("backend.eclair.url", &s.url)?,
-        password: secret(env, PASSWORD_ENV, "eclair")?,
-    }))
+    let (url, password) = url_and_secret("eclair", section, env, PASSWORD_ENV)?;
+    Ok(Arc::new(EclairConfig { url, password }))
 }
 
 impl NodeConfig for EclairConfig {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::config::common::{ConfigError, Env, require_url, required_section, secret};
+use crate::config::common::{ConfigError, Env, url_and_secret};
 
 use super::{
     BackendError, Built, InvoiceRequest, Kind, LightningBackend, NodeConfig, NodeInvoice, hex_hash,
@@ -98,12 +98,6 @@ pub const KIND: Kind = Kind {
 /// The wallet's invoice (read) key.
 pub const INVOICE_KEY_ENV: &str = "L402_LNBITS_INVOICE_KEY";
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Section {
-    url: String,
-}
-
 /// `[backend.lnbits]` and its key.
 #[derive(Clone)]
 pub struct LnbitsConfig {
@@ -120,11 +114,8 @@ impl std::fmt::Debug for LnbitsConfig {
 }
 
 fn parse(section: Option<toml::Value>, env: &dyn Env) -> Result<Arc<dyn NodeConfig>, ConfigError> {
-    let s: Section = required_section("lnbits", section)?;
-    Ok(Arc::new(LnbitsConfig {
-        url: require_url("backend.lnbits.url", &s.url)?,
-        invoice_key: secret(env, INVOICE_KEY_ENV, "lnbits")?,
-    }))
+    let (url, invoice_key) = url_and_secret("lnbits", section, env, INVOICE_KEY_ENV)?;
+    Ok(Arc::new(LnbitsConfig { url, invoice_key }))
 }
 
 impl NodeConfig for LnbitsConfig {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::config::common::{ConfigError, Env, require_url, required_section, secret};
+use crate::config::common::{ConfigError, Env, url_and_secret};
 
 use super::{
     BackendError, Built, InvoiceRequest, Kind, LightningBackend, NodeConfig, NodeInvoice, hex_hash,
@@ -91,12 +91,6 @@ pub const KIND: Kind = Kind {
 /// phoenixd's limited-access HTTP password (`http-password-limited-access`: invoices, no payments).
 pub const PASSWORD_ENV: &str = "L402_PHOENIXD_PASSWORD";
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Section {
-    url: String,
-}
-
 /// `[backend.phoenixd]` and its password.
 #[derive(Clone)]
 pub struct PhoenixdConfig {
@@ -113,11 +107,8 @@ impl std::fmt::Debug for PhoenixdConfig {
 }
 
 fn parse(section: Option<toml::Value>, env: &dyn Env) -> Result<Arc<dyn NodeConfig>, ConfigError> {
-    let s: Section = required_section("phoenixd", section)?;
-    Ok(Arc::new(PhoenixdConfig {
-        url: require_url("backend.phoenixd.url", &s.url)?,
-        password: secret(env, PASSWORD_ENV, "phoenixd")?,
-    }))
+    let (url, password) = url_and_secret("phoenixd", section, env, PASSWORD_ENV)?;
+    Ok(Arc::new(PhoenixdConfig { url, password }))
 }
 
 impl NodeConfig for PhoenixdConfig {

@@ -93,3 +93,26 @@ pub fn required_section<T: serde::de::DeserializeOwned>(
         )
     })
 }
+
+/// `[backend.<kind>]` with only `url = "…"`: the section of the nodes whose one secret comes
+/// from the environment (LNbits, phoenixd, Eclair).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UrlSection {
+    url: String,
+}
+
+/// `(url, secret)` of such a node: the section is required, the URL checked, the secret read
+/// from `var`.
+pub fn url_and_secret(
+    kind: &str,
+    value: Option<toml::Value>,
+    env: &dyn Env,
+    var: &str,
+) -> Result<(String, String), ConfigError> {
+    let s: UrlSection = required_section(kind, value)?;
+    Ok((
+        require_url(&format!("backend.{kind}.url"), &s.url)?,
+        secret(env, var, kind)?,
+    ))
+}

@@ -3,10 +3,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::challenge::{Challenge, ChallengeError};
+use crate::challenge::{Challenge, ChallengeError, Offer};
+use crate::payment::{PaymentChallenge, PaymentChallengeError};
 
 /// Path of the challenge endpoint.
 pub const CHALLENGES_PATH: &str = "/v1/challenges";
+/// Path of the spent-set endpoint: marks a Payment charge spent, once.
+pub const REDEEM_PATH: &str = "/v1/redeem";
 
 /// `POST /v1/challenges` body. Prices and capabilities live in the service's catalog: the
 /// edge names the service only.
@@ -40,6 +43,49 @@ pub struct ChallengeResponse {
     pub payment_hash: String,
     /// When the invoice expires, unix seconds.
     pub expires_at: u64,
+    /// The same invoice as a Payment-scheme charge challenge (PROTOCOL.md §11.1); absent from
+    /// services that predate the scheme.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment: Option<PaymentChallenge>,
+}
+
+/// `POST /v1/redeem` body: spend the charge with this payment hash, remembered until the
+/// challenge expires (after which no edge accepts it anyway).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedeemRequest {
+    /// Payment hash, 64 hex digits.
+    pub payment_hash: String,
+    /// Unix seconds.
+    pub expires_at: u64,
+}
+
+impl RedeemRequest {
+    /// The JSON body.
+    pub fn to_body(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// How a redeem call ended, read from the answer's status: 200 first use, 409 already spent,
+/// anything else (or no answer) a store failure, which the edge answers 503.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Redeemed {
+    /// This request spends the payment.
+    FirstUse,
+    /// An earlier request spent it.
+    AlreadySpent,
+}
+
+impl Redeemed {
+    /// Reads a redeem answer's status; `None`: the store failed (fail closed).
+    pub fn from_status(status: Option<u16>) -> Option<Redeemed> {
+        match status {
+            Some(200) => Some(Redeemed::FirstUse),
+            Some(409) => Some(Redeemed::AlreadySpent),
+            _ => None,
+        }
+    }
 }
 
 /// The stable codes of the service's error answers, with their HTTP status.
@@ -67,11 +113,15 @@ pub enum ApiErrorCode {
     AlreadyPaid,
     /// 410: dev pay of an expired invoice.
     InvoiceExpired,
+    /// 409: redeem of a payment already spent.
+    PaymentSpent,
+    /// 503: the spent-set store did not answer.
+    SpentSetUnavailable,
 }
 
 impl ApiErrorCode {
     /// Every code, for metrics that pre-register one series each.
-    pub const ALL: [ApiErrorCode; 11] = [
+    pub const ALL: [ApiErrorCode; 13] = [
         ApiErrorCode::InvalidRequest,
         ApiErrorCode::Unauthorized,
         ApiErrorCode::UnknownService,
@@ -83,6 +133,8 @@ impl ApiErrorCode {
         ApiErrorCode::UnknownInvoice,
         ApiErrorCode::AlreadyPaid,
         ApiErrorCode::InvoiceExpired,
+        ApiErrorCode::PaymentSpent,
+        ApiErrorCode::SpentSetUnavailable,
     ];
 
     /// The stable snake_case name (`error` in the body, a metric label).
@@ -99,6 +151,8 @@ impl ApiErrorCode {
             ApiErrorCode::UnknownInvoice => "unknown_invoice",
             ApiErrorCode::AlreadyPaid => "already_paid",
             ApiErrorCode::InvoiceExpired => "invoice_expired",
+            ApiErrorCode::PaymentSpent => "payment_spent",
+            ApiErrorCode::SpentSetUnavailable => "spent_set_unavailable",
         }
     }
 
@@ -110,10 +164,12 @@ impl ApiErrorCode {
             ApiErrorCode::UnknownService
             | ApiErrorCode::NotFound
             | ApiErrorCode::UnknownInvoice => 404,
-            ApiErrorCode::AlreadyPaid => 409,
+            ApiErrorCode::AlreadyPaid | ApiErrorCode::PaymentSpent => 409,
             ApiErrorCode::InvoiceExpired => 410,
             ApiErrorCode::InternalError => 500,
-            ApiErrorCode::BackendUnavailable | ApiErrorCode::PricingUnavailable => 503,
+            ApiErrorCode::BackendUnavailable
+            | ApiErrorCode::PricingUnavailable
+            | ApiErrorCode::SpentSetUnavailable => 503,
         }
     }
 }
@@ -137,6 +193,9 @@ pub enum ChallengeResponseError {
     /// The fields would make a broken or unsafe challenge.
     #[error(transparent)]
     Challenge(#[from] ChallengeError),
+    /// The Payment form would make a broken or unsafe header.
+    #[error(transparent)]
+    Payment(#[from] PaymentChallengeError),
 }
 
 impl ChallengeRequest {
@@ -147,11 +206,19 @@ impl ChallengeRequest {
 }
 
 impl ChallengeResponse {
-    /// Parses and validates an answer body into a challenge to render.
-    pub fn parse_challenge(body: &[u8]) -> Result<Challenge, ChallengeResponseError> {
+    /// Parses and validates an answer body into the offer to render: the L402 challenge and,
+    /// from services that issue it, the Payment one.
+    pub fn parse_challenge(body: &[u8]) -> Result<Offer, ChallengeResponseError> {
         let r: ChallengeResponse = serde_json::from_slice(body)
             .map_err(|e| ChallengeResponseError::Json(e.to_string()))?;
-        Ok(Challenge::new(&r.macaroon, &r.invoice)?)
+        let l402 = Challenge::new(&r.macaroon, &r.invoice)?;
+        if let Some(p) = &r.payment {
+            p.check()?;
+        }
+        Ok(Offer {
+            l402,
+            payment: r.payment,
+        })
     }
 }
 
@@ -194,7 +261,11 @@ mod tests {
         let body =
             br#"{"macaroon":"AgEE","invoice":"lnbcrt10u1pqqq","payment_hash":"00","expires_at":1}"#;
         let c = ChallengeResponse::parse_challenge(body).unwrap();
-        assert_eq!((c.macaroon(), c.invoice()), ("AgEE", "lnbcrt10u1pqqq"));
+        assert_eq!(
+            (c.l402.macaroon(), c.l402.invoice()),
+            ("AgEE", "lnbcrt10u1pqqq")
+        );
+        assert!(c.payment.is_none());
         assert!(ChallengeResponse::parse_challenge(b"{}").is_err());
         assert!(ChallengeResponse::parse_challenge(b"<html>").is_err());
         let bad =

@@ -2,6 +2,7 @@
 //! challenge in the exact form clients parse with regexes, 401, the gRPC variants, and 503.
 //! One function, [`render`], maps a decision to status, headers and body.
 
+use crate::payment::{PROBLEM_BASE, PaymentChallenge, Schemes, problem};
 use crate::reason::Reason;
 
 /// Seconds a client should wait after a 503, unless configured otherwise.
@@ -94,6 +95,16 @@ impl Challenge {
     }
 }
 
+/// Everything one invoice can be sold as: the L402 challenge and, when the invoice-service
+/// issued it, the same invoice as a Payment charge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Offer {
+    /// Macaroon and invoice.
+    pub l402: Challenge,
+    /// The Payment-scheme challenge for the same invoice.
+    pub payment: Option<PaymentChallenge>,
+}
+
 /// How the L402 challenge names the macaroon (PROTOCOL.md, "Challenge forms").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ChallengeForm {
@@ -164,8 +175,10 @@ impl InvalidPolicy {
 pub enum Denial<'a> {
     /// 402 with a challenge; `reason` is `missing_credential` or why the credential failed.
     PaymentRequired {
-        /// The challenge to offer.
-        challenge: &'a Challenge,
+        /// The challenges to offer.
+        offer: &'a Offer,
+        /// Which of them the route sells (and the client accepts).
+        schemes: Schemes,
         /// How the L402 value names the macaroon.
         form: ChallengeForm,
         /// Why.
@@ -252,16 +265,25 @@ pub fn is_grpc(content_type: Option<&str>) -> bool {
 
 /// Maps a denial to the response. `grpc` selects gRPC's shape: HTTP 200, `grpc-status`.
 pub fn render(denial: &Denial<'_>, grpc: bool) -> HttpResponse {
-    let mut headers: Vec<(&'static str, String)> = Vec::with_capacity(6);
+    let mut headers: Vec<(&'static str, String)> = Vec::with_capacity(7);
+    // A 402 that offers Payment answers with the draft's problem details.
+    let mut problem_reason = None;
     let (status, grpc_code, grpc_message, code) = match denial {
         Denial::PaymentRequired {
-            challenge,
+            offer,
+            schemes,
             form,
             reason,
         } => {
-            let [l402, lsat] = challenge.www_authenticate(*form);
-            headers.push(("www-authenticate", l402));
-            headers.push(("www-authenticate", lsat));
+            if schemes.l402 {
+                let [l402, lsat] = offer.l402.www_authenticate(*form);
+                headers.push(("www-authenticate", l402));
+                headers.push(("www-authenticate", lsat));
+            }
+            if let (true, Some(p)) = (schemes.payment, &offer.payment) {
+                headers.push(("www-authenticate", p.www_authenticate()));
+                problem_reason = Some(*reason);
+            }
             (402, GrpcCode::Internal, "payment required", reason.as_str())
         }
         Denial::Unauthorized { reason } => (
@@ -308,12 +330,24 @@ pub fn render(denial: &Denial<'_>, grpc: bool) -> HttpResponse {
             }),
         };
     }
-    headers.push(("content-type", "application/json".to_owned()));
+    // Codes, problem types and titles are fixed ASCII: nothing to escape.
+    let body = match problem_reason {
+        Some(reason) => {
+            let (kind, title) = problem(reason);
+            headers.push(("content-type", "application/problem+json".to_owned()));
+            format!(
+                "{{\"type\":\"{PROBLEM_BASE}{kind}\",\"title\":\"{title}\",\"status\":402,\"detail\":\"{code}\",\"error\":\"{code}\"}}"
+            )
+        }
+        None => {
+            headers.push(("content-type", "application/json".to_owned()));
+            format!("{{\"error\":\"{code}\"}}")
+        }
+    };
     HttpResponse {
         status,
         headers,
-        // Codes are fixed snake_case ASCII: nothing to escape.
-        body: format!("{{\"error\":\"{code}\"}}"),
+        body,
         grpc: None,
     }
 }
@@ -336,10 +370,14 @@ mod tests {
 
     #[test]
     fn challenge_headers_are_exact() {
-        let c = Challenge::new("AgEEbHNhdA==", INV).unwrap();
+        let c = Offer {
+            l402: Challenge::new("AgEEbHNhdA==", INV).unwrap(),
+            payment: None,
+        };
         let r = render(
             &Denial::PaymentRequired {
-                challenge: &c,
+                offer: &c,
+                schemes: Schemes::BOTH,
                 form: ChallengeForm::Macaroon,
                 reason: Reason::MissingCredential,
             },
@@ -384,10 +422,14 @@ mod tests {
 
     #[test]
     fn grpc_gets_200_with_status_13_and_the_challenge() {
-        let c = Challenge::new("AgEE", INV).unwrap();
+        let c = Offer {
+            l402: Challenge::new("AgEE", INV).unwrap(),
+            payment: None,
+        };
         let r = render(
             &Denial::PaymentRequired {
-                challenge: &c,
+                offer: &c,
+                schemes: Schemes::BOTH,
                 form: ChallengeForm::Macaroon,
                 reason: Reason::TokenExpired,
             },

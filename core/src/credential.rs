@@ -14,6 +14,7 @@ use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
 use crate::ids::Preimage;
+use crate::payment::PaymentCredential;
 use crate::reason::{Reason, Rejection};
 
 /// Most bytes of credential headers one request may carry, over all values. A 3-caveat
@@ -123,6 +124,8 @@ impl core::fmt::Debug for Candidate {
 #[derive(Debug, Default)]
 pub struct Credentials {
     pub(crate) items: Vec<Result<Candidate, Rejection>>,
+    /// The first `Authorization: Payment` credential, decoded or refused.
+    payment: Option<Result<PaymentCredential, Rejection>>,
     bytes: usize,
     macaroons: usize,
     too_large: bool,
@@ -219,7 +222,21 @@ impl Credentials {
 
     /// Whether the request carried anything credential-like (even malformed).
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty() && !self.too_large
+        self.items.is_empty() && self.payment.is_none() && !self.too_large
+    }
+
+    /// Whether the request carried an L402 (or LSAT, or macaroon-header) credential, even
+    /// malformed.
+    pub fn has_l402(&self) -> bool {
+        !self.items.is_empty()
+    }
+
+    /// The first Payment credential: decoded, or why not. Over a size cap: refused as such.
+    pub fn payment(&self) -> Option<Result<&PaymentCredential, Rejection>> {
+        if self.too_large {
+            return Some(Err(TOO_LARGE));
+        }
+        self.payment.as_ref().map(|p| p.as_ref().map_err(|r| *r))
     }
 
     /// The decoded candidates, in order.
@@ -253,6 +270,12 @@ impl Credentials {
                 Some(Source::L402)
             } else if scheme.eq_ignore_ascii_case("LSAT") {
                 Some(Source::Lsat)
+            } else if scheme.eq_ignore_ascii_case("Payment") {
+                // One base64url token, no commas: the first Payment credential counts.
+                if self.payment.is_none() {
+                    self.payment = Some(PaymentCredential::parse(trim_ows(first)));
+                }
+                continue;
             } else {
                 None // Another scheme (Bearer, Basic): not ours; skip its pieces too.
             };

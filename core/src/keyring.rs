@@ -194,6 +194,33 @@ impl Keyring {
     }
 }
 
+/// The key a Payment challenge id is bound with: `HMAC-SHA256(secret[key_id],
+/// "l402-edge/payment-challenge/v1")`, distinct from every root key.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct ChallengeKey([u8; 32]);
+
+impl ChallengeKey {
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ChallengeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ChallengeKey(<redacted>)")
+    }
+}
+
+impl Keyring {
+    /// The Payment challenge key of `id` (PROTOCOL.md §11.1); `None` if the id is not here.
+    pub fn challenge_key(&self, id: KeyId) -> Option<ChallengeKey> {
+        let entry = self.find(id)?;
+        let mut mac = entry.keyed.clone();
+        mac.update(crate::payment::CHALLENGE_KEY_LABEL);
+        Some(ChallengeKey(mac.finalize().into_bytes().into()))
+    }
+}
+
 impl FromStr for Keyring {
     type Err = KeyringError;
 

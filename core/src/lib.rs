@@ -35,6 +35,7 @@ mod ids;
 mod keyring;
 mod mint;
 mod path;
+mod payment;
 mod reason;
 mod routes;
 mod service;
@@ -42,12 +43,12 @@ mod verify;
 
 pub use api::{
     ApiErrorCode, CHALLENGES_PATH, ChallengeRequest, ChallengeResponse, ChallengeResponseError,
-    ErrorBody,
+    ErrorBody, REDEEM_PATH, RedeemRequest, Redeemed,
 };
 pub use challenge::{
     Challenge, ChallengeError, ChallengeForm, DEFAULT_RETRY_AFTER_SECS, Denial, GrpcCode,
-    GrpcStatus, HEADER_SERVICE, HEADER_TOKEN_ID, HttpResponse, InvalidPolicy, UNAVAILABLE_CODE,
-    UnknownPolicy, is_grpc, render,
+    GrpcStatus, HEADER_SERVICE, HEADER_TOKEN_ID, HttpResponse, InvalidPolicy, Offer,
+    UNAVAILABLE_CODE, UnknownPolicy, is_grpc, render,
 };
 pub use client_ip::{BindingWidth, BindingWidthError, parse_client_address};
 pub use context::{
@@ -61,17 +62,18 @@ pub use credential::{
 pub use edge::{
     ChallengeCall, ChallengeLimiter, ChallengeRate, ClientAddress, DEFAULT_CACHE_SIZE,
     DEFAULT_CHALLENGE_BURST, DEFAULT_CHALLENGES_PER_SECOND, DEFAULT_TIMEOUT_MS, Edge, EdgeOptions,
-    EdgeRequest, EdgeSettings, EdgeState, Forward, HostFailure, HostSale, MAX_CACHE_SIZE,
-    MIN_EDGE_TOKEN_LEN, NonCanonicalPath, Outcome, PendingChallenge, Problem, RATE_LIMITED_CODE,
-    RESERVED_HEADER_PREFIX, Reply, RevocationCheck, Setting, SettingsError, Step, check_edge_token,
-    misconfigured_reply,
+    EdgeRequest, EdgeSettings, EdgeState, Forward, HEADER_PAYMENT_HASH, HostFailure, HostSale,
+    MAX_CACHE_SIZE, MIN_EDGE_TOKEN_LEN, NonCanonicalPath, Outcome, PendingChallenge, Problem,
+    RATE_LIMITED_CODE, RESERVED_HEADER_PREFIX, RedeemCall, Reply, RevocationCheck, Setting,
+    SettingsError, Step, check_edge_token, misconfigured_reply,
 };
 pub use ids::{
     IDENTIFIER_LEN, IDENTIFIER_VERSION, Identifier, IdentifierError, KeyId, PaymentHash, Preimage,
     TOKEN_ID_RANDOM_LEN, TokenId,
 };
 pub use keyring::{
-    Keyring, KeyringError, MAX_KEYS, MasterSecret, ROOT_KEY_LABEL, RootKey, format_keyring_entry,
+    ChallengeKey, Keyring, KeyringError, MAX_KEYS, MasterSecret, ROOT_KEY_LABEL, RootKey,
+    format_keyring_entry,
 };
 pub use mint::{
     Inspected, LOCATION, MintError, MintedToken, aperture_caveats, attenuate, inspect, mint,
@@ -82,6 +84,12 @@ pub use mint::{
 #[cfg(any(test, feature = "test-support"))]
 pub use mint::{mint_with_caveats, sign};
 pub use path::{CanonicalTarget, PathError, canonicalize, under_prefix};
+pub use payment::{
+    CHALLENGE_KEY_LABEL, Charge, ChargeTerms, PAYMENT_CURRENCY, PAYMENT_INTENT, PAYMENT_METHOD,
+    PROBLEM_BASE, PaymentChallenge, PaymentChallengeError, PaymentCredential, RECEIPT_HEADER,
+    Schemes, UnknownScheme, b64url_decode, b64url_encode, challenge_id, issue_charge, problem,
+    refuses_lightning_charge, rfc3339,
+};
 pub use reason::{Reason, Rejection};
 pub use routes::{Route, Routes, RoutesError};
 pub use service::{

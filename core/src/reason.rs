@@ -5,7 +5,7 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 #[non_exhaustive]
 pub enum Reason {
-    /// No L402/LSAT credential in the request.
+    /// No credential of a scheme the route sells in the request.
     #[error("missing_credential")]
     MissingCredential,
     /// The credential could not be parsed (scheme, base64, hex, macaroon encoding, identifier).
@@ -47,11 +47,21 @@ pub enum Reason {
     /// The token is bound to a client address and the edge does not know the request's.
     #[error("client_ip_unknown")]
     ClientIpUnknown,
+    /// A Payment credential echoes a challenge this edge did not issue (its id does not bind
+    /// its parameters), or not a lightning charge.
+    #[error("challenge_invalid")]
+    ChallengeInvalid,
+    /// A Payment credential's challenge has expired.
+    #[error("challenge_expired")]
+    ChallengeExpired,
+    /// A Payment credential whose payment was already spent (a charge serves one request).
+    #[error("payment_spent")]
+    PaymentSpent,
 }
 
 impl Reason {
     /// Every reason, for metrics that pre-register one counter each.
-    pub const ALL: [Reason; 14] = [
+    pub const ALL: [Reason; 17] = [
         Reason::MissingCredential,
         Reason::MalformedCredential,
         Reason::CredentialTooLarge,
@@ -66,6 +76,9 @@ impl Reason {
         Reason::UnsupportedCaveat,
         Reason::ClientIpMismatch,
         Reason::ClientIpUnknown,
+        Reason::ChallengeInvalid,
+        Reason::ChallengeExpired,
+        Reason::PaymentSpent,
     ];
 
     /// The stable snake_case name.
@@ -85,6 +98,9 @@ impl Reason {
             Reason::UnsupportedCaveat => "unsupported_caveat",
             Reason::ClientIpMismatch => "client_ip_mismatch",
             Reason::ClientIpUnknown => "client_ip_unknown",
+            Reason::ChallengeInvalid => "challenge_invalid",
+            Reason::ChallengeExpired => "challenge_expired",
+            Reason::PaymentSpent => "payment_spent",
         }
     }
 

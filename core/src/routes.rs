@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::payment::{Schemes, UnknownScheme};
 use crate::service::{CapabilityError, ServiceName, ServiceNameError, parse_capabilities};
 
 /// One sold route: requests whose path starts with `path` buy `service`.
@@ -21,6 +22,9 @@ pub struct Route {
     /// Required capabilities, comma-separated.
     #[serde(default)]
     pub capabilities: String,
+    /// Schemes sold (`l402`, `payment`, or both, comma-separated); empty: the edge's default.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub schemes: String,
 }
 
 /// Why a route table was refused; `index` is the route's position.
@@ -57,6 +61,14 @@ pub enum RoutesError {
         /// Why it is refused.
         error: CapabilityError,
     },
+    /// A scheme list naming something else than `l402` and `payment`.
+    #[error("route {index}: schemes: {error}")]
+    Schemes {
+        /// Position.
+        index: usize,
+        /// Why it is refused.
+        error: UnknownScheme,
+    },
 }
 
 /// Routes in order; the first prefix match wins.
@@ -86,6 +98,11 @@ impl Routes {
             })?;
             parse_capabilities(&r.capabilities)
                 .map_err(|error| RoutesError::Capabilities { index, error })?;
+            if !r.schemes.is_empty() {
+                r.schemes
+                    .parse::<Schemes>()
+                    .map_err(|error| RoutesError::Schemes { index, error })?;
+            }
         }
         Ok(Routes(routes))
     }
@@ -147,5 +164,11 @@ mod tests {
             Err(RoutesError::Json(_))
         ));
         assert!(Routes::from_json("[]").unwrap().is_empty());
+        assert!(matches!(
+            Routes::from_json(r#"[{"path":"/w","service":"w","schemes":"x402"}]"#),
+            Err(RoutesError::Schemes { index: 0, .. })
+        ));
+        let r = Routes::from_json(r#"[{"path":"/w","service":"w","schemes":"payment"}]"#).unwrap();
+        assert_eq!(r.route_for("/w").unwrap().schemes, "payment");
     }
 }

@@ -287,6 +287,22 @@ impl Verifier {
         &self.keyring
     }
 
+    /// Judges a Payment credential for a request (PROTOCOL.md §11.2): stateless, so the host
+    /// still has to spend the [`crate::Charge`] once before forwarding.
+    pub fn verify_payment(
+        &self,
+        credential: &crate::PaymentCredential,
+        request: &Request<'_>,
+    ) -> Result<crate::Charge, Rejection> {
+        crate::payment::verify_payment(
+            &self.keyring,
+            credential,
+            request.service,
+            request.capabilities,
+            request.now,
+        )
+    }
+
     /// Judges a request's credentials: the first candidate that authorizes wins; if none
     /// does, the rejection of the first one (in header order) is returned.
     pub fn verify(

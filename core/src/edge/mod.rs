@@ -11,6 +11,7 @@
 //!  EdgeRequest ─► decide ─┬─► Forward { remove, set }                 (host forwards)
 //!                         ├─► Challenge { body } ─► challenge_answered ─► Reply
 //!                         ├─► CheckRevoked { token_id } ─► resume ─► Step
+//!                         ├─► Redeem { payment_hash } ─► redeemed ─► Step   (Payment scheme)
 //!                         └─► Reply { 400 / 401 / 402 / 503 }
 //! ```
 
@@ -27,16 +28,20 @@ pub use settings::{
     NonCanonicalPath, Problem, Setting, SettingsError, check_edge_token,
 };
 
-use crate::api::{ChallengeRequest, ChallengeResponse};
+use crate::api::{ChallengeRequest, ChallengeResponse, RedeemRequest, Redeemed};
 use crate::challenge::{DEFAULT_RETRY_AFTER_SECS, Denial, HttpResponse, is_grpc, render};
 use crate::client_ip::parse_client_address;
 use crate::context::{EdgeContext, sign_context};
 use crate::credential::{CREDENTIAL_HEADERS, Credentials};
 use crate::ids::TokenId;
 use crate::path::{PathError, canonicalize};
+use crate::payment::{Charge, RECEIPT_HEADER, Schemes, refuses_lightning_charge};
 use crate::reason::{Reason, Rejection};
 use crate::service::{ServiceName, parse_capabilities};
 use crate::verify::{Authorized, DenyList, Request, VerifiedCache};
+
+/// Header the edge adds upstream with the payment hash of a redeemed Payment charge.
+pub const HEADER_PAYMENT_HASH: &str = "x-l402-payment-hash";
 
 /// Every header whose name, lower-cased with `_` read as `-`, starts with this is the edge's
 /// alone: removed from every request before the edge sets its own.
@@ -51,6 +56,8 @@ pub enum HostSale<'a> {
         service: &'a str,
         /// Capabilities as configured.
         capabilities: &'a str,
+        /// Schemes as configured; empty: the edge's default.
+        schemes: &'a str,
     },
     /// Nothing attached: the route table decides.
     NotAttached,
@@ -83,11 +90,15 @@ pub enum HostFailure {
     /// The origin could not be reached (the Worker's fetch failed).
     #[error("origin_unreachable")]
     Origin,
+    /// The spent-set (the invoice-service's store, a Durable Object) did not answer: a
+    /// Payment charge cannot be spent, so it is not served.
+    #[error("spent_set_unavailable")]
+    SpentSet,
 }
 
 impl HostFailure {
     /// Every variant, for metrics.
-    pub const ALL: [HostFailure; 7] = [
+    pub const ALL: [HostFailure; 8] = [
         HostFailure::Clock,
         HostFailure::RouteMetadata,
         HostFailure::Revocation,
@@ -95,6 +106,7 @@ impl HostFailure {
         HostFailure::Configuration,
         HostFailure::State,
         HostFailure::Origin,
+        HostFailure::SpentSet,
     ];
 
     /// The stable name (body `error`, metric suffix).
@@ -107,6 +119,7 @@ impl HostFailure {
             HostFailure::Configuration => "edge_misconfigured",
             HostFailure::State => "edge_state_unavailable",
             HostFailure::Origin => "origin_unreachable",
+            HostFailure::SpentSet => "spent_set_unavailable",
         }
     }
 }
@@ -126,6 +139,8 @@ pub enum Outcome {
         /// Whether the verified-credential cache answered.
         cache_hit: bool,
     },
+    /// A Payment charge spent by this request: forwarded.
+    Redeemed,
     /// A credential refused (or missing); a challenge is being asked for.
     Rejected(Reason),
     /// A credential refused and 401 answered (policy `unauthorized`).
@@ -206,6 +221,8 @@ pub struct Forward {
     pub remove: Vec<String>,
     /// Headers to set (lower-case names), after removal.
     pub set: Vec<(String, String)>,
+    /// Headers to add to the origin's response (`payment-receipt`).
+    pub respond: Vec<(&'static str, String)>,
     /// For metrics.
     pub outcome: Outcome,
 }
@@ -241,6 +258,8 @@ impl ChallengeCall {
 pub struct PendingChallenge {
     reason: Reason,
     grpc: bool,
+    /// What the 402 offers: the route's schemes, less what the client refused.
+    offer: Schemes,
 }
 
 impl PendingChallenge {
@@ -266,6 +285,10 @@ struct Resume {
     credentials: Credentials,
     service: String,
     capabilities: String,
+    /// What the route sells.
+    schemes: Schemes,
+    /// The client's `Accept-Payment` refuses `lightning/charge`.
+    refuses_payment: bool,
     now_ms: u64,
     grpc: bool,
     remove: Vec<String>,
@@ -287,6 +310,18 @@ impl Resume {
     }
 }
 
+/// A verified Payment charge to spend once: `POST` [`crate::REDEEM_PATH`] with `body` to
+/// the invoice-service, or the Worker's Durable Object keyed by `payment_hash`, then hand the
+/// outcome to [`Edge::redeemed`].
+#[derive(Debug)]
+pub struct RedeemCall {
+    /// The JSON body for the invoice-service.
+    pub body: Vec<u8>,
+    /// The verified charge: its payment hash is the spent-set key, kept until `expires_at`.
+    pub charge: Charge,
+    resume: Box<Resume>,
+}
+
 /// What the host does next.
 #[derive(Debug)]
 pub enum Step {
@@ -296,6 +331,8 @@ pub enum Step {
     Challenge(ChallengeCall),
     /// Look a token id up in the revocation store.
     CheckRevoked(RevocationCheck),
+    /// Spend a Payment charge in the spent-set.
+    Redeem(RedeemCall),
     /// Answer the client.
     Reply(Reply),
 }
@@ -429,22 +466,34 @@ impl Edge {
             }
         }
         // 3. What the route sells: the host's router first, then the route table.
-        let (service, capabilities) = match req.sale {
+        let (service, capabilities, schemes) = match req.sale {
             HostSale::Malformed => {
                 return Step::Reply(self.fail(HostFailure::RouteMetadata, grpc));
             }
             HostSale::Attached {
                 service,
                 capabilities,
+                schemes,
             } => {
                 if ServiceName::new(service).is_err() || parse_capabilities(capabilities).is_err() {
                     return Step::Reply(self.fail(HostFailure::RouteMetadata, grpc));
                 }
-                (service, capabilities)
+                (service, capabilities, schemes)
             }
             HostSale::NotAttached => match self.settings.routes.route_for(target.path()) {
-                Some(r) => (r.service.as_str(), r.capabilities.as_str()),
+                Some(r) => (
+                    r.service.as_str(),
+                    r.capabilities.as_str(),
+                    r.schemes.as_str(),
+                ),
                 None => return self.forward(remove, Vec::new(), Outcome::Unsold),
+            },
+        };
+        let schemes = match schemes {
+            "" => self.settings.schemes,
+            s => match s.parse::<Schemes>() {
+                Ok(s) => s,
+                Err(_) => return Step::Reply(self.fail(HostFailure::RouteMetadata, grpc)),
             },
         };
         // 4. A preflight passes unpaid only when it is one.
@@ -474,6 +523,8 @@ impl Edge {
             credentials,
             service: service.to_owned(),
             capabilities: capabilities.to_owned(),
+            schemes,
+            refuses_payment: refuses_lightning_charge(header("accept-payment")),
             now_ms,
             grpc,
             remove,
@@ -509,6 +560,7 @@ impl Edge {
         Step::Forward(Forward {
             remove,
             set,
+            respond: Vec::new(),
             outcome,
         })
     }
@@ -540,6 +592,18 @@ impl Edge {
         mut r: Box<Resume>,
         address: Option<&ClientAddress<'_>>,
     ) -> Step {
+        // A Payment credential is judged as one where the route sells Payment, unless an L402
+        // credential sits beside it on a route that sells L402 too (L402 then decides).
+        let payment = r.schemes.payment
+            && r.credentials.payment().is_some()
+            && !(r.schemes.l402 && r.credentials.has_l402());
+        if payment {
+            return self.judge_payment(state, r, address);
+        }
+        if !r.schemes.l402 {
+            // Only Payment is sold and none was presented: L402 credentials count for nothing.
+            return self.reject(state, r, Reason::MissingCredential, address);
+        }
         let (mut decision, mut cache_hit) = self.verify(state, &r);
         // A token bound to an address, and the host reports it on demand: ask, judge again.
         if r.client_ip_pending && matches!(&decision, Err(e) if e.reason == Reason::ClientIpUnknown)
@@ -562,37 +626,138 @@ impl Edge {
                     self.authorized(*r, authorized, cache_hit)
                 }
             }
-            Err(rejection) => {
-                let reason = rejection.reason;
-                if !self.settings.on_invalid.wants_challenge(reason) {
-                    return self.reply(
-                        &Denial::Unauthorized { reason },
-                        r.grpc,
-                        Outcome::Unauthorized(reason),
-                    );
-                }
-                if !state.limiter.take(r.now_ms) {
-                    return Step::Reply(self.unavailable(
-                        RATE_LIMITED_CODE,
-                        r.grpc,
-                        Outcome::RateLimited,
-                    ));
-                }
-                // The invoice-service binds new tokens to it.
+            Err(rejection) => self.reject(state, r, rejection.reason, address),
+        }
+    }
+
+    /// A refused (or missing) credential: 401 under policy `unauthorized`, else a fresh
+    /// challenge within the bound.
+    fn reject(
+        &self,
+        state: &mut EdgeState,
+        mut r: Box<Resume>,
+        reason: Reason,
+        address: Option<&ClientAddress<'_>>,
+    ) -> Step {
+        if !self.settings.on_invalid.wants_challenge(reason) {
+            return self.reply(
+                &Denial::Unauthorized { reason },
+                r.grpc,
+                Outcome::Unauthorized(reason),
+            );
+        }
+        if !state.limiter.take(r.now_ms) {
+            return Step::Reply(self.unavailable(RATE_LIMITED_CODE, r.grpc, Outcome::RateLimited));
+        }
+        // The invoice-service binds new tokens to it.
+        r.resolve_client(address);
+        // A client that refuses lightning/charge gets L402 alone where L402 is sold too.
+        let offer = Schemes {
+            l402: r.schemes.l402,
+            payment: r.schemes.payment && !(r.refuses_payment && r.schemes.l402),
+        };
+        Step::Challenge(ChallengeCall {
+            body: ChallengeRequest {
+                service: r.service.clone(),
+                reason: Some(reason.as_str().to_owned()),
+                method: Some(r.method.clone()),
+                path: Some(r.path.clone()),
+                client_ip: r.client_ip.map(|ip| ip.to_string()),
+            }
+            .to_body(),
+            pending: PendingChallenge {
+                reason,
+                grpc: r.grpc,
+                offer,
+            },
+        })
+    }
+
+    /// The Payment scheme's stateless checks; a charge that passes them is spent next.
+    fn judge_payment(
+        &self,
+        state: &mut EdgeState,
+        mut r: Box<Resume>,
+        address: Option<&ClientAddress<'_>>,
+    ) -> Step {
+        let request = Request {
+            service: &r.service,
+            capabilities: &r.capabilities,
+            now: r.now_ms / 1000,
+            client_ip: None,
+        };
+        let decision = match r.credentials.payment() {
+            Some(Ok(credential)) => self.settings.verifier.verify_payment(credential, &request),
+            Some(Err(rejection)) => Err(rejection),
+            None => Err(crate::reason::Rejection::new(
+                Reason::MissingCredential,
+                "no Payment credential",
+            )),
+        };
+        match decision {
+            Ok(charge) => {
+                // Settled now: a spent charge is answered with a challenge after the store.
                 r.resolve_client(address);
-                Step::Challenge(ChallengeCall {
-                    body: ChallengeRequest {
-                        service: r.service.clone(),
-                        reason: Some(reason.as_str().to_owned()),
-                        method: Some(r.method.clone()),
-                        path: Some(r.path.clone()),
-                        client_ip: r.client_ip.map(|ip| ip.to_string()),
+                Step::Redeem(RedeemCall {
+                    body: RedeemRequest {
+                        payment_hash: charge.payment_hash.to_hex(),
+                        expires_at: charge.expires_at,
                     }
                     .to_body(),
-                    pending: PendingChallenge {
-                        reason,
-                        grpc: r.grpc,
-                    },
+                    charge,
+                    resume: r,
+                })
+            }
+            Err(rejection) => self.reject(state, r, rejection.reason, address),
+        }
+    }
+
+    /// Continues after the spent-set answered: `Ok(FirstUse)` forwards with a receipt,
+    /// `Ok(AlreadySpent)` answers a fresh challenge (`payment_spent`), `Err` is a 503: a
+    /// charge the store could not spend is never served.
+    pub fn redeemed(
+        &self,
+        state: &mut EdgeState,
+        call: RedeemCall,
+        outcome: Result<Redeemed, HostFailure>,
+    ) -> Step {
+        let r = call.resume;
+        match outcome {
+            Err(f) => Step::Reply(self.fail(f, r.grpc)),
+            Ok(Redeemed::AlreadySpent) => self.reject(state, r, Reason::PaymentSpent, None),
+            Ok(Redeemed::FirstUse) => {
+                let charge = call.charge;
+                let s = &self.settings;
+                let hash = charge.payment_hash.to_hex();
+                let mut set = vec![
+                    (s.service_header.clone(), charge.service.clone()),
+                    (HEADER_PAYMENT_HASH.to_owned(), hash.clone()),
+                ];
+                if let Some(key) = &s.context_key {
+                    let ctx = EdgeContext {
+                        token_id: hash,
+                        service: charge.service.clone(),
+                        capabilities: (!charge.capabilities.is_empty()).then(|| {
+                            charge
+                                .capabilities
+                                .split(',')
+                                .map(|c| c.trim().to_owned())
+                                .collect()
+                        }),
+                        token_expires_at: None,
+                        method: r.method,
+                        path: r.path,
+                    };
+                    match sign_context(key, &ctx, r.now_ms / 1000) {
+                        Ok(jws) => set.push((s.context_header.clone(), jws)),
+                        Err(_) => return Step::Reply(self.fail(HostFailure::State, r.grpc)),
+                    }
+                }
+                Step::Forward(Forward {
+                    remove: r.remove,
+                    set,
+                    respond: vec![(RECEIPT_HEADER, charge.receipt(r.now_ms / 1000))],
+                    outcome: Outcome::Redeemed,
                 })
             }
         }
@@ -674,11 +839,14 @@ impl Edge {
             (Some(200), Some(b)) => ChallengeResponse::parse_challenge(b).ok(),
             _ => None,
         };
+        // A route that sells Payment alone needs the service's Payment form.
+        let challenge = challenge.filter(|c| pending.offer.l402 || c.payment.is_some());
         match challenge {
             Some(c) => Reply {
                 response: render(
                     &Denial::PaymentRequired {
-                        challenge: &c,
+                        offer: &c,
+                        schemes: pending.offer,
                         form: self.settings.challenge_form,
                         reason: pending.reason,
                     },

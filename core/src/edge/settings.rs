@@ -10,6 +10,7 @@ use crate::challenge::{
 use crate::context::{ContextKey, HEADER_CONTEXT};
 use crate::ids::TokenId;
 use crate::keyring::Keyring;
+use crate::payment::Schemes;
 use crate::routes::Routes;
 use crate::verify::Verifier;
 
@@ -65,6 +66,8 @@ pub enum Setting {
     ChallengeBurst,
     /// How the L402 challenge names the macaroon.
     ChallengeForm,
+    /// Schemes sold on routes that do not say.
+    Schemes,
 }
 
 impl Setting {
@@ -88,6 +91,7 @@ impl Setting {
             Setting::ChallengesPerSecond => "challenges_per_second",
             Setting::ChallengeBurst => "challenge_burst",
             Setting::ChallengeForm => "challenge_form",
+            Setting::Schemes => "schemes",
         }
     }
 
@@ -111,6 +115,7 @@ impl Setting {
             Setting::ChallengesPerSecond => "CHALLENGES_PER_SECOND",
             Setting::ChallengeBurst => "CHALLENGE_BURST",
             Setting::ChallengeForm => "CHALLENGE_FORM",
+            Setting::Schemes => "SCHEMES",
         }
     }
 }
@@ -226,6 +231,8 @@ pub struct EdgeOptions {
     pub challenge_burst: Option<u64>,
     /// `macaroon`, `token` or `both`.
     pub challenge_form: Option<String>,
+    /// `l402`, `payment` or `l402,payment`.
+    pub schemes: Option<String>,
 }
 
 /// The validated settings.
@@ -263,6 +270,8 @@ pub struct EdgeSettings {
     pub challenge_rate: Option<ChallengeRate>,
     /// How the L402 challenge names the macaroon.
     pub challenge_form: ChallengeForm,
+    /// Schemes sold where the route does not say (default both).
+    pub schemes: Schemes,
 }
 
 /// The edge-token rule, shared with the invoice-service that checks the same tokens.
@@ -400,6 +409,12 @@ impl EdgeOptions {
                 .parse()
                 .or_else(|_| fail(S::ChallengeForm, Problem::OneOf("macaroon, token, both")))?,
         };
+        let schemes = match self.schemes.as_deref().map(str::trim) {
+            None | Some("") => Schemes::default(),
+            Some(v) => v
+                .parse()
+                .or_else(|_| fail(S::Schemes, Problem::OneOf("l402, payment, l402,payment")))?,
+        };
         let per_second = ranged(
             S::ChallengesPerSecond,
             self.challenges_per_second,
@@ -433,6 +448,7 @@ impl EdgeOptions {
                 per_second: narrow(S::ChallengesPerSecond, per_second)?,
                 burst: narrow(S::ChallengeBurst, burst)?,
             }),
+            schemes,
             challenge_form,
         })
     }

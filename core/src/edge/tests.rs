@@ -263,10 +263,17 @@ fn host_failures_fail_closed() {
         HostSale::Attached {
             service: "Bad_Name",
             capabilities: "",
+            schemes: "",
         },
         HostSale::Attached {
             service: "weather",
             capabilities: "a b",
+            schemes: "",
+        },
+        HostSale::Attached {
+            service: "weather",
+            capabilities: "",
+            schemes: "x402",
         },
     ] {
         let mut r = request("GET", "/free", &[]);
@@ -283,6 +290,7 @@ fn host_failures_fail_closed() {
     r.sale = HostSale::Attached {
         service: "maps",
         capabilities: "",
+        schemes: "",
     };
     assert!(matches!(e.decide(&mut st, &r), Step::Challenge(_)));
     let m = misconfigured_reply();
@@ -550,4 +558,239 @@ fn an_on_demand_client_address_is_asked_only_when_a_decision_needs_it() {
         Step::Challenge(c) => assert_eq!(c.pending.reason(), Reason::ClientIpUnknown),
         other => panic!("{other:?}"),
     }
+}
+
+/// A charge for `service` issued under the test keyring, and its credential header.
+fn payment_credential(
+    service: &str,
+    caps: &str,
+    salt: u8,
+    expires_at: u64,
+) -> (PaymentChallenge, String) {
+    let keyring: crate::Keyring = KEYS.parse().unwrap();
+    let p = Preimage::from_bytes([salt; 32]);
+    let c = crate::issue_charge(
+        &keyring,
+        &crate::ChargeTerms {
+            realm: "api.example.com",
+            service,
+            capabilities: caps,
+            amount_sat: 10,
+            invoice: "lnbcrt100n1pqqq",
+            payment_hash: &p.payment_hash(),
+            expires_at,
+            description: None,
+        },
+    )
+    .unwrap();
+    let json = serde_json::json!({"challenge": &c, "payload": {"preimage": p.expose_hex()}});
+    let header = format!(
+        "Payment {}",
+        crate::b64url_encode(json.to_string().as_bytes())
+    );
+    (c, header)
+}
+
+use crate::payment::PaymentChallenge;
+
+fn offer_body(payment: Option<&PaymentChallenge>) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "macaroon": "AgEE",
+        "invoice": "lnbcrt10u1pqqq",
+        "payment_hash": "00",
+        "expires_at": 1,
+        "payment": payment,
+    }))
+    .unwrap()
+}
+
+fn www_authenticate(r: &Reply) -> Vec<String> {
+    r.response
+        .headers
+        .iter()
+        .filter(|(n, _)| *n == "www-authenticate")
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+#[test]
+fn payment_credentials_are_checked_then_spent_once() {
+    let e = edge();
+    let mut st = e.new_state();
+    let (_, auth) = payment_credential("weather", "read", 5, NOW_MS / 1000 + 600);
+    let h: &[(&str, &[u8])] = &[
+        ("authorization", auth.as_bytes()),
+        ("x-l402-payment-hash", b"spoofed"),
+    ];
+    let redeem = |st: &mut EdgeState| match e.decide(st, &request("GET", "/weather/today", h)) {
+        Step::Redeem(call) => call,
+        other => panic!("expected a redeem, got {other:?}"),
+    };
+    let call = redeem(&mut st);
+    let body: serde_json::Value = serde_json::from_slice(&call.body).unwrap();
+    let hash = Preimage::from_bytes([5; 32]).payment_hash().to_hex();
+    assert_eq!(body["payment_hash"], hash.as_str());
+    assert_eq!(body["expires_at"], NOW_MS / 1000 + 600);
+    // First use: forwarded with the payment hash, the signed context and a receipt.
+    let f = forward(e.redeemed(&mut st, call, Ok(Redeemed::FirstUse)));
+    assert_eq!(f.outcome, Outcome::Redeemed);
+    assert!(f.remove.iter().any(|n| n == "authorization"));
+    assert!(f.remove.iter().any(|n| n == "x-l402-payment-hash"));
+    assert!(
+        f.set
+            .contains(&(HEADER_PAYMENT_HASH.to_owned(), hash.clone()))
+    );
+    assert!(
+        f.set
+            .contains(&("x-l402-service".to_owned(), "weather".to_owned()))
+    );
+    let key: ContextKey = CTX_KEY.parse().unwrap();
+    let jws = &f.set.iter().find(|(n, _)| n == "x-l402-context").unwrap().1;
+    let ctx = verify_context(&key, jws, "GET", "/weather/today", NOW_MS / 1000, 0).unwrap();
+    assert_eq!(
+        (ctx.token_id.as_str(), ctx.path.as_str()),
+        (hash.as_str(), "/weather/today")
+    );
+    let (name, receipt) = &f.respond[0];
+    assert_eq!(*name, "payment-receipt");
+    let receipt: serde_json::Value =
+        serde_json::from_slice(&crate::b64url_decode(receipt).unwrap()).unwrap();
+    assert_eq!(
+        (receipt["reference"].as_str(), receipt["status"].as_str()),
+        (Some(hash.as_str()), Some("success"))
+    );
+    // Already spent: a fresh challenge naming why.
+    let call = redeem(&mut st);
+    match e.redeemed(&mut st, call, Ok(Redeemed::AlreadySpent)) {
+        Step::Challenge(c) => {
+            assert_eq!(c.outcome(), Outcome::Rejected(Reason::PaymentSpent));
+            let body: serde_json::Value = serde_json::from_slice(&c.body).unwrap();
+            assert_eq!(body["reason"], "payment_spent");
+        }
+        other => panic!("expected a challenge, got {other:?}"),
+    }
+    // The store failed: 503, never a pass.
+    let call = redeem(&mut st);
+    let (status, body, outcome) = reply(e.redeemed(&mut st, call, Err(HostFailure::SpentSet)));
+    assert_eq!(
+        (status, body.as_str()),
+        (503, r#"{"error":"spent_set_unavailable"}"#)
+    );
+    assert_eq!(outcome, Outcome::HostFailure(HostFailure::SpentSet));
+}
+
+#[test]
+fn payment_refusals_are_challenged_before_any_store_call() {
+    let e = edge();
+    let mut st = e.new_state();
+    let now = NOW_MS / 1000;
+    let cases: Vec<(String, Reason)> = vec![
+        (
+            payment_credential("admin", "", 1, now + 60).1,
+            Reason::ServiceNotAllowed,
+        ),
+        (
+            payment_credential("weather", "", 1, now + 60).1,
+            Reason::CapabilityMissing,
+        ),
+        (
+            payment_credential("weather", "read", 1, now).1,
+            Reason::ChallengeExpired,
+        ),
+        ("Payment e30".to_owned(), Reason::MalformedCredential),
+    ];
+    for (auth, reason) in cases {
+        let h: &[(&str, &[u8])] = &[("authorization", auth.as_bytes())];
+        match e.decide(&mut st, &request("GET", "/weather", h)) {
+            Step::Challenge(c) => assert_eq!(c.outcome(), Outcome::Rejected(reason)),
+            other => panic!("{reason:?}: expected a challenge, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn schemes_decide_what_is_read_and_offered() {
+    let (payment, pay_auth) = payment_credential("weather", "read", 6, NOW_MS / 1000 + 600);
+    let l402_auth = credential("weather", &["read"], 6);
+    let offer = offer_body(Some(&payment));
+    let challenge = |e: &Edge, h: &[(&str, &[u8])]| -> (Reason, Reply) {
+        let mut st = e.new_state();
+        match e.decide(&mut st, &request("GET", "/weather", h)) {
+            Step::Challenge(c) => {
+                let reason = c.pending.reason();
+                (
+                    reason,
+                    e.challenge_answered(c.pending, Some(200), Some(&offer)),
+                )
+            }
+            other => panic!("expected a challenge, got {other:?}"),
+        }
+    };
+    // Both (the default): three challenges, the draft's problem body.
+    let both = edge();
+    let (reason, r) = challenge(&both, &[]);
+    assert_eq!(reason, Reason::MissingCredential);
+    let w = www_authenticate(&r);
+    assert_eq!(w.len(), 3);
+    assert!(
+        w[0].starts_with("L402 ") && w[1].starts_with("LSAT ") && w[2].starts_with("Payment id=")
+    );
+    assert!(
+        r.response
+            .headers
+            .contains(&("content-type", "application/problem+json".to_owned()))
+    );
+    let body: serde_json::Value = serde_json::from_str(&r.response.body).unwrap();
+    assert_eq!(
+        body["type"],
+        "https://paymentauth.org/problems/payment-required"
+    );
+    assert_eq!(
+        (body["status"].as_u64(), body["error"].as_str()),
+        (Some(402), Some("missing_credential"))
+    );
+    // A client that refuses lightning/charge gets L402 alone, and today's body.
+    let (_, r) = challenge(&both, &[("accept-payment", b"lightning/charge;q=0")]);
+    assert_eq!(www_authenticate(&r).len(), 2);
+    assert_eq!(r.response.body, r#"{"error":"missing_credential"}"#);
+    // L402 only: a Payment credential is not read, and only L402 is offered.
+    let l402 = edge_with(|o| o.schemes = Some("l402".into()), false);
+    let (reason, r) = challenge(&l402, &[("authorization", pay_auth.as_bytes())]);
+    assert_eq!(reason, Reason::MissingCredential);
+    assert_eq!(www_authenticate(&r).len(), 2);
+    // Payment only: an L402 token is not read, only Payment is offered, and an invoice-service
+    // without the Payment form cannot sell the route.
+    let pay = edge_with(|o| o.schemes = Some("payment".into()), false);
+    let (reason, r) = challenge(&pay, &[("authorization", l402_auth.as_bytes())]);
+    assert_eq!(reason, Reason::MissingCredential);
+    let w = www_authenticate(&r);
+    assert_eq!(w.len(), 1);
+    assert!(w[0].starts_with("Payment "));
+    let mut st = pay.new_state();
+    match pay.decide(&mut st, &request("GET", "/weather", &[])) {
+        Step::Challenge(c) => {
+            let r = pay.challenge_answered(c.pending, Some(200), Some(&offer_body(None)));
+            assert_eq!(
+                (r.response.status, r.outcome),
+                (503, Outcome::InvoiceServiceFailed)
+            );
+        }
+        other => panic!("expected a challenge, got {other:?}"),
+    }
+    // A route's own schemes beat the edge's default.
+    let routes =
+        r#"[{"path":"/weather","service":"weather","capabilities":"read","schemes":"l402"}]"#;
+    let per_route = edge_with(|o| o.routes = Some(routes.into()), false);
+    let (_, r) = challenge(&per_route, &[]);
+    assert_eq!(www_authenticate(&r).len(), 2);
+    // Both credentials on a route selling both: L402 decides.
+    let mut st = both.new_state();
+    let h: &[(&str, &[u8])] = &[
+        ("authorization", pay_auth.as_bytes()),
+        ("authorization", l402_auth.as_bytes()),
+    ];
+    assert!(matches!(
+        both.decide(&mut st, &request("GET", "/weather", h)),
+        Step::Forward(_)
+    ));
 }

@@ -1,5 +1,5 @@
-//! The HTTP API (PROTOCOL.md §6): `POST /v1/challenges` for the edges, health, readiness,
-//! metrics, and `POST /v1/dev/pay` when the backend is `dev`.
+//! The HTTP API (PROTOCOL.md §6): `POST /v1/challenges` and `POST /v1/redeem` for the edges,
+//! health, readiness, metrics, and `POST /v1/dev/pay` when the backend is `dev`.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -13,8 +13,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use l402_core::{
-    ApiErrorCode, CHALLENGES_PATH, ChallengeRequest, ChallengeResponse, ErrorBody, ServiceEntry,
-    mint_bound,
+    ApiErrorCode, CHALLENGES_PATH, ChallengeRequest, ChallengeResponse, ChargeTerms, ErrorBody,
+    PaymentHash, REDEEM_PATH, RedeemRequest, Redeemed, ServiceEntry, issue_charge, mint_bound,
 };
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -29,6 +29,7 @@ use crate::config::{Config, Service};
 use crate::metrics::{ChallengeResult, Metrics};
 use crate::pool::Pool;
 use crate::pricing::{OnPricingError, PriceQuery, Pricer, Quote, catalog_quote};
+use crate::spent::SpentSet;
 
 /// Path of the dev-only pay endpoint.
 pub const DEV_PAY_PATH: &str = "/v1/dev/pay";
@@ -41,6 +42,7 @@ pub struct AppState {
     pool: Option<Arc<Pool>>,
     pricers: Arc<HashMap<String, Pricer>>,
     dev: Option<Arc<DevBackend>>,
+    spent: Arc<dyn SpentSet>,
     metrics: Metrics,
     clock: Clock,
 }
@@ -131,12 +133,14 @@ impl AppState {
                 pricers.insert(s.entry.name.to_string(), Pricer::new(p.clone())?);
             }
         }
+        let spent = crate::spent::open(&cfg.spent_set)?;
         Ok(AppState {
             cfg: Arc::new(cfg),
             backend,
             pool,
             pricers: Arc::new(pricers),
             dev,
+            spent,
             metrics,
             clock,
         })
@@ -156,6 +160,7 @@ impl AppState {
     pub fn router(&self) -> Router {
         let mut r = Router::new()
             .route(CHALLENGES_PATH, post(challenge))
+            .route(REDEEM_PATH, post(redeem))
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics));
@@ -258,6 +263,27 @@ async fn challenge(
         client,
     )
     .map_err(|e| refuse(&state, name, ApiErrorCode::InternalError, e.to_string()))?;
+    // The same invoice as a Payment charge (a free service has nothing to charge).
+    let payment = if quote.price_sat > 0 {
+        let capabilities = entry.capabilities.join(",");
+        let charge = issue_charge(
+            &state.cfg.keyring,
+            &ChargeTerms {
+                realm: &state.cfg.realm,
+                service: name,
+                capabilities: &capabilities,
+                amount_sat: quote.price_sat,
+                invoice: &invoice.bolt11,
+                payment_hash: &invoice.payment_hash,
+                expires_at: invoice.expires_at,
+                description: Some(service.memo.as_str()).filter(|m| !m.is_empty()),
+            },
+        )
+        .map_err(|e| refuse(&state, name, ApiErrorCode::InternalError, e.to_string()))?;
+        Some(charge)
+    } else {
+        None
+    };
     state.metrics.challenge(name, ChallengeResult::Ok);
     tracing::info!(
         service = name,
@@ -274,8 +300,54 @@ async fn challenge(
             invoice: invoice.bolt11,
             payment_hash: invoice.payment_hash.to_hex(),
             expires_at: invoice.expires_at,
+            payment,
         }),
     ))
+}
+
+/// Spends a Payment charge once (PROTOCOL.md §11.3): 200 the first time, 409 after, 503 when
+/// the store cannot say. The edge has verified the credential; this only counts.
+async fn redeem(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    if !authorized(&state, &headers) {
+        return Err(ApiError::new(
+            ApiErrorCode::Unauthorized,
+            "missing or wrong edge bearer token",
+        ));
+    }
+    let req: RedeemRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(ApiErrorCode::InvalidRequest, e.to_string()))?;
+    let hash = PaymentHash::from_hex(&req.payment_hash).ok_or_else(|| {
+        ApiError::new(ApiErrorCode::InvalidRequest, "payment_hash is not 64 hex digits")
+    })?;
+    let now = (state.clock)();
+    match state.spent.redeem(&hash, req.expires_at, now).await {
+        Ok(Redeemed::FirstUse) => {
+            state.metrics.redeem("first_use");
+            Ok((
+                [(header::CACHE_CONTROL, "no-store")],
+                axum::Json(serde_json::json!({"redeemed": "first_use"})),
+            ))
+        }
+        Ok(Redeemed::AlreadySpent) => {
+            state.metrics.redeem("already_spent");
+            Err(ApiError::new(
+                ApiErrorCode::PaymentSpent,
+                "this payment was already spent",
+            ))
+        }
+        Err(e) => {
+            state.metrics.redeem("store_error");
+            tracing::warn!(store = state.spent.kind(), error = %e, "spent-set did not answer");
+            Err(
+                ApiError::new(ApiErrorCode::SpentSetUnavailable, "the spent-set did not answer")
+                    .retry_after(state.cfg.retry_after_secs),
+            )
+        }
+    }
 }
 
 /// The challenge's terms: the catalog's, or the service's pricer's within them.
@@ -341,6 +413,11 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
+    if let Err(e) = state.spent.check().await {
+        return ApiError::new(ApiErrorCode::SpentSetUnavailable, e.to_string())
+            .retry_after(state.cfg.retry_after_secs)
+            .into_response();
+    }
     match state.backend.check().await {
         Ok(()) => (
             StatusCode::OK,

@@ -16,6 +16,8 @@ pub const BACKEND_ERRORS: &str = "l402_backend_errors_total";
 /// Pricing-endpoint calls, by service and outcome (`ok`, `timeout`, `busy`,
 /// `unavailable`, `malformed`, `out_of_bounds`).
 pub const PRICING_CALLS: &str = "l402_pricing_calls_total";
+/// Redeem calls (Payment charges spent), by result.
+pub const REDEEMS: &str = "l402_redeem_total";
 /// Ready invoices per service.
 pub const POOL_DEPTH: &str = "l402_pool_depth";
 /// Challenges served from the pool, per service.
@@ -42,6 +44,7 @@ pub struct Metrics {
     backend_latency: HistogramVec,
     backend_errors: IntCounterVec,
     pricing_calls: IntCounterVec,
+    redeems: IntCounterVec,
     pub(crate) pool_depth: IntGaugeVec,
     pub(crate) pool_hits: IntCounterVec,
     pub(crate) pool_misses: IntCounterVec,
@@ -70,6 +73,16 @@ impl Metrics {
             Opts::new(PRICING_CALLS, "Pricing-endpoint calls, by outcome"),
             &["service", "outcome"],
         )?;
+        let redeems = IntCounterVec::new(
+            Opts::new(
+                REDEEMS,
+                "Payment charges presented for spending, by result (first_use, already_spent, store_error)",
+            ),
+            &["result"],
+        )?;
+        for r in ["first_use", "already_spent", "store_error"] {
+            redeems.with_label_values(&[r]);
+        }
         let pool_depth = IntGaugeVec::new(
             Opts::new(POOL_DEPTH, "Ready invoices per service"),
             &["service"],
@@ -90,6 +103,7 @@ impl Metrics {
             &challenges,
             &backend_errors,
             &pricing_calls,
+            &redeems,
             &pool_hits,
             &pool_misses,
             &pool_dropped,
@@ -104,6 +118,7 @@ impl Metrics {
             backend_latency,
             backend_errors,
             pricing_calls,
+            redeems,
             pool_depth,
             pool_hits,
             pool_misses,
@@ -125,6 +140,11 @@ impl Metrics {
         self.pricing_calls
             .with_label_values(&[service, outcome])
             .inc();
+    }
+
+    /// Counts one redeem call.
+    pub fn redeem(&self, result: &str) {
+        self.redeems.with_label_values(&[result]).inc();
     }
 
     /// Records one backend call: its latency, and the error kind if it failed.

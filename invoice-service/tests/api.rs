@@ -99,9 +99,9 @@ async fn challenge_then_pay_then_verify() {
     // The edges' own parser accepts it, and the invoice carries an amount (10 sat = 100n).
     let challenge = ChallengeResponse::parse_challenge(body.to_string().as_bytes()).unwrap();
     assert!(
-        challenge.invoice().starts_with("lnbcrt100n1"),
+        challenge.l402.invoice().starts_with("lnbcrt100n1"),
         "{}",
-        challenge.invoice()
+        challenge.l402.invoice()
     );
     let ins = inspect(&ch.macaroon).unwrap();
     assert_eq!(ins.identifier.payment_hash.to_hex(), ch.payment_hash);
@@ -135,6 +135,44 @@ async fn challenge_then_pay_then_verify() {
         )
         .unwrap();
     assert_eq!((a.tier(), a.service()), (2, "weather"));
+
+    // The same invoice as a Payment charge: it verifies in core with the same preimage, and
+    // the spent-set spends it once.
+    let charge = challenge.payment.expect("a Payment form");
+    assert_eq!(charge.realm, "l402-edge");
+    let wire = json!({"challenge": charge, "payload": {"preimage": preimage}});
+    let header = format!(
+        "Payment {}",
+        l402_core::b64url_encode(wire.to_string().as_bytes())
+    );
+    let creds = Credentials::from_headers([("authorization", header)]);
+    let verified = v
+        .verify_payment(
+            creds.payment().unwrap().unwrap(),
+            &Request {
+                service: "weather",
+                capabilities: "write",
+                now,
+                client_ip: None,
+            },
+        )
+        .unwrap();
+    assert_eq!(verified.payment_hash.to_hex(), ch.payment_hash);
+    assert_eq!(verified.amount_sat, 10);
+    let redeem = json!({"payment_hash": ch.payment_hash, "expires_at": verified.expires_at}).to_string();
+    let (status, _, b) = post(&format!("{base}/v1/redeem"), Some(EDGE), redeem.clone()).await;
+    assert_eq!((status, b["redeemed"].as_str()), (200, Some("first_use")));
+    let (status, _, b) = post(&format!("{base}/v1/redeem"), Some(EDGE), redeem.clone()).await;
+    assert_eq!((status, b["error"].as_str()), (409, Some("payment_spent")));
+    let (status, _, b) = post(&format!("{base}/v1/redeem"), None, redeem).await;
+    assert_eq!((status, b["error"].as_str()), (401, Some("unauthorized")));
+    let (status, _, b) = post(
+        &format!("{base}/v1/redeem"),
+        Some(EDGE),
+        r#"{"payment_hash":"zz","expires_at":1}"#,
+    )
+    .await;
+    assert_eq!((status, b["error"].as_str()), (400, Some("invalid_request")));
 
     // Paying twice, paying garbage, paying a stranger's invoice.
     let (status, _, b) = post(
@@ -204,8 +242,10 @@ async fn every_error_code() {
 #[tokio::test]
 async fn backend_down_is_503_with_retry_after_and_not_ready() {
     let port = testkit::free_port();
+    let dir = tempfile::tempdir().unwrap();
     let backend = format!(
-        "[backend]\nkind = \"lnbits\"\ntimeout = \"1s\"\n[backend.lnbits]\nurl = \"http://127.0.0.1:{port}\""
+        "[backend]\nkind = \"lnbits\"\ntimeout = \"1s\"\n[backend.lnbits]\nurl = \"http://127.0.0.1:{port}\"\n[spent_set]\nstore = \"embedded\"\npath = \"{}\"",
+        dir.path().join("spent.redb").display()
     );
     let r = start(config(&backend, false), invoice_service::clock::system())
         .await

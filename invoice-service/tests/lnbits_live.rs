@@ -21,6 +21,11 @@ const KEYS: &str = "3:3333333333333333333333333333333333333333333333333333333333
 const EDGE: &str = "edge-token-for-lnbits-tests";
 
 fn config(lnbits_url: &str, invoice_key: &str, pool: bool) -> Config {
+    // A real node's spent-set is a file; one per configuration, outside the repository.
+    let spent = std::env::temp_dir()
+        .join(format!("l402-spent-lnbits-{}-{pool}.redb", std::process::id()))
+        .display()
+        .to_string();
     let text = format!(
         r#"
 [server]
@@ -31,6 +36,9 @@ kind = "lnbits"
 timeout = "10s"
 [backend.lnbits]
 url = "{lnbits_url}"
+[spent_set]
+store = "embedded"
+path = "{spent}"
 [pool]
 enabled = {pool}
 depth = 2

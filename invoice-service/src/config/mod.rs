@@ -17,6 +17,7 @@ pub use self::catalog::{OnPricingError, PricingConfig, Service};
 use self::common::err;
 pub use self::common::{ConfigError, Env, ProcessEnv};
 use crate::backend::{BackendConfig, KINDS};
+pub use crate::spent::SpentSetConfig;
 
 /// Environment variables read at start-up (secrets do not belong in the file).
 pub mod env {
@@ -24,6 +25,8 @@ pub mod env {
     pub const KEYS: &str = "L402_KEYS";
     /// Bearer tokens the edges present, comma-separated.
     pub const EDGE_TOKENS: &str = "L402_EDGE_TOKENS";
+    /// The spent-set's Redis URL (it may carry a password).
+    pub const REDIS_URL: &str = "L402_REDIS_URL";
 }
 
 // ---- the file, as written ----
@@ -40,6 +43,18 @@ struct FileConfig {
     pool: PoolSection,
     #[serde(default)]
     services: Vec<ServiceSection>,
+    spent_set: Option<SpentSetSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpentSetSection {
+    store: String,
+    path: Option<PathBuf>,
+    url: Option<String>,
+    key_prefix: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    timeout: Option<Duration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,6 +70,8 @@ struct ServerSection {
     retry_after_secs: u32,
     #[serde(default = "default_body_limit")]
     max_body_bytes: usize,
+    #[serde(default = "default_realm")]
+    realm: String,
 }
 
 impl Default for ServerSection {
@@ -65,6 +82,7 @@ impl Default for ServerSection {
             log_format: LogFormat::default(),
             retry_after_secs: default_retry_after(),
             max_body_bytes: default_body_limit(),
+            realm: default_realm(),
         }
     }
 }
@@ -77,6 +95,9 @@ fn default_retry_after() -> u32 {
 }
 fn default_body_limit() -> usize {
     16 * 1024
+}
+fn default_realm() -> String {
+    "l402-edge".into()
 }
 
 /// Log output.
@@ -180,6 +201,10 @@ pub struct Config {
     pub pool: PoolConfig,
     /// The catalog, in file order.
     pub services: Vec<Service>,
+    /// The Payment scheme's protection space (`realm`).
+    pub realm: String,
+    /// Where spent Payment charges are remembered.
+    pub spent_set: SpentSetConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -193,6 +218,15 @@ impl std::fmt::Debug for Config {
             .field("keyring", &self.keyring)
             .field("backend", &self.backend)
             .field("pool", &self.pool)
+            .field("realm", &self.realm)
+            .field(
+                "spent_set",
+                &match &self.spent_set {
+                    SpentSetConfig::Redis { .. } => "redis",
+                    SpentSetConfig::Embedded { .. } => "embedded",
+                    SpentSetConfig::Memory => "memory",
+                },
+            )
             .field(
                 "services",
                 &self
@@ -283,6 +317,13 @@ impl Config {
         };
 
         let services = catalog::services(file.services, &pool)?;
+        if server.realm.is_empty() || server.realm.chars().any(char::is_control) {
+            return Err(err(
+                "server.realm",
+                "must be non-empty, without control characters",
+            ));
+        }
+        let spent_set = spent_set(file.spent_set, backend.node.is_dev(), env)?;
 
         Ok(Config {
             listen,
@@ -294,12 +335,93 @@ impl Config {
             backend,
             pool,
             services,
+            realm: server.realm,
+            spent_set,
         })
     }
 
     /// The catalog entry for `name`.
     pub fn service(&self, name: &str) -> Option<&Service> {
         self.services.iter().find(|s| s.entry.name.as_str() == name)
+    }
+}
+
+/// Default file of the embedded spent-set, relative to the working directory.
+pub const DEFAULT_SPENT_SET_PATH: &str = "l402-spent.redb";
+
+fn spent_set(
+    section: Option<SpentSetSection>,
+    dev: bool,
+    env: &dyn Env,
+) -> Result<SpentSetConfig, ConfigError> {
+    let Some(s) = section else {
+        // A dev node moves no money; a real one must not forget spends at a restart.
+        return Ok(if dev {
+            SpentSetConfig::Memory
+        } else {
+            SpentSetConfig::Embedded {
+                path: DEFAULT_SPENT_SET_PATH.into(),
+            }
+        });
+    };
+    let only = |allowed: &[&str]| -> Result<(), ConfigError> {
+        for (name, set) in [
+            ("path", s.path.is_some()),
+            ("url", s.url.is_some()),
+            ("key_prefix", s.key_prefix.is_some()),
+            ("timeout", s.timeout.is_some()),
+        ] {
+            if set && !allowed.contains(&name) {
+                return Err(err(
+                    format!("spent_set.{name}"),
+                    format!("not a setting of store = \"{}\"", s.store),
+                ));
+            }
+        }
+        Ok(())
+    };
+    match s.store.as_str() {
+        "memory" => {
+            only(&[])?;
+            if !dev {
+                return Err(err(
+                    "spent_set.store",
+                    "memory forgets spent payments at a restart, which would serve replays: use \"embedded\" or \"redis\" with a real node",
+                ));
+            }
+            Ok(SpentSetConfig::Memory)
+        }
+        "embedded" => {
+            only(&["path"])?;
+            Ok(SpentSetConfig::Embedded {
+                path: s.path.unwrap_or_else(|| DEFAULT_SPENT_SET_PATH.into()),
+            })
+        }
+        "redis" => {
+            only(&["url", "key_prefix", "timeout"])?;
+            let url = env.get(env::REDIS_URL).or(s.url).ok_or_else(|| {
+                err(
+                    "spent_set.url",
+                    format!("required for store = \"redis\" (or {})", env::REDIS_URL),
+                )
+            })?;
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                return Err(err("spent_set.url", "expected redis:// or rediss://"));
+            }
+            let timeout = s.timeout.unwrap_or(Duration::from_secs(1));
+            if timeout.is_zero() {
+                return Err(err("spent_set.timeout", "must be more than 0"));
+            }
+            Ok(SpentSetConfig::Redis {
+                url,
+                key_prefix: s.key_prefix.unwrap_or_else(|| "l402:spent:".into()),
+                timeout,
+            })
+        }
+        _ => Err(err(
+            "spent_set.store",
+            "expected \"memory\", \"embedded\" or \"redis\"",
+        )),
     }
 }
 

@@ -45,11 +45,13 @@ prepare_envoy_artifacts() {
   echo "envoy:           $L402_ENVOY_BIN"
 }
 
-# Everything the end-to-end tests run: the Envoy side, the Worker and wrangler (Node).
+# Everything the end-to-end tests run: the Envoy side, the Worker and wrangler (Node), Redis.
 prepare_e2e_artifacts() {
   prepare_envoy_artifacts
   L402_WORKER_MODULE=$(./scripts/build-worker.sh)
   ./scripts/install-wrangler.sh >/dev/null
-  export L402_WORKER_MODULE
+  L402_REDIS_BIN=$(./scripts/install-redis.sh)
+  export L402_WORKER_MODULE L402_REDIS_BIN
   echo "worker:          $L402_WORKER_MODULE"
+  echo "redis:           $L402_REDIS_BIN"
 }

@@ -28,6 +28,7 @@ struct Raw {
     challenges_per_second: Option<u64>,
     challenge_burst: Option<u64>,
     challenge_form: Option<String>,
+    schemes: Option<String>,
     #[serde(default)]
     routes: Vec<Route>,
 }
@@ -40,6 +41,8 @@ struct RawInvoiceService {
     authority: String,
     #[serde(default = "default_path")]
     path: String,
+    #[serde(default = "default_redeem_path")]
+    redeem_path: String,
     token: Option<String>,
     token_env: Option<String>,
     timeout_ms: Option<u64>,
@@ -51,6 +54,9 @@ fn default_authority() -> String {
 fn default_path() -> String {
     l402_core::CHALLENGES_PATH.into()
 }
+fn default_redeem_path() -> String {
+    l402_core::REDEEM_PATH.into()
+}
 
 /// Where challenges come from: the Envoy side of the invoice-service call.
 pub struct InvoiceService {
@@ -58,8 +64,10 @@ pub struct InvoiceService {
     pub cluster: String,
     /// `:authority` of the call.
     pub authority: String,
-    /// `:path` of the call.
+    /// `:path` of the challenge call.
     pub path: String,
+    /// `:path` of the redeem call (the spent-set of Payment charges).
+    pub redeem_path: String,
     /// How long to wait before answering 503.
     pub timeout: Duration,
 }
@@ -135,6 +143,9 @@ impl FilterConfig {
         if is.cluster.is_empty() {
             return Err(err("invoice_service.cluster", "required"));
         }
+        if !is.redeem_path.starts_with('/') {
+            return Err(err("invoice_service.redeem_path", "must start with '/'"));
+        }
         if !is.path.starts_with('/') {
             return Err(err("invoice_service.path", "must start with '/'"));
         }
@@ -162,6 +173,7 @@ impl FilterConfig {
             challenges_per_second: raw.challenges_per_second,
             challenge_burst: raw.challenge_burst,
             challenge_form: raw.challenge_form,
+            schemes: raw.schemes,
         };
         let settings = options
             .validate()
@@ -173,6 +185,7 @@ impl FilterConfig {
                 cluster: is.cluster,
                 authority: is.authority,
                 path: is.path,
+                redeem_path: is.redeem_path,
                 timeout,
             },
         })

@@ -7,7 +7,8 @@ use std::time::UNIX_EPOCH;
 
 use l402_core::{
     ClientAddress, EdgeRequest, EdgeState, Forward, GrpcCode, HostFailure, HostSale, HttpResponse,
-    Outcome, PathError, PendingChallenge, Reason, Reply, Step, misconfigured_reply,
+    Outcome, PathError, PendingChallenge, Reason, RedeemCall, Redeemed, Reply, Step,
+    misconfigured_reply,
 };
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -35,6 +36,7 @@ struct Stats {
     preflight: Option<u32>,
     cache_hits: Option<u32>,
     rate_limited: Option<u32>,
+    redeemed: Option<u32>,
     rejected: Vec<(Reason, Option<u32>)>,
     bad_request: Vec<(PathError, Option<u32>)>,
     host_failure: Vec<(HostFailure, Option<u32>)>,
@@ -59,6 +61,7 @@ impl Stats {
             preflight: counter("l402.preflight"),
             cache_hits: counter("l402.cache_hits"),
             rate_limited: counter("l402.challenge_rate_limited"),
+            redeemed: counter("l402.payment_redeemed"),
             rejected: Reason::ALL
                 .iter()
                 .map(|r| (*r, counter(&format!("l402.rejected.{}", r.as_str()))))
@@ -90,6 +93,10 @@ impl Stats {
                 if cache_hit {
                     Self::inc(self.cache_hits);
                 }
+            }
+            Outcome::Redeemed => {
+                Self::inc(self.authorized);
+                Self::inc(self.redeemed);
             }
             Outcome::Rejected(reason) => Self::inc(find(&self.rejected, reason)),
             Outcome::Unauthorized(reason) => {
@@ -167,6 +174,7 @@ impl RootContext for Root {
         Some(Box::new(Http {
             shared: self.shared.clone(),
             pending: None,
+            respond: Vec::new(),
         }))
     }
 
@@ -175,9 +183,19 @@ impl RootContext for Root {
     }
 }
 
+/// A call to the invoice-service in flight.
+enum Pending {
+    /// Waiting for a challenge.
+    Challenge(PendingChallenge),
+    /// Waiting for the spent-set.
+    Redeem(RedeemCall),
+}
+
 struct Http {
     shared: Option<Rc<Shared>>,
-    pending: Option<PendingChallenge>,
+    pending: Option<Pending>,
+    /// Headers for the origin's response (a Payment receipt).
+    respond: Vec<(&'static str, String)>,
 }
 
 /// The route's `l402` metadata, in one property read. A host error is not "no metadata".
@@ -247,8 +265,32 @@ fn answer(shared: &Shared, r: &Reply) -> Action {
     send(&r.response)
 }
 
+/// `POST`s `body` to the invoice-service at `path`.
+fn call_invoice_service(shared: &Shared, path: &str, body: &[u8]) -> Result<u32, ()> {
+    let is = &shared.config.invoice_service;
+    let headers = vec![
+        (":method", "POST"),
+        (":path", path),
+        (":authority", is.authority.as_str()),
+        ("content-type", "application/json"),
+        (
+            "authorization",
+            shared.config.edge.settings().authorization.as_str(),
+        ),
+    ];
+    hostcalls::dispatch_http_call(&is.cluster, headers, Some(body), vec![], is.timeout).map_err(
+        |_| {
+            log(
+                LogLevel::Warn,
+                "l402: cannot call the invoice-service cluster",
+            )
+        },
+    )
+}
+
 impl Http {
-    fn step(&mut self, shared: &Shared, step: Step, grpc: bool) -> Action {
+    /// Carries out a step; `paused`: the request waits on a call (a forward must resume it).
+    fn step(&mut self, shared: &Shared, step: Step, grpc: bool, paused: bool) -> Action {
         match step {
             Step::Forward(f) => {
                 if apply(&f).is_err() {
@@ -256,46 +298,39 @@ impl Http {
                     return answer(shared, &shared.config.edge.fail(HostFailure::Headers, grpc));
                 }
                 shared.stats.count(f.outcome);
+                self.respond = f.respond;
+                if paused && hostcalls::resume_http_request().is_err() {
+                    log(LogLevel::Error, "l402: could not resume the request");
+                }
                 Action::Continue
             }
             Step::Reply(r) => answer(shared, &r),
             Step::Challenge(call) => {
                 shared.stats.count(call.outcome());
                 let is = &shared.config.invoice_service;
-                let headers = vec![
-                    (":method", "POST"),
-                    (":path", is.path.as_str()),
-                    (":authority", is.authority.as_str()),
-                    ("content-type", "application/json"),
-                    (
-                        "authorization",
-                        shared.config.edge.settings().authorization.as_str(),
-                    ),
-                ];
-                match hostcalls::dispatch_http_call(
-                    &is.cluster,
-                    headers,
-                    Some(&call.body),
-                    vec![],
-                    is.timeout,
-                ) {
+                match call_invoice_service(shared, &is.path, &call.body) {
                     Ok(_) => {
-                        self.pending = Some(call.pending);
+                        self.pending = Some(Pending::Challenge(call.pending));
                         Action::Pause
                     }
-                    Err(_) => {
-                        log(
-                            LogLevel::Warn,
-                            "l402: cannot call the invoice-service cluster",
-                        );
-                        answer(
-                            shared,
-                            &shared
-                                .config
-                                .edge
-                                .challenge_answered(call.pending, None, None),
-                        )
+                    Err(()) => answer(
+                        shared,
+                        &shared
+                            .config
+                            .edge
+                            .challenge_answered(call.pending, None, None),
+                    ),
+                }
+            }
+            // The spent-set is the invoice-service's store, shared by every edge and replica.
+            Step::Redeem(call) => {
+                let is = &shared.config.invoice_service;
+                match call_invoice_service(shared, &is.redeem_path, &call.body) {
+                    Ok(_) => {
+                        self.pending = Some(Pending::Redeem(call));
+                        Action::Pause
                     }
+                    Err(()) => self.redeemed(shared, call, None, grpc, paused),
                 }
             }
             // The filter's deny-list is its configuration: core never asks for a lookup.
@@ -323,6 +358,14 @@ impl Context for Http {
             .ok()
             .flatten()
             .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u16>().ok());
+        let pending = match pending {
+            Pending::Challenge(p) => p,
+            Pending::Redeem(call) => {
+                let grpc = call.grpc();
+                self.redeemed(&shared, call, status, grpc, true);
+                return;
+            }
+        };
         let body = match status {
             Some(200) => hostcalls::get_buffer(
                 proxy_wasm::types::BufferType::HttpCallResponseBody,
@@ -350,7 +393,44 @@ impl Context for Http {
     }
 }
 
+impl Http {
+    /// The spent-set answered (`status`), or could not be called (`None`).
+    fn redeemed(
+        &mut self,
+        shared: &Shared,
+        call: RedeemCall,
+        status: Option<u16>,
+        grpc: bool,
+        paused: bool,
+    ) -> Action {
+        let outcome = Redeemed::from_status(status).ok_or(HostFailure::SpentSet);
+        if outcome.is_err() {
+            log(
+                LogLevel::Warn,
+                &format!(
+                    "l402: spent-set unavailable (invoice-service status {})",
+                    status.map_or("none: timeout or reset".into(), |s| s.to_string())
+                ),
+            );
+        }
+        let step = match shared.state.try_borrow_mut() {
+            Ok(mut state) => shared.config.edge.redeemed(&mut state, call, outcome),
+            Err(_) => Step::Reply(shared.config.edge.fail(HostFailure::State, grpc)),
+        };
+        self.step(shared, step, grpc, paused)
+    }
+}
+
 impl HttpContext for Http {
+    fn on_http_response_headers(&mut self, _n: usize, _end_of_stream: bool) -> Action {
+        for (name, value) in std::mem::take(&mut self.respond) {
+            if hostcalls::add_map_value(MapType::HttpResponseHeaders, name, &value).is_err() {
+                log(LogLevel::Warn, "l402: could not add the payment receipt");
+            }
+        }
+        Action::Continue
+    }
+
     fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
         let Some(shared) = self.shared.clone() else {
             // No valid configuration: fail closed.
@@ -400,6 +480,6 @@ impl HttpContext for Http {
             Ok(mut state) => edge.decide(&mut state, &request),
             Err(_) => Step::Reply(edge.fail(HostFailure::State, grpc)),
         };
-        self.step(&shared, step, grpc)
+        self.step(&shared, step, grpc, false)
     }
 }

@@ -54,14 +54,17 @@ pub fn route_sale(bytes: &[u8]) -> HostSale<'_> {
             .find(|(k, _)| *k == name.as_bytes())
             .map(|(_, v)| std::str::from_utf8(v))
     };
-    match (get("service"), get("capabilities")) {
-        (Some(Ok(service)), None) => HostSale::Attached {
-            service,
-            capabilities: "",
-        },
-        (Some(Ok(service)), Some(Ok(capabilities))) => HostSale::Attached {
+    // Absent is empty; present but not UTF-8 is malformed.
+    let optional = |name: &str| get(name).unwrap_or(Ok(""));
+    match (
+        get("service"),
+        optional("capabilities"),
+        optional("schemes"),
+    ) {
+        (Some(Ok(service)), Ok(capabilities), Ok(schemes)) => HostSale::Attached {
             service,
             capabilities,
+            schemes,
         },
         _ => HostSale::Malformed,
     }
@@ -95,7 +98,8 @@ mod tests {
             route_sale(&b),
             HostSale::Attached {
                 service: "weather",
-                capabilities: "read"
+                capabilities: "read",
+                schemes: "",
             }
         );
         let b = encode(&[(b"service", b"maps")]);
@@ -103,10 +107,22 @@ mod tests {
             route_sale(&b),
             HostSale::Attached {
                 service: "maps",
-                capabilities: ""
+                capabilities: "",
+                schemes: "",
             }
         );
         assert_eq!(route_sale(&encode(&[])), HostSale::NotAttached);
+        let b = encode(&[(b"service", b"maps"), (b"schemes", b"payment")]);
+        assert_eq!(
+            route_sale(&b),
+            HostSale::Attached {
+                service: "maps",
+                capabilities: "",
+                schemes: "payment",
+            }
+        );
+        let b = encode(&[(b"service", b"maps"), (b"schemes", b"\xff")]);
+        assert_eq!(route_sale(&b), HostSale::Malformed);
     }
 
     #[test]

@@ -321,7 +321,10 @@ async fn redeem(
     let req: RedeemRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(ApiErrorCode::InvalidRequest, e.to_string()))?;
     let hash = PaymentHash::from_hex(&req.payment_hash).ok_or_else(|| {
-        ApiError::new(ApiErrorCode::InvalidRequest, "payment_hash is not 64 hex digits")
+        ApiError::new(
+            ApiErrorCode::InvalidRequest,
+            "payment_hash is not 64 hex digits",
+        )
     })?;
     let now = (state.clock)();
     match state.spent.redeem(&hash, req.expires_at, now).await {
@@ -342,10 +345,11 @@ async fn redeem(
         Err(e) => {
             state.metrics.redeem("store_error");
             tracing::warn!(store = state.spent.kind(), error = %e, "spent-set did not answer");
-            Err(
-                ApiError::new(ApiErrorCode::SpentSetUnavailable, "the spent-set did not answer")
-                    .retry_after(state.cfg.retry_after_secs),
+            Err(ApiError::new(
+                ApiErrorCode::SpentSetUnavailable,
+                "the spent-set did not answer",
             )
+            .retry_after(state.cfg.retry_after_secs))
         }
     }
 }

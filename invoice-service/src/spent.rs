@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redb::ReadableTable as _;
 use l402_core::{PaymentHash, Redeemed};
+use redb::ReadableTable as _;
 use tokio::sync::OnceCell;
 
 /// Why the store could not say: the edge answers 503, never a pass.
@@ -142,9 +142,8 @@ fn store_err(e: impl std::fmt::Display) -> SpentSetError {
 
 impl Embedded {
     fn open(path: &PathBuf) -> anyhow::Result<Self> {
-        let db = redb::Database::create(path).map_err(|e| {
-            anyhow::anyhow!("spent_set.path {}: cannot open: {e}", path.display())
-        })?;
+        let db = redb::Database::create(path)
+            .map_err(|e| anyhow::anyhow!("spent_set.path {}: cannot open: {e}", path.display()))?;
         // The table exists before the first spend, so a read never races its creation.
         let txn = db.begin_write()?;
         txn.open_table(SPENT)?;
@@ -319,7 +318,10 @@ mod tests {
     async fn spends_once(set: &dyn SpentSet) {
         let h = PaymentHash([7; 32]);
         assert_eq!(set.redeem(&h, 200, 100).await.unwrap(), Redeemed::FirstUse);
-        assert_eq!(set.redeem(&h, 200, 150).await.unwrap(), Redeemed::AlreadySpent);
+        assert_eq!(
+            set.redeem(&h, 200, 150).await.unwrap(),
+            Redeemed::AlreadySpent
+        );
         // Past its expiry, the entry no longer counts (no edge accepts the credential then).
         assert_eq!(set.redeem(&h, 300, 200).await.unwrap(), Redeemed::FirstUse);
         assert_eq!(

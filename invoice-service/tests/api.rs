@@ -159,7 +159,8 @@ async fn challenge_then_pay_then_verify() {
         .unwrap();
     assert_eq!(verified.payment_hash.to_hex(), ch.payment_hash);
     assert_eq!(verified.amount_sat, 10);
-    let redeem = json!({"payment_hash": ch.payment_hash, "expires_at": verified.expires_at}).to_string();
+    let redeem =
+        json!({"payment_hash": ch.payment_hash, "expires_at": verified.expires_at}).to_string();
     let (status, _, b) = post(&format!("{base}/v1/redeem"), Some(EDGE), redeem.clone()).await;
     assert_eq!((status, b["redeemed"].as_str()), (200, Some("first_use")));
     let (status, _, b) = post(&format!("{base}/v1/redeem"), Some(EDGE), redeem.clone()).await;
@@ -172,7 +173,10 @@ async fn challenge_then_pay_then_verify() {
         r#"{"payment_hash":"zz","expires_at":1}"#,
     )
     .await;
-    assert_eq!((status, b["error"].as_str()), (400, Some("invalid_request")));
+    assert_eq!(
+        (status, b["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
 
     // Paying twice, paying garbage, paying a stranger's invoice.
     let (status, _, b) = post(

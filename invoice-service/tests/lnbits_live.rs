@@ -23,7 +23,10 @@ const EDGE: &str = "edge-token-for-lnbits-tests";
 fn config(lnbits_url: &str, invoice_key: &str, pool: bool) -> Config {
     // A real node's spent-set is a file; one per configuration, outside the repository.
     let spent = std::env::temp_dir()
-        .join(format!("l402-spent-lnbits-{}-{pool}.redb", std::process::id()))
+        .join(format!(
+            "l402-spent-lnbits-{}-{pool}.redb",
+            std::process::id()
+        ))
         .display()
         .to_string();
     let text = format!(

@@ -87,7 +87,9 @@ impl InvoiceService {
         let path = log_dir.join(format!("invoice-service-{port}.toml"));
         std::fs::write(&path, config)?;
         let mut cmd = Command::new(artifacts::invoice_service_bin()?);
-        cmd.arg("serve")
+        // Relative paths (the embedded spent-set's default file) land in the log folder.
+        cmd.current_dir(log_dir)
+            .arg("serve")
             .arg("--config")
             .arg(&path)
             .env("L402_KEYS", keys)

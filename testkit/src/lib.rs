@@ -23,6 +23,7 @@ pub mod invoice_service;
 pub mod lnbits;
 pub mod pricer;
 pub mod procstat;
+pub mod redis;
 pub mod workerd;
 pub mod wrk;
 

@@ -194,6 +194,10 @@ impl Workerd {
                 "[[kv_namespaces]]\nbinding = \"L402_DENYLIST\"\nid = \"l402-denylist-test\"\n",
             );
         }
+        // The spent-set Durable Object, as wrangler.toml binds it.
+        toml.push_str(
+            "[durable_objects]\nbindings = [{ name = \"L402_SPENT_SET\", class_name = \"SpentSet\" }]\n[[migrations]]\ntag = \"v1\"\nnew_sqlite_classes = [\"SpentSet\"]\n",
+        );
         toml.push_str(extra_toml);
         let mut dev_vars = String::new();
         for (k, v) in vars {

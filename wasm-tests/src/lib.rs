@@ -274,3 +274,71 @@ pub fn token(
     random[..8].copy_from_slice(&minted_at.to_be_bytes());
     Ok(l402_core::mint(&ring, preimage.payment_hash(), random, &entry, minted_at)?.macaroon_b64)
 }
+
+/// The `Payment` challenge of a 402, parsed as RFC 9110 auth-params (quoted-string escapes
+/// undone); `None` if there is none.
+pub fn payment_challenge(resp: &Response) -> Option<l402_core::PaymentChallenge> {
+    resp.headers()
+        .get_all("www-authenticate")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| parse_payment_header(v))
+}
+
+/// Parses a `Payment id="…", realm="…", …` challenge: the value itself, or the last element
+/// of a list (workerd joins repeated `WWW-Authenticate` lines with ", ", as Fetch does).
+pub fn parse_payment_header(v: &str) -> Option<l402_core::PaymentChallenge> {
+    let rest = match v.strip_prefix("Payment ") {
+        Some(r) => r,
+        None => v.rsplit_once(", Payment ")?.1,
+    };
+    let mut map = serde_json::Map::new();
+    let mut chars = rest.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| *c == ' ' || *c == ',') {
+            chars.next();
+        }
+        let name: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        if name.is_empty() {
+            break;
+        }
+        let mut value = String::new();
+        if chars.next_if_eq(&'"').is_some() {
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => value.extend(chars.next()),
+                    '"' => break,
+                    c => value.push(c),
+                }
+            }
+        } else {
+            value = chars.by_ref().take_while(|c| *c != ',').collect();
+        }
+        map.insert(name.trim().to_ascii_lowercase(), value.into());
+    }
+    serde_json::from_value(serde_json::Value::Object(map)).ok()
+}
+
+/// `Payment <base64url JSON>`: the credential for `challenge` paid with `preimage` (hex).
+pub fn payment_credential(challenge: &l402_core::PaymentChallenge, preimage: &str) -> String {
+    let json = serde_json::json!({"challenge": challenge, "payload": {"preimage": preimage}});
+    format!(
+        "Payment {}",
+        l402_core::b64url_encode(json.to_string().as_bytes())
+    )
+}
+
+/// The decoded `Payment-Receipt` of a response.
+pub fn payment_receipt(resp: &Response) -> Option<serde_json::Value> {
+    let v = resp.headers().get("payment-receipt")?.to_str().ok()?;
+    serde_json::from_slice(&l402_core::b64url_decode(v)?).ok()
+}
+
+/// The RFC 9457 `type` of a problem body, and its `error` code.
+pub fn problem(resp: Response) -> (String, String) {
+    let v: serde_json::Value = resp.json().unwrap_or_default();
+    (
+        v["type"].as_str().unwrap_or_default().to_owned(),
+        v["error"].as_str().unwrap_or_default().to_owned(),
+    )
+}

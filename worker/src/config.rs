@@ -12,9 +12,24 @@ pub struct WorkerConfig {
     pub origin: String,
     /// `<invoice-service>/v1/challenges`.
     pub challenges_url: String,
+    /// `<invoice-service>/v1/redeem`.
+    pub redeem_url: String,
+    /// Where Payment charges are spent.
+    pub spent_set: SpentSetHost,
     /// A Cloudflare Access service token for the invoice-service (`CF-Access-Client-Id`,
     /// `CF-Access-Client-Secret`), when it sits behind Access.
     pub access: Option<(String, String)>,
+}
+
+/// Where the Worker spends Payment charges (`SPENT_SET`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpentSetHost {
+    /// The `L402_SPENT_SET` Durable Object namespace, one object per payment hash: strongly
+    /// consistent, no round trip to the invoice-service. The default where it is bound.
+    DurableObject,
+    /// The invoice-service's spent-set: for routes also sold through Envoy, so one set serves
+    /// both edges.
+    Service,
 }
 
 /// A refused configuration. Goes to the Worker's log only; clients get a 503.
@@ -61,8 +76,9 @@ fn url(get: Get<'_>, name: &'static str) -> Result<String, ConfigError> {
 
 impl WorkerConfig {
     /// Reads every variable through `get` (vars and secrets alike); `kv_bound`: the
-    /// `L402_DENYLIST` KV namespace is bound, and every authorized token is looked up in it.
-    pub fn parse(get: Get<'_>, kv_bound: bool) -> Result<Self, ConfigError> {
+    /// `L402_DENYLIST` KV namespace is bound, and every authorized token is looked up in it;
+    /// `do_bound`: the `L402_SPENT_SET` Durable Object namespace is bound.
+    pub fn parse(get: Get<'_>, kv_bound: bool, do_bound: bool) -> Result<Self, ConfigError> {
         let strip_credential = match get(Setting::StripCredential.var_name()).as_deref() {
             None => None,
             Some("true") => Some(true),
@@ -99,6 +115,19 @@ impl WorkerConfig {
             challenges_per_second: number(get, Setting::ChallengesPerSecond)?,
             challenge_burst: number(get, Setting::ChallengeBurst)?,
             challenge_form: get(Setting::ChallengeForm.var_name()),
+            schemes: get(Setting::Schemes.var_name()),
+        };
+        let spent_set = match get("SPENT_SET").as_deref() {
+            None if do_bound => SpentSetHost::DurableObject,
+            None | Some("service") => SpentSetHost::Service,
+            Some("durable_object") if do_bound => SpentSetHost::DurableObject,
+            Some("durable_object") => {
+                return Err(err(
+                    "SPENT_SET",
+                    "durable_object needs the L402_SPENT_SET Durable Object binding",
+                ));
+            }
+            Some(_) => return Err(err("SPENT_SET", "expected durable_object or service")),
         };
         let settings = options
             .validate()
@@ -129,14 +158,13 @@ impl WorkerConfig {
                 ));
             }
         };
+        let service = url(get, "INVOICE_SERVICE_URL")?;
         Ok(WorkerConfig {
             edge: Edge::new(settings, kv_bound),
             origin: url(get, "ORIGIN_URL")?,
-            challenges_url: format!(
-                "{}{}",
-                url(get, "INVOICE_SERVICE_URL")?,
-                l402_core::CHALLENGES_PATH
-            ),
+            challenges_url: format!("{service}{}", l402_core::CHALLENGES_PATH),
+            redeem_url: format!("{service}{}", l402_core::REDEEM_PATH),
+            spent_set,
             access,
         })
     }
@@ -166,7 +194,7 @@ mod tests {
     }
 
     fn parse(v: &HashMap<&'static str, String>) -> Result<WorkerConfig, ConfigError> {
-        WorkerConfig::parse(&|k| v.get(k).cloned(), false)
+        WorkerConfig::parse(&|k| v.get(k).cloned(), false, false)
     }
 
     #[test]
@@ -181,6 +209,21 @@ mod tests {
         );
         assert!(s.routes.route_for("/free").is_none());
         assert_eq!(s.on_invalid, l402_core::InvalidPolicy::Challenge);
+        assert_eq!(c.redeem_url, "http://127.0.0.1:8402/v1/redeem");
+        assert_eq!(c.spent_set, SpentSetHost::Service);
+        let bound = |extra: Option<&str>| {
+            let mut v = vars();
+            if let Some(x) = extra {
+                v.insert("SPENT_SET", x.to_owned());
+            }
+            WorkerConfig::parse(&|k| v.get(k).cloned(), false, true).map(|c| c.spent_set)
+        };
+        assert_eq!(bound(None), Ok(SpentSetHost::DurableObject));
+        assert_eq!(bound(Some("service")), Ok(SpentSetHost::Service));
+        assert_eq!(
+            bound(Some("durable_object")),
+            Ok(SpentSetHost::DurableObject)
+        );
     }
 
     #[test]
@@ -216,6 +259,9 @@ mod tests {
             ("L402_DENY_LIST", Some("00")),
             ("CF_ACCESS_CLIENT_SECRET", Some("secret-only")),
             ("CF_ACCESS_CLIENT_ID", Some("id-only")),
+            ("SPENT_SET", Some("durable_object")),
+            ("SPENT_SET", Some("kv")),
+            ("SCHEMES", Some("x402")),
         ];
         for (field, value) in cases {
             let mut v = vars();

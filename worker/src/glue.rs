@@ -6,20 +6,22 @@ use std::rc::Rc;
 
 use futures_util::future::{Either, select};
 use l402_core::{
-    ClientAddress, EdgeRequest, EdgeState, Forward, HostFailure, HostSale, HttpResponse, Step,
-    misconfigured_reply,
+    ClientAddress, EdgeRequest, EdgeState, Forward, HostFailure, HostSale, HttpResponse,
+    RedeemCall, Redeemed, Step, misconfigured_reply,
 };
 use worker::{
     Context, Date, Delay, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect,
     Response, event,
 };
 
-use crate::config::WorkerConfig;
+use crate::config::{SpentSetHost, WorkerConfig};
 
 /// The deny-list namespace, when bound.
 const DENYLIST: &str = "L402_DENYLIST";
 /// Cloudflare's rate limiting binding for challenges, when bound.
 const CHALLENGE_LIMITER: &str = "L402_CHALLENGE_LIMITER";
+/// The spent-set Durable Object namespace, when bound.
+const SPENT_SET: &str = "L402_SPENT_SET";
 
 struct Isolate {
     config: WorkerConfig,
@@ -44,7 +46,8 @@ fn isolate(env: &Env) -> Result<Rc<Isolate>, String> {
         let mut s = s.borrow_mut();
         s.get_or_insert_with(|| {
             let kv_bound = env.kv(DENYLIST).is_ok();
-            WorkerConfig::parse(&|name| binding(env, name), kv_bound)
+            let do_bound = env.durable_object(SPENT_SET).is_ok();
+            WorkerConfig::parse(&|name| binding(env, name), kv_bound, do_bound)
                 .map(|config| {
                     let state = RefCell::new(config.edge.new_state());
                     Rc::new(Isolate { config, state })
@@ -139,9 +142,24 @@ async fn handle(req: Request, env: &Env, isolate: &Isolate) -> worker::Result<Re
                         return to_response(&edge.challenge_refused(call.pending).response);
                     }
                 }
-                let (status, body) = challenge(&isolate.config, call.body).await;
+                let (status, body) = with_timeout(
+                    &isolate.config,
+                    call_invoice_service(
+                        &isolate.config,
+                        &isolate.config.challenges_url,
+                        call.body,
+                    ),
+                )
+                .await;
                 let r = edge.challenge_answered(call.pending, status, body.as_deref());
                 return to_response(&r.response);
+            }
+            Step::Redeem(call) => {
+                let outcome = redeem(env, &isolate.config, &call).await;
+                match isolate.state.try_borrow_mut() {
+                    Ok(mut s) => edge.redeemed(&mut s, call, outcome),
+                    Err(_) => Step::Reply(edge.fail(HostFailure::State, grpc)),
+                }
             }
             Step::CheckRevoked(check) => {
                 let revoked = match env.kv(DENYLIST) {
@@ -163,8 +181,49 @@ async fn handle(req: Request, env: &Env, isolate: &Isolate) -> worker::Result<Re
     }
 }
 
+/// Spends a Payment charge: in its Durable Object, or at the invoice-service. Anything but a
+/// clear first use or already-spent is a failure (503).
+async fn redeem(
+    env: &Env,
+    config: &WorkerConfig,
+    call: &RedeemCall,
+) -> Result<Redeemed, HostFailure> {
+    let status = match config.spent_set {
+        SpentSetHost::Service => {
+            with_timeout(
+                config,
+                call_invoice_service(config, &config.redeem_url, call.body.clone()),
+            )
+            .await
+            .0
+        }
+        SpentSetHost::DurableObject => {
+            let spend = async {
+                let stub = env
+                    .durable_object(SPENT_SET)?
+                    .id_from_name(&call.charge.payment_hash.to_hex())?
+                    .get_stub()?;
+                let mut init = RequestInit::new();
+                init.with_method(Method::Post).with_body(Some(
+                    format!("{{\"expires_at\":{}}}", call.charge.expires_at).into(),
+                ));
+                let resp = stub
+                    .fetch_with_request(Request::new_with_init("https://spent-set/redeem", &init)?)
+                    .await?;
+                Ok::<_, worker::Error>((resp.status_code(), None))
+            };
+            with_timeout(config, spend).await.0
+        }
+    };
+    Redeemed::from_status(status).ok_or_else(|| {
+        worker::console_warn!("l402: spent-set unavailable (status {status:?})");
+        HostFailure::SpentSet
+    })
+}
+
 async fn call_invoice_service(
     config: &WorkerConfig,
+    url: &str,
     body: Vec<u8>,
 ) -> worker::Result<(u16, Option<Vec<u8>>)> {
     let headers = Headers::new();
@@ -181,7 +240,7 @@ async fn call_invoice_service(
         .with_body(Some(
             worker::js_sys::Uint8Array::from(body.as_slice()).into(),
         ));
-    let mut resp = Fetch::Request(Request::new_with_init(&config.challenges_url, &init)?)
+    let mut resp = Fetch::Request(Request::new_with_init(url, &init)?)
         .send()
         .await?;
     let status = resp.status_code();
@@ -193,9 +252,12 @@ async fn call_invoice_service(
     Ok((status, bytes))
 }
 
-/// Calls the invoice-service: `(status, body)`, status `None` on failure or timeout.
-async fn challenge(config: &WorkerConfig, body: Vec<u8>) -> (Option<u16>, Option<Vec<u8>>) {
-    let call = call_invoice_service(config, body);
+/// Runs a call within the invoice-service timeout: `(status, body)`, status `None` on failure
+/// or timeout.
+async fn with_timeout(
+    config: &WorkerConfig,
+    call: impl std::future::Future<Output = worker::Result<(u16, Option<Vec<u8>>)>>,
+) -> (Option<u16>, Option<Vec<u8>>) {
     let timeout = Delay::from(std::time::Duration::from_millis(u64::from(
         config.edge.settings().timeout_ms,
     )));
@@ -203,16 +265,16 @@ async fn challenge(config: &WorkerConfig, body: Vec<u8>) -> (Option<u16>, Option
     match select(call, timeout).await {
         Either::Left((Ok((status, body)), _)) => {
             if status != 200 {
-                worker::console_warn!("l402: invoice-service answered {status}");
+                worker::console_warn!("l402: call answered {status}");
             }
             (Some(status), body)
         }
         Either::Left((Err(e), _)) => {
-            worker::console_warn!("l402: invoice-service unreachable: {e}");
+            worker::console_warn!("l402: call failed: {e}");
             (None, None)
         }
         Either::Right(_) => {
-            worker::console_warn!("l402: invoice-service timed out");
+            worker::console_warn!("l402: call timed out");
             (None, None)
         }
     }
@@ -244,10 +306,22 @@ async fn forward(
     if !matches!(req.method(), Method::Get | Method::Head) {
         init.with_body(req.inner().body().map(Into::into));
     }
-    Fetch::Request(Request::new_with_init(
+    let resp = Fetch::Request(Request::new_with_init(
         &format!("{}{target}", config.origin),
         &init,
     )?)
     .send()
-    .await
+    .await?;
+    if f.respond.is_empty() {
+        return Ok(resp);
+    }
+    // A fetched response's headers are immutable: copy them, with the receipt.
+    let headers = Headers::new();
+    for (n, v) in resp.headers().entries() {
+        headers.append(&n, &v)?;
+    }
+    for (n, v) in &f.respond {
+        headers.append(n, v)?;
+    }
+    Ok(resp.with_headers(headers))
 }

@@ -2,12 +2,15 @@
 //!
 //! The Cloudflare Worker of l402-edge: the same verifier as the Envoy filter, in front of an
 //! origin. A thin adapter on `l402-core`: the runtime's request, env (vars, secrets, KV
-//! deny-list), clock and fetch are translated into core calls and back.
+//! deny-list), clock and fetch are translated into core calls and back. Payment charges are
+//! spent in the `SpentSet` Durable Object, or in the invoice-service's spent-set.
 #![forbid(unsafe_code)]
 
 pub mod config;
 
 #[cfg(target_arch = "wasm32")]
 mod glue;
+#[cfg(target_arch = "wasm32")]
+pub mod spent;
 
-pub use config::{ConfigError, WorkerConfig};
+pub use config::{ConfigError, SpentSetHost, WorkerConfig};

@@ -322,6 +322,13 @@ pub struct RedeemCall {
     resume: Box<Resume>,
 }
 
+impl RedeemCall {
+    /// Whether answers to this request take gRPC's shape.
+    pub fn grpc(&self) -> bool {
+        self.resume.grpc
+    }
+}
+
 /// What the host does next.
 #[derive(Debug)]
 pub enum Step {

@@ -2,9 +2,12 @@
 //! intent `charge` (draft-lightning-charge), beside L402 (PROTOCOL.md §11).
 //!
 //! Stateless like the macaroon side: the challenge `id` is the draft's recommended
-//! HMAC-SHA256 over the challenge's parameters, under a key derived from the keyring, whose
-//! key id travels in `opaque` (bound by the same HMAC), so any edge holding the keyring knows
-//! "we issued this challenge, for this service, at this price" with no lookup. The one thing
+//! HMAC-SHA256 over the challenge's parameters, under a key derived from the keyring. What the
+//! edge needs back (the key id, the service, the capabilities) travels inside the `request`
+//! object, which the same HMAC binds, so any edge holding the keyring knows "we issued this
+//! challenge, for this service, at this price" with no lookup. Not in `opaque`: deployed
+//! clients (`@getalby/lightning-tools` 9.0.1) echo only id, realm, method, intent, request and
+//! expires, and a challenge must survive the clients that exist. The one thing
 //! that needs state, spending a payment exactly once, is the host's store ([`crate::Step::Redeem`]).
 //!
 //! ```text
@@ -85,7 +88,7 @@ pub struct PaymentChallenge {
     /// RFC 9530 body digest (never issued here; bound when present).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
-    /// Base64url of the JCS correlation object: key id, service, capabilities.
+    /// Base64url of JCS server correlation data (never issued here; bound when present).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opaque: Option<String>,
     /// Display only; not bound.
@@ -142,9 +145,10 @@ pub fn challenge_id(secret: &[u8], c: &PaymentChallenge) -> String {
     b64url_encode(&mac.finalize().into_bytes())
 }
 
-/// The edge's correlation data in `opaque`: which key binds the id, what the challenge sells.
+/// The edge's correlation data, the request's `l402` member: which key binds the id, what
+/// the challenge sells.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct Opaque {
+struct Sale {
     /// Capabilities granted, comma-separated.
     caps: String,
     /// Keyring key id, decimal.
@@ -162,6 +166,8 @@ struct ChargeRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     description: Option<String>,
     method_details: MethodDetails,
+    /// This edge's member (the draft has clients ignore members they do not know).
+    l402: Sale,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -247,11 +253,11 @@ pub fn issue_charge(
             network: network_of(terms.invoice).map(str::to_owned),
             payment_hash: terms.payment_hash.to_hex(),
         },
-    };
-    let opaque = Opaque {
-        caps: terms.capabilities.to_owned(),
-        kid: kid.0.to_string(),
-        svc: terms.service.to_owned(),
+        l402: Sale {
+            caps: terms.capabilities.to_owned(),
+            kid: kid.0.to_string(),
+            svc: terms.service.to_owned(),
+        },
     };
     let mut c = PaymentChallenge {
         id: String::new(),
@@ -261,7 +267,7 @@ pub fn issue_charge(
         request: b64url_encode(jcs(&request)?.as_bytes()),
         expires: Some(rfc3339(terms.expires_at)),
         digest: None,
-        opaque: Some(b64url_encode(jcs(&opaque)?.as_bytes())),
+        opaque: None,
         description: terms.description.map(str::to_owned),
         header: None,
     };
@@ -449,13 +455,14 @@ pub(crate) fn verify_payment(
     if c.method != PAYMENT_METHOD || c.intent != PAYMENT_INTENT || c.header.is_some() {
         return Err(invalid("not a lightning charge challenge of this edge"));
     }
-    let opaque: Opaque = c
-        .opaque
-        .as_deref()
-        .and_then(b64url_decode)
+    // Read before the HMAC holds only to learn which key to check it with.
+    let request: ChargeRequest = b64url_decode(&c.request)
         .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or(invalid("challenge carries no edge correlation data"))?;
-    let kid = opaque
+        .ok_or(invalid(
+            "challenge request is not this edge's charge request",
+        ))?;
+    let kid = request
+        .l402
         .kid
         .parse::<u32>()
         .map_err(|_| invalid("challenge key id is not a number"))?;
@@ -478,13 +485,14 @@ pub(crate) fn verify_payment(
             "challenge expired",
         ));
     }
-    if opaque.svc != service {
+    let sale = request.l402;
+    if sale.svc != service {
         return Err(Rejection::new(
             Reason::ServiceNotAllowed,
             "challenge sells another service",
         ));
     }
-    let granted = parse_capabilities(&opaque.caps).unwrap_or_default();
+    let granted = parse_capabilities(&sale.caps).unwrap_or_default();
     let required = parse_capabilities(required_capabilities).unwrap_or_default();
     if !required.iter().all(|r| granted.contains(r)) {
         return Err(Rejection::new(
@@ -492,9 +500,6 @@ pub(crate) fn verify_payment(
             "challenge grants fewer capabilities than the route requires",
         ));
     }
-    let request: ChargeRequest = b64url_decode(&c.request)
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .ok_or(invalid("challenge request is not a charge request"))?;
     let amount_sat = request
         .amount
         .parse::<u64>()
@@ -513,8 +518,8 @@ pub(crate) fn verify_payment(
         payment_hash,
         expires_at,
         challenge_id: c.id.clone(),
-        service: opaque.svc,
-        capabilities: opaque.caps,
+        service: sale.svc,
+        capabilities: sale.caps,
         amount_sat,
     })
 }

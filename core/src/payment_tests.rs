@@ -193,6 +193,11 @@ fn issued_challenges_verify_and_bind_everything() {
         request["methodDetails"]["paymentHash"],
         p.payment_hash().to_hex()
     );
+    assert_eq!(
+        request["l402"],
+        serde_json::json!({"caps": "read,write", "kid": "3", "svc": "weather"})
+    );
+    assert!(c.opaque.is_none(), "clients in the field drop opaque");
     assert_eq!(c.expires.as_deref(), Some("2027-01-15T08:10:00Z"));
     let good = credential(&c, &p.expose_hex());
     let charge = judge(&k, &good, "weather", "read", NOW).unwrap();
@@ -211,7 +216,7 @@ fn issued_challenges_verify_and_bind_everything() {
         )
         .is_ok()
     );
-    // Any edited parameter breaks the binding: amount, realm, expiry, opaque, id.
+    // Any edited parameter breaks the binding: amount, realm, expiry, service, opaque, id.
     let mut edits: Vec<PaymentChallenge> = Vec::new();
     let mut amount: Value = request.clone();
     amount["amount"] = "1".into();
@@ -224,10 +229,13 @@ fn issued_challenges_verify_and_bind_everything() {
     let mut e = c.clone();
     e.expires = Some("2099-01-01T00:00:00Z".into());
     edits.push(e);
+    let mut other = request.clone();
+    other["l402"]["svc"] = "maps".into();
     let mut e = c.clone();
-    e.opaque = Some(b64url_encode(
-        br#"{"caps":"read,write","kid":"3","svc":"maps"}"#,
-    ));
+    e.request = b64url_encode(other.to_string().as_bytes());
+    edits.push(e);
+    let mut e = c.clone();
+    e.opaque = Some(b64url_encode(br#"{"a":"b"}"#));
     edits.push(e);
     let mut e = c.clone();
     e.id = format!("A{}", &c.id[1..]);

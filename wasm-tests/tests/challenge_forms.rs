@@ -136,7 +136,9 @@ fn which_clients_read_which_challenge_form() {
         .unwrap();
         let worker = WorkerStack::start(logs.path(), &[("CHALLENGE_FORM", form)]).unwrap();
         let (values, mac, inv) = challenge(&envoy.envoy.url(""));
-        assert_eq!(values.len(), 2, "Envoy sends two fields");
+        // L402, LSAT, then the same invoice as a Payment charge (both schemes: the default).
+        assert_eq!(values.len(), 3, "Envoy sends three fields");
+        assert!(values[2].starts_with("Payment id="), "{values:?}");
         assert!(
             values[0].starts_with(if form == "macaroon" {
                 "L402 macaroon="
@@ -168,7 +170,7 @@ fn which_clients_read_which_challenge_form() {
         assert_eq!(resp.status(), 200, "{form}");
     }
     let mut rendered = String::from(
-        "| client | `challenge_form` | Envoy (L402 + LSAT fields) | L402 field alone | Worker (one joined field) |\n|---|---|---|---|---|\n",
+        "| client | `challenge_form` | Envoy (L402, LSAT, Payment fields) | L402 field alone | Worker (one joined field) |\n|---|---|---|---|---|\n",
     );
     for ((client, form), cells) in &table {
         rendered.push_str(&format!(

@@ -294,6 +294,47 @@ fn existing_l402_clients_pass_against_both_edges() {
         .env("LNBITS_ADMIN_KEY", &payer.admin_key)
         .env("HELPER_BIN", &helper_bin);
     cases.extend(run_driver(py, "py_clients.py"));
+    // The same routes sold over the Payment scheme only, to a Payment client: both edges on
+    // the same service (the Worker spends in its Durable Object).
+    let pay_stack = Stack::with_service(
+        logs.path(),
+        ln.service(logs.path(), None).unwrap(),
+        &filter_config(10_000, &[("schemes", "payment".into())]),
+        1,
+    )
+    .unwrap();
+    let pay_worker = Workerd::start(
+        logs.path(),
+        &[
+            ("L402_KEYS", KEYS.to_owned()),
+            (
+                "INVOICE_SERVICE_TOKEN",
+                pay_stack.service.edge_token.clone(),
+            ),
+            ("ORIGIN_URL", format!("http://127.0.0.1:{}", origin.port)),
+            ("INVOICE_SERVICE_URL", pay_stack.service.url()),
+            ("INVOICE_SERVICE_TIMEOUT_MS", "10000".into()),
+            ("SCHEMES", "payment".into()),
+            (
+                "L402_ROUTES",
+                r#"[{"path":"/weather","service":"weather","capabilities":"read"}]"#.into(),
+            ),
+        ],
+        false,
+    )
+    .unwrap();
+    let pay_edges = json!([
+        {"name": "Envoy", "url": pay_stack.envoy.url("")},
+        {"name": "Worker", "url": pay_worker.url("")},
+    ])
+    .to_string();
+    let mut pay = Command::new(&node);
+    pay.arg(interop_src.join("payment_clients.mjs"))
+        .env("INTEROP_NODE_MODULES", dir.join("node_modules"))
+        .env("EDGES", &pay_edges)
+        .env("LNBITS_URL", &lnbits.url)
+        .env("LNBITS_ADMIN_KEY", &payer.admin_key);
+    cases.extend(run_driver(pay, "payment_clients.mjs"));
     for (name, url) in &edges {
         cases.push(curl_walkthrough(name, url, lnbits, payer));
         cases.extend(variants(name, &format!("{url}/weather"), lnbits, payer));
@@ -329,6 +370,7 @@ fn existing_l402_clients_pass_against_both_edges() {
             "l402-requests 0.9.0",
             "pymacaroons 0.13.0",
             "hand-built (reqwest)",
+            "@getalby/lightning-tools 9.0.1",
         ] {
             assert!(
                 cases.iter().any(|c| c.edge == edge && c.client == client),

@@ -87,8 +87,11 @@ impl InvoiceService {
         let path = log_dir.join(format!("invoice-service-{port}.toml"));
         std::fs::write(&path, config)?;
         let mut cmd = Command::new(artifacts::invoice_service_bin()?);
-        // Relative paths (the embedded spent-set's default file) land in the log folder.
-        cmd.current_dir(log_dir)
+        // Its own working folder (per port, so a restart on the port finds it again): the
+        // embedded spent-set's default file lands there, one per service.
+        let work = log_dir.join(format!("invoice-service-{port}"));
+        std::fs::create_dir_all(&work)?;
+        cmd.current_dir(&work)
             .arg("serve")
             .arg("--config")
             .arg(&path)

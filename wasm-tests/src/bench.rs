@@ -84,3 +84,52 @@ pub fn jwt_filter() -> String {
                 requires: {{ provider_name: bench }}"#
     )
 }
+
+/// Writes `n` Payment credentials for `weather` (capability `read`) to `path`, one per line,
+/// each a distinct charge issued under [`crate::KEYS`] (`salt` keeps runs apart): every request
+/// of a benchmark spends a fresh one, as paying clients do.
+pub fn payment_credentials(path: &Path, n: usize, salt: u32) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let ring: l402_core::Keyring = crate::KEYS.parse()?;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for i in 0..n {
+        let mut bytes = [0x77u8; 32];
+        bytes[..4].copy_from_slice(&salt.to_be_bytes());
+        bytes[4..12].copy_from_slice(&(i as u64).to_be_bytes());
+        let p = l402_core::Preimage::from_bytes(bytes);
+        let c = l402_core::issue_charge(
+            &ring,
+            &l402_core::ChargeTerms {
+                realm: "l402-edge",
+                service: "weather",
+                capabilities: "read",
+                amount_sat: 10,
+                invoice: "lnbcrt100n1pbenchmarkinvoice",
+                payment_hash: &p.payment_hash(),
+                expires_at: crate::now() + 3600,
+                description: None,
+            },
+        )?;
+        writeln!(out, "{}", crate::payment_credential(&c, &p.expose_hex()))?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// `wrk` Lua: each request sends the next line of `path` as its `Authorization` (the last one
+/// again once they run out, which the run then answers 402 and the benchmark refuses).
+pub fn rotating_credentials_script(path: &Path) -> String {
+    format!(
+        r#"
+local creds = {{}}
+for line in io.lines("{}") do creds[#creds + 1] = line end
+local next_cred = 0
+request = function()
+  next_cred = next_cred + 1
+  if next_cred > #creds then next_cred = #creds end
+  return wrk.format(nil, nil, {{["Authorization"] = creds[next_cred]}})
+end
+"#,
+        path.display()
+    )
+}

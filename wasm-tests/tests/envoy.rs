@@ -46,8 +46,10 @@ fn pay_and_use(stack: &Stack, path: &str) -> String {
         .iter()
         .map(|v| v.to_str().unwrap().to_owned())
         .collect();
-    assert_eq!(all.len(), 2, "{all:?}");
+    // L402 and LSAT (same macaroon and invoice), then the same invoice as a Payment charge.
+    assert_eq!(all.len(), 3, "{all:?}");
     assert!(all[0].starts_with("L402 macaroon=\"") && all[1].starts_with("LSAT macaroon=\""));
+    assert!(all[2].starts_with("Payment id=\""), "{all:?}");
     assert_eq!(
         all[0]["L402 ".len()..],
         all[1]["LSAT ".len()..],
@@ -346,7 +348,8 @@ fn grpc_and_cors() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["grpc-status"], "13");
     assert_eq!(resp.headers()["grpc-message"], "payment required");
-    assert_eq!(resp.headers().get_all("www-authenticate").iter().count(), 2);
+    // gRPC clients get the challenges as metadata: L402, LSAT, Payment.
+    assert_eq!(resp.headers().get_all("www-authenticate").iter().count(), 3);
     assert!(parse_challenge(&resp).is_ok());
 
     // Preflight passes unchallenged to the origin.

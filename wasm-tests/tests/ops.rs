@@ -472,9 +472,16 @@ fn kubernetes_manifests_validate() {
         ("L402_KEYS", KEYS),
         ("L402_EDGE_TOKENS", EDGE_TOKEN),
         ("L402_LNBITS_INVOICE_KEY", "k"),
+        ("L402_REDIS_URL", "redis://:secret@redis.l402.svc:6379"),
     ]);
-    invoice_service::config::Config::parse(cm["data"]["config.toml"].as_str().unwrap(), &env)
-        .unwrap();
+    let cfg =
+        invoice_service::config::Config::parse(cm["data"]["config.toml"].as_str().unwrap(), &env)
+            .unwrap();
+    // Two replicas: one spent-set they share.
+    assert!(matches!(
+        cfg.spent_set,
+        invoice_service::config::SpentSetConfig::Redis { .. }
+    ));
     // The CRDs' plugin configurations are ones the filter accepts (kubernetes-validate has no
     // schemas for Istio's and Envoy Gateway's resources).
     let wp = &yaml_docs(&k8s.join("istio-wasmplugin.yaml"))[0];

@@ -388,7 +388,11 @@ fn payment_only_routes_and_lnbits() {
         .proc
         .terminate(std::time::Duration::from_secs(10));
     stack.service = ln.service(logs.path(), Some(port)).unwrap();
-    assert!(logs.path().join("l402-spent.redb").is_file());
+    assert!(
+        logs.path()
+            .join(format!("invoice-service-{port}/l402-spent.redb"))
+            .is_file()
+    );
     assert_refused(
         get(&url, Some(&cred)).unwrap(),
         "invalid-challenge",

@@ -57,7 +57,10 @@ fn worker_paid_flow_rejections_and_revocation() {
         .map(|v| v.to_str().unwrap().to_owned())
         .collect();
     assert_eq!(all.len(), 1, "{all:?}");
-    let (l402, lsat) = all[0].split_once(", LSAT ").unwrap();
+    let (l402, rest) = all[0].split_once(", LSAT ").unwrap();
+    // Then the same invoice as a Payment charge (both schemes: the default).
+    let (lsat, payment) = rest.split_once(", Payment ").unwrap();
+    assert!(payment.starts_with("id=\""), "{payment}");
     assert!(l402.starts_with("L402 macaroon=\""));
     assert_eq!(
         &l402["L402 ".len()..],
@@ -327,6 +330,12 @@ fn documented_kv_commands_revoke_on_a_running_worker() {
         let args: Vec<&str> = local.split_whitespace().skip(1).collect();
         outputs.push(s.worker.wrangler(&args).unwrap());
         if line.contains(" put ") {
+            // KV is eventually consistent (on Cloudflare for up to a minute; locally a
+            // moment under load): the revocation must land, not land at once.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while status() != 402 && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
             assert_eq!(status(), 402, "after: {line}");
         }
     }

@@ -1,7 +1,9 @@
 //! Envoy side by side: plain Envoy (the floor), a no-op proxy-wasm filter (the Wasm crossing),
 //! Envoy's native `jwt_authn` with an HS256 token from a local JWKS (the native stateless-token
 //! peer), the L402 filter on authorized requests (with and without its cache), and the
-//! challenge path (no credential) with the invoice-service's `dev` backend, pool on and off.
+//! challenge path (no credential) with the invoice-service's `dev` backend, pool on and off,
+//! and the Payment scheme's charges (a fresh credential per request, spent at the
+//! invoice-service: its in-process store, and Redis).
 //! Then how the filter's cost grows: caveats, macaroons per credential, keyring size and
 //! request header bytes (cache off, so every request pays the full verification).
 //!
@@ -171,6 +173,8 @@ struct Variant {
     expect: u16,
     /// The invoice-service whose pool must be full before a round.
     pool: Option<usize>,
+    /// Each request sends a fresh Payment credential (a new file per run).
+    payment: bool,
     connections: u32,
     rounds: Vec<Round>,
 }
@@ -227,8 +231,27 @@ fn main() -> Result<()> {
             None,
         )?,
     ];
-    for s in &services {
-        wrk::pin(s.proc.pid(), 1)?;
+    // Payment charges are spent at an invoice-service: its in-process store, or Redis (on
+    // core 1 too).
+    let redis = testkit::redis::Redis::start(dir.path(), false)?;
+    let redis_service = InvoiceService::start_with_pool(
+        dir.path(),
+        KEYS,
+        backend,
+        &format!(
+            "[pool]\nenabled = false\n[spent_set]\nstore = \"redis\"\nurl = \"{}\"",
+            redis.url()
+        ),
+        &[],
+        None,
+    )?;
+    for pid in services
+        .iter()
+        .chain([&redis_service])
+        .map(|s| s.proc.pid())
+        .chain([redis.proc.pid()])
+    {
+        wrk::pin(pid, 1)?;
     }
 
     let l402 = |extra: &[(&str, serde_json::Value)]| {
@@ -252,6 +275,8 @@ fn main() -> Result<()> {
         ("l402-ring100", l402(&no_cache), ring(100), 9),
         ("challenge-pool", l402(&[]), ring(1), services[0].port),
         ("challenge-nopool", l402(&[]), ring(1), services[1].port),
+        ("payment-memory", l402(&[]), ring(1), services[1].port),
+        ("payment-redis", l402(&[]), ring(1), redis_service.port),
     ];
     for (name, _, ops) in PROBES {
         instances_spec.push((name, wasm_filter(&noop_wasm, ops), ring(1), 9));
@@ -273,6 +298,7 @@ fn main() -> Result<()> {
             headers,
             expect,
             pool,
+            payment: false,
             connections: 32,
             rounds: Vec::new(),
         });
@@ -392,9 +418,39 @@ fn main() -> Result<()> {
         );
     }
 
+    add(
+        "main",
+        "Payment charge, spent at the invoice-service (in-process store)",
+        "payment-memory",
+        vec![],
+        200,
+        None,
+    );
+    add(
+        "main",
+        "Payment charge, spent at the invoice-service (Redis)",
+        "payment-redis",
+        vec![],
+        200,
+        None,
+    );
     for (name, label, _) in PROBES {
         add("probes", label, name, vec![auth3.clone()], 200, None);
     }
+    for v in variants
+        .iter_mut()
+        .filter(|v| v.name.starts_with("Payment"))
+    {
+        v.payment = true;
+    }
+    // Fresh credentials for each run of a Payment variant: more than a run can spend.
+    let mut runs = 0u32;
+    let mut payment_script = |seconds: u64| -> Result<String> {
+        runs += 1;
+        let path = dir.path().join(format!("payment-{runs}.txt"));
+        wasm_tests::bench::payment_credentials(&path, seconds as usize * 12_000 + 2_000, runs)?;
+        Ok(wasm_tests::bench::rotating_credentials_script(&path))
+    };
 
     if let Some(v) = variants
         .iter_mut()
@@ -410,13 +466,18 @@ fn main() -> Result<()> {
         if let Some(s) = v.pool {
             wait_pool(&services[s], pool_depth as f64)?;
         }
+        let script = if v.payment {
+            Some(payment_script(1)?)
+        } else {
+            None
+        };
         wrk::run(&Load {
             url: &url,
             headers: &v.headers,
             seconds: 1,
             connections: 32,
             core: Some(1),
-            script: None,
+            script: script.as_deref(),
         })?;
     }
     for _ in 0..rounds {
@@ -425,6 +486,11 @@ fn main() -> Result<()> {
             if let Some(s) = v.pool {
                 wait_pool(&services[s], pool_depth as f64)?;
             }
+            let script = if v.payment {
+                Some(payment_script(secs)?)
+            } else {
+                None
+            };
             let cpu0 = testkit::procstat::cpu_seconds(inst.proc.pid())?;
             let run = wrk::run(&Load {
                 url: &format!("http://127.0.0.1:{}/weather", inst.port),
@@ -432,7 +498,7 @@ fn main() -> Result<()> {
                 seconds: secs,
                 connections: v.connections,
                 core: Some(1),
-                script: None,
+                script: script.as_deref(),
             })?;
             let cpu1 = testkit::procstat::cpu_seconds(inst.proc.pid())?;
             let others: u64 = run
@@ -526,6 +592,15 @@ fn main() -> Result<()> {
     let l402_cache = cpu_of("L402 authorized (cache)");
     let l402_miss = cpu_of("L402 authorized (no cache)");
     let jwt_cpu = cpu_of("jwt_authn HS256");
+    println!(
+        "Payment: a charge spent at the invoice-service costs Envoy {:.2} µs (in-process store) and \
+         {:.2} µs (Redis) of CPU per request, against {:.2} µs for an L402 token with the cache \
+         and {:.2} µs without.",
+        cpu_of("Payment charge, spent at the invoice-service (in-process store)"),
+        cpu_of("Payment charge, spent at the invoice-service (Redis)"),
+        l402_cache,
+        l402_miss
+    );
     println!(
         "Goals: L402 authorized / no-op = {:.2}x with the cache, {:.2}x without (goal <= 1.05x); \
          L402 / jwt_authn = {:.2}x with the cache, {:.2}x without (goal <= 1.3x). \

@@ -1,5 +1,7 @@
 //! workerd CPU per request: a trivial Worker (returns 200), a JavaScript Worker that proxies to
 //! it, and the L402 Worker on authorized requests (with and without its cache) proxying to it —
+//! and a Payment charge spent in the Worker's `SpentSet` Durable Object (a fresh credential per
+//! request; the object runs in the same process, on local disk storage) —
 //! all in one `workerd serve` process (the binary wrangler ships), from a generated capnp
 //! config, so no dev proxy sits in the path. Every Worker's `fetch()` goes to the trivial
 //! Worker (`globalOutbound`), so the origin's CPU is inside workerd's and equal for all.
@@ -54,7 +56,9 @@ fn write_config(dir: &Path, module_dir: &Path) -> Result<Vec<(&'static str, u16)
     std::fs::write(dir.join("trivial.mjs"), TRIVIAL)?;
     std::fs::write(dir.join("proxy.mjs"), PROXY)?;
     let l402_modules = testkit::workerd::embed_worker(dir, module_dir)?;
-    let ports: Vec<(&str, u16)> = ["trivial", "proxy", "l402", "l402-nocache"]
+    let do_dir = dir.join("durable-objects");
+    std::fs::create_dir_all(&do_dir)?;
+    let ports: Vec<(&str, u16)> = ["trivial", "proxy", "l402", "l402-nocache", "l402-pay"]
         .into_iter()
         .map(|n| (n, free_port()))
         .collect();
@@ -73,6 +77,11 @@ const config :Workerd.Config = (
     (name = "proxy", worker = (modules = [(name = "proxy.mjs", esModule = embed "proxy.mjs")], compatibilityDate = "2025-09-01", globalOutbound = "trivial")),
     (name = "l402", worker = (modules = {l402_modules}, compatibilityDate = "2025-09-01", globalOutbound = "trivial", bindings = [{b1}])),
     (name = "l402-nocache", worker = (modules = {l402_modules}, compatibilityDate = "2025-09-01", globalOutbound = "trivial", bindings = [{b0}])),
+    (name = "l402-pay", worker = (modules = {l402_modules}, compatibilityDate = "2025-09-01", globalOutbound = "trivial",
+      bindings = [{b1}, (name = "L402_SPENT_SET", durableObjectNamespace = "SpentSet")],
+      durableObjectNamespaces = [(className = "SpentSet", uniqueKey = "l402-bench-spent-set", enableSql = true)],
+      durableObjectStorage = (localDisk = "do-disk"))),
+    (name = "do-disk", disk = (path = "{do_dir}", writable = true)),
   ],
   sockets = [
     {sockets}
@@ -81,6 +90,7 @@ const config :Workerd.Config = (
 "#,
         b1 = l402_bindings(1024),
         b0 = l402_bindings(0),
+        do_dir = do_dir.display(),
     );
     std::fs::write(dir.join("bench.capnp"), config)?;
     Ok(ports)
@@ -124,9 +134,24 @@ fn main() -> Result<()> {
             "l402-nocache",
             auth.clone(),
         ),
+        (
+            "L402 Worker, Payment charge spent in its Durable Object -> trivial",
+            "l402-pay",
+            vec![],
+        ),
     ];
     let mut results: Vec<Vec<(wrk::Run, f64)>> = variants.iter().map(|_| Vec::new()).collect();
-    let load = |v: &(&str, &str, Vec<String>), seconds| -> Result<(wrk::Run, f64)> {
+    let mut runs = 0u32;
+    let mut load = |v: &(&str, &str, Vec<String>), seconds: u64| -> Result<(wrk::Run, f64)> {
+        // A Payment charge serves one request: fresh credentials for every run.
+        let script = if v.1 == "l402-pay" {
+            runs += 1;
+            let path = dir.path().join(format!("payment-{runs}.txt"));
+            wasm_tests::bench::payment_credentials(&path, seconds as usize * 8_000 + 2_000, runs)?;
+            Some(wasm_tests::bench::rotating_credentials_script(&path))
+        } else {
+            None
+        };
         let cpu0 = testkit::procstat::cpu_seconds(proc.pid())?;
         let run = wrk::run(&Load {
             url: &format!("http://127.0.0.1:{}/weather", port(v.1)),
@@ -134,7 +159,7 @@ fn main() -> Result<()> {
             seconds,
             connections: 16,
             core: Some(1),
-            script: None,
+            script: script.as_deref(),
         })?;
         let cpu1 = testkit::procstat::cpu_seconds(proc.pid())?;
         if run.statuses.keys().any(|c| *c != 200) || run.socket_errors > 0 {
@@ -158,7 +183,7 @@ fn main() -> Result<()> {
     }
     let version = Command::new(&bin).arg("--version").output()?;
     println!(
-        "{} `serve` on core 0 (one process, four Workers); `wrk -t1 -c16` on core 1; {rounds} round(s) x {secs} s, alternated; median [min..max].\n",
+        "{} `serve` on core 0 (one process, five Workers and the Durable Object); `wrk -t1 -c16` on core 1; {rounds} round(s) x {secs} s, alternated; median [min..max].\n",
         String::from_utf8_lossy(&version.stdout).trim()
     );
     println!("| variant | req/s | workerd CPU µs/req | p50 ms | p99 ms | requests |");
@@ -178,11 +203,14 @@ fn main() -> Result<()> {
     }
     println!(
         "\nL402 Worker CPU per authorized request: {:.1} µs with the cache ({:.1} µs above the JS proxy), \
-         {:.1} µs without ({:.1} µs above); goal <= 300 µs.",
+         {:.1} µs without ({:.1} µs above); goal <= 300 µs. A Payment charge spent in the Durable \
+         Object: {:.1} µs ({:.1} µs above the L402 request with the cache).",
         cpus[2],
         cpus[2] - cpus[1],
         cpus[3],
-        cpus[3] - cpus[1]
+        cpus[3] - cpus[1],
+        cpus[4],
+        cpus[4] - cpus[2]
     );
     Ok(())
 }

@@ -14,10 +14,11 @@ function result(edge, kase, ok, detail) {
   console.log("RESULT " + JSON.stringify({ client: CLIENT, edge, case: kase, ok, detail: String(detail) }));
 }
 
-// A WebLN-shaped wallet paying from the LNbits payer wallet.
+// The wallet shape fetch402 calls (NWC's `payInvoice({invoice})` → `{preimage}`), paying
+// from the LNbits payer wallet.
 const wallet = {
   paid: 0,
-  async sendPayment(invoice) {
+  async payInvoice({ invoice }) {
     const r = await fetch(`${process.env.LNBITS_URL}/api/v1/payments`, {
       method: "POST",
       headers: { "X-Api-Key": process.env.LNBITS_ADMIN_KEY, "Content-Type": "application/json" },

@@ -4,8 +4,9 @@ LNbits) and pymacaroons==0.13.0 (deserialize the challenge's macaroon, verify it
 key, attenuate it and send the result). Prints one `RESULT {json}` line per case;
 wasm-tests/tests/interop.rs asserts and tabulates.
 
-env: EDGES (JSON [{name, url}]), LNBITS_URL, LNBITS_ADMIN_KEY, HELPER_BIN (wasm-tests'
-interop_helper: prints a macaroon's root key)
+env: EDGES (JSON [{name, url}]), PAY_EDGES (edges selling the Payment scheme only: l402-requests'
+Payment path), LNBITS_URL, LNBITS_ADMIN_KEY, HELPER_BIN (wasm-tests' interop_helper: prints a
+macaroon's root key)
 """
 
 import hashlib
@@ -148,6 +149,34 @@ def pymacaroons_cases(edge):
     run(name, edge["name"], "attenuate, serialize, send -> 200", attenuate_and_use)
 
 
+def l402_requests_payment_cases(edge):
+    """The Payment scheme (lightning charge) against an edge that sells nothing else."""
+    name = "l402-requests 0.9.0"
+    url = edge["url"] + "/weather"
+    wallet = LnbitsWallet()
+    client = L402Client(wallet=wallet, budget=BudgetController(max_sats_per_request=100))
+
+    def pays_a_charge():
+        r = client.get(url)
+        assert r.status_code == 200, (r.status_code, r.text)
+        assert wallet.payments == 1, wallet.payments
+        receipt = r.payment_receipt
+        assert receipt is not None, r.headers
+        return f"402 Payment -> paid -> 200, receipt {receipt}"
+
+    def pays_again():
+        # A charge serves one request: the next one is a new purchase.
+        r = client.get(url)
+        assert r.status_code == 200, (r.status_code, r.text)
+        assert wallet.payments == 2, wallet.payments
+        return "the next request bought a second charge"
+
+    run(name, edge["name"], "Payment scheme: pays a lightning charge -> 200 + receipt", pays_a_charge)
+    run(name, edge["name"], "Payment scheme: one charge per request", pays_again)
+
+
 for edge in json.loads(os.environ["EDGES"]):
     l402_requests_cases(edge)
     pymacaroons_cases(edge)
+for edge in json.loads(os.environ.get("PAY_EDGES", "[]")):
+    l402_requests_payment_cases(edge)

@@ -282,7 +282,7 @@ pub fn payment_challenge(resp: &Response) -> Option<l402_core::PaymentChallenge>
         .get_all("www-authenticate")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find_map(|v| parse_payment_header(v))
+        .find_map(parse_payment_header)
 }
 
 /// Parses a `Payment id="…", realm="…", …` challenge: the value itself, or the last element

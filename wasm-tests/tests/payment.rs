@@ -4,7 +4,12 @@
 //! behind two service replicas; the Worker's Durable Object; Envoy and the Worker on one
 //! service), every refusal a 402 naming its problem type, and a store outage a 503.
 #![cfg(feature = "e2e")]
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    missing_docs
+)]
 
 use std::sync::{Arc, Barrier};
 
@@ -332,7 +337,7 @@ fn the_worker_spends_in_its_durable_object_and_can_share_the_services_set() {
         0.0
     );
     let (_, cred) = paid(&url, &worker.service);
-    assert_eq!(concurrent_oks(&[url.clone()], &cred, 50), 1);
+    assert_eq!(concurrent_oks(std::slice::from_ref(&url), &cred, 50), 1);
 
     // One deployment selling through Envoy and the Worker: the Worker spends at the service.
     let envoy = Stack::start(logs.path(), &filter_config(2000, &[]), 2).unwrap();

@@ -149,8 +149,14 @@ fn envoy_sells_over_payment_once_and_refuses_every_forgery() {
         "replay",
     );
 
-    // Forgeries and mismatches: refused before any spend, each naming its problem.
-    let (c2, good) = paid(&url, &stack.service);
+    refusals(&url, &stack.envoy.url("/maps"), &stack.service);
+}
+
+/// Forgeries and mismatches at `url` (and `other`, a route selling another service): each
+/// refused before any spend with its problem type named; the genuine charge still buys its
+/// request, once.
+fn refusals(url: &str, other: &str, service: &InvoiceService) {
+    let (c2, good) = paid(url, service);
     let c = c2.clone();
     let mut tampered = c2.clone();
     tampered.id = format!("{}A", &c2.id[..c2.id.len() - 1]);
@@ -227,18 +233,18 @@ fn envoy_sells_over_payment_once_and_refuses_every_forgery() {
         ),
     ];
     for (cred, problem_type, code, what) in &cases {
-        assert_refused(get(&url, Some(cred)).unwrap(), problem_type, code, what);
+        assert_refused(get(url, Some(cred)).unwrap(), problem_type, code, what);
     }
     // Another route: a weather charge does not buy maps (and is not spent by trying).
     assert_refused(
-        get(&stack.envoy.url("/maps"), Some(&good)).unwrap(),
+        get(other, Some(&good)).unwrap(),
         "invalid-challenge",
         "service_not_allowed",
         "other route",
     );
     // None of those spent it: it still buys its own route, once.
-    assert_eq!(get(&url, Some(&good)).unwrap().status(), 200);
-    assert_eq!(get(&url, Some(&good)).unwrap().status(), 402);
+    assert_eq!(get(url, Some(&good)).unwrap().status(), 200);
+    assert_eq!(get(url, Some(&good)).unwrap().status(), 402);
 }
 
 #[test]
@@ -329,6 +335,7 @@ fn the_worker_spends_in_its_durable_object_and_can_share_the_services_set() {
         "payment_spent",
         "replay at the Worker",
     );
+    refusals(&url, &worker.worker.url("/maps"), &worker.service);
     // The Durable Object, not the service, holds the spend.
     assert_eq!(
         worker
@@ -340,7 +347,7 @@ fn the_worker_spends_in_its_durable_object_and_can_share_the_services_set() {
     assert_eq!(concurrent_oks(std::slice::from_ref(&url), &cred, 50), 1);
 
     // One deployment selling through Envoy and the Worker: the Worker spends at the service.
-    let envoy = Stack::start(logs.path(), &filter_config(2000, &[]), 2).unwrap();
+    let mut envoy = Stack::start(logs.path(), &filter_config(2000, &[]), 2).unwrap();
     let origin = testkit::echo::Echo::start().unwrap();
     let vars = wasm_tests::worker_vars(&origin, &envoy.service, &[("SPENT_SET", "service")]);
     let shared = testkit::workerd::Workerd::start(logs.path(), &vars, true).unwrap();
@@ -355,6 +362,13 @@ fn the_worker_spends_in_its_durable_object_and_can_share_the_services_set() {
             .metric("l402_redeem_total{result=\"first_use\"}"),
         2.0
     );
+    // The shared set out of reach: the Worker does not serve the charge either (503).
+    let (_, cred) = paid(&urls[1], &envoy.service);
+    envoy.service.proc.stop();
+    let resp = get(&urls[1], Some(&cred)).unwrap();
+    assert_eq!(resp.status(), 503);
+    assert!(resp.headers().get("retry-after").is_some());
+    assert_eq!(problem(resp).1, "spent_set_unavailable");
 }
 
 #[test]

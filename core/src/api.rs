@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::challenge::{Challenge, ChallengeError, Offer};
-use crate::payment::{PaymentChallenge, PaymentChallengeError};
+use crate::payment::PaymentChallenge;
 
 /// Path of the challenge endpoint.
 pub const CHALLENGES_PATH: &str = "/v1/challenges";
@@ -193,9 +193,6 @@ pub enum ChallengeResponseError {
     /// The fields would make a broken or unsafe challenge.
     #[error(transparent)]
     Challenge(#[from] ChallengeError),
-    /// The Payment form would make a broken or unsafe header.
-    #[error(transparent)]
-    Payment(#[from] PaymentChallengeError),
 }
 
 impl ChallengeRequest {
@@ -207,17 +204,16 @@ impl ChallengeRequest {
 
 impl ChallengeResponse {
     /// Parses and validates an answer body into the offer to render: the L402 challenge and,
-    /// from services that issue it, the Payment one.
+    /// from services that issue it, the Payment one. A Payment form that could not be a safe
+    /// header is dropped, not the L402 challenge with it (a route selling Payment alone then
+    /// answers 503).
     pub fn parse_challenge(body: &[u8]) -> Result<Offer, ChallengeResponseError> {
         let r: ChallengeResponse = serde_json::from_slice(body)
             .map_err(|e| ChallengeResponseError::Json(e.to_string()))?;
         let l402 = Challenge::new(&r.macaroon, &r.invoice)?;
-        if let Some(p) = &r.payment {
-            p.check()?;
-        }
         Ok(Offer {
             l402,
-            payment: r.payment,
+            payment: r.payment.filter(|p| p.check().is_ok()),
         })
     }
 }
@@ -266,6 +262,12 @@ mod tests {
             ("AgEE", "lnbcrt10u1pqqq")
         );
         assert!(c.payment.is_none());
+        // An unsafe Payment form is dropped; the L402 challenge stands.
+        let header_splitting = br#"{"macaroon":"AgEE","invoice":"lnbcrt10u1pqqq","payment_hash":"00","expires_at":1,
+            "payment":{"id":"x","realm":"a\r\nSet-Cookie: y","method":"lightning","intent":"charge","request":"cQ"}}"#;
+        let c = ChallengeResponse::parse_challenge(header_splitting).unwrap();
+        assert!(c.payment.is_none());
+        assert_eq!(c.l402.macaroon(), "AgEE");
         assert!(ChallengeResponse::parse_challenge(b"{}").is_err());
         assert!(ChallengeResponse::parse_challenge(b"<html>").is_err());
         let bad =

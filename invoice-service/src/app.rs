@@ -31,6 +31,9 @@ use crate::pool::Pool;
 use crate::pricing::{OnPricingError, PriceQuery, Pricer, Quote, catalog_quote};
 use crate::spent::SpentSet;
 
+/// Longest a spent charge is remembered (challenges expire with their invoice, long before).
+pub const MAX_REDEEM_TTL_SECS: u64 = 7 * 24 * 3600;
+
 /// Path of the dev-only pay endpoint.
 pub const DEV_PAY_PATH: &str = "/v1/dev/pay";
 
@@ -327,7 +330,9 @@ async fn redeem(
         )
     })?;
     let now = (state.clock)();
-    match state.spent.redeem(&hash, req.expires_at, now).await {
+    // Edges are trusted, but a store fills with what they send: no entry outlives a week.
+    let expires_at = req.expires_at.min(now.saturating_add(MAX_REDEEM_TTL_SECS));
+    match state.spent.redeem(&hash, expires_at, now).await {
         Ok(Redeemed::FirstUse) => {
             state.metrics.redeem("first_use");
             Ok((

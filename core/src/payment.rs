@@ -604,11 +604,14 @@ impl std::str::FromStr for Schemes {
             l402: false,
             payment: false,
         };
+        // Read per request for routes that name their schemes: no allocation.
         for part in s.split(',').map(str::trim) {
-            match part.to_ascii_lowercase().as_str() {
-                "l402" => out.l402 = true,
-                "payment" => out.payment = true,
-                _ => return Err(UnknownScheme),
+            if part.eq_ignore_ascii_case("l402") {
+                out.l402 = true;
+            } else if part.eq_ignore_ascii_case("payment") {
+                out.payment = true;
+            } else {
+                return Err(UnknownScheme);
             }
         }
         Ok(out)

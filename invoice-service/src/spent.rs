@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -87,12 +88,23 @@ pub fn open(cfg: &SpentSetConfig) -> anyhow::Result<Arc<dyn SpentSet>> {
     })
 }
 
-/// Entries purged once this many were added since the last purge.
+/// Entries purged once every this many spends.
 const PURGE_EVERY: usize = 4096;
+
+/// Says when a spend should also drop expired entries (both local stores share it).
+#[derive(Default)]
+struct PurgeClock(AtomicUsize);
+
+impl PurgeClock {
+    fn tick(&self) -> bool {
+        self.0.fetch_add(1, Ordering::Relaxed) % PURGE_EVERY == PURGE_EVERY - 1
+    }
+}
 
 #[derive(Default)]
 struct Memory {
-    inner: Mutex<(HashMap<[u8; 32], u64>, usize)>,
+    map: Mutex<HashMap<[u8; 32], u64>>,
+    purge: PurgeClock,
 }
 
 #[async_trait]
@@ -107,19 +119,17 @@ impl SpentSet for Memory {
         expires_at: u64,
         now: u64,
     ) -> Result<Redeemed, SpentSetError> {
-        let mut guard = self
-            .inner
+        let purge = self.purge.tick();
+        let mut map = self
+            .map
             .lock()
             .map_err(|_| SpentSetError::Store("poisoned".into()))?;
-        let (map, added) = &mut *guard;
         if map.get(&hash.0).is_some_and(|e| *e > now) {
             return Ok(Redeemed::AlreadySpent);
         }
         map.insert(hash.0, expires_at);
-        *added += 1;
-        if *added >= PURGE_EVERY {
+        if purge {
             map.retain(|_, e| *e > now);
-            *added = 0;
         }
         Ok(Redeemed::FirstUse)
     }
@@ -133,7 +143,7 @@ const SPENT: redb::TableDefinition<'_, &[u8; 32], u64> = redb::TableDefinition::
 
 struct Embedded {
     db: Arc<redb::Database>,
-    added: Mutex<usize>,
+    purge: PurgeClock,
 }
 
 fn store_err(e: impl std::fmt::Display) -> SpentSetError {
@@ -150,7 +160,7 @@ impl Embedded {
         txn.commit()?;
         Ok(Embedded {
             db: Arc::new(db),
-            added: Mutex::new(0),
+            purge: PurgeClock::default(),
         })
     }
 
@@ -200,18 +210,7 @@ impl SpentSet for Embedded {
         expires_at: u64,
         now: u64,
     ) -> Result<Redeemed, SpentSetError> {
-        let purge = {
-            let mut added = self
-                .added
-                .lock()
-                .map_err(|_| SpentSetError::Store("poisoned".into()))?;
-            *added += 1;
-            let purge = *added >= PURGE_EVERY;
-            if purge {
-                *added = 0;
-            }
-            purge
-        };
+        let purge = self.purge.tick();
         let db = Arc::clone(&self.db);
         let hash = hash.0;
         tokio::task::spawn_blocking(move || {

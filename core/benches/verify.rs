@@ -28,6 +28,7 @@ fn entry() -> ServiceEntry {
         tier: 0,
         capabilities: vec!["read".into()],
         lifetime_secs: Some(3600),
+        allowance: None,
     }
 }
 

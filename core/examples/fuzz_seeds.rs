@@ -27,6 +27,7 @@ fn main() {
         tier: 0,
         capabilities: vec!["read".into()],
         lifetime_secs: Some(3600),
+        allowance: None,
     };
     let p = Preimage::from_bytes([0x42; 32]);
     let genuine = mint(&ring, p.payment_hash(), [1; 28], &entry, 1_800_000_000)

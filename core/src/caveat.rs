@@ -19,6 +19,9 @@ pub(crate) const COND_SERVICES: &str = "services";
 pub(crate) const COND_CAPABILITIES_SUFFIX: &str = "capabilities";
 /// `<svc>_valid_until=<unix seconds>`.
 pub(crate) const COND_VALID_UNTIL_SUFFIX: &str = "valid_until";
+/// `<svc>_allowance=<N>`: the token serves at most N requests of the service, counted per
+/// token id in a store (PROTOCOL.md §12). A verifier that does not know it refuses the token.
+pub(crate) const COND_ALLOWANCE_SUFFIX: &str = "allowance";
 /// `preimage=<hex>` (Aperture's gRPC clients and lnget add it).
 pub(crate) const COND_PREIMAGE: &str = "preimage";
 
@@ -38,6 +41,8 @@ pub(crate) enum Scoped {
     Capabilities(Vec<String>),
     /// `<svc>_client_ip=`: the request's client address must be in one of these.
     ClientIp(Vec<IpNet>),
+    /// `<svc>_allowance=`: at most this many requests, counted per token id.
+    Allowance(u64),
     /// An unknown condition or an unparsable value: rejects for its own service only.
     Unsupported,
 }
@@ -131,6 +136,9 @@ impl Claims {
                         ),
                         COND_CLIENT_IP_SUFFIX => {
                             parse_nets(value).map_or(Scoped::Unsupported, Scoped::ClientIp)
+                        }
+                        COND_ALLOWANCE_SUFFIX => {
+                            parse_decimal(value).map_or(Scoped::Unsupported, Scoped::Allowance)
                         }
                         _ => Scoped::Unsupported,
                     };
@@ -238,6 +246,18 @@ impl Claims {
             }
         }
         Ok((tier, expiry))
+    }
+
+    /// The lowest `<service>_allowance` of the token (attenuation only lowers it); `None`: the
+    /// token is not metered for `service`.
+    pub(crate) fn allowance(&self, service: &str) -> Option<u64> {
+        self.scoped
+            .iter()
+            .filter_map(|s| match s.cond {
+                Scoped::Allowance(n) if s.service == service => Some(n),
+                _ => None,
+            })
+            .min()
     }
 
     /// The capabilities every `<service>_capabilities` caveat grants; `None` when no such

@@ -10,7 +10,7 @@
 //! secret of the edge and the origin alone.
 //!
 //! Claims: `tid` token id, `svc` service, `caps` capabilities the token grants for it (absent:
-//! unrestricted), `texp` the token's expiry, `htm` method, `htp` canonical path (no query, as
+//! unrestricted), `texp` the token's expiry, `rem` the requests a metered token has left, `htm` method, `htp` canonical path (no query, as
 //! DPoP's `htu`), `iat`, and `exp` = `iat` + [`CONTEXT_LIFETIME_SECS`] (never past `texp`),
 //! so a captured header is worth a minute, for one method and path.
 
@@ -71,6 +71,9 @@ pub struct EdgeContext {
     /// When the token expires (unix seconds), if it does.
     #[serde(rename = "texp", default, skip_serializing_if = "Option::is_none")]
     pub token_expires_at: Option<u64>,
+    /// Requests a metered token has left after this one; absent: not metered.
+    #[serde(rename = "rem", default, skip_serializing_if = "Option::is_none")]
+    pub allowance_remaining: Option<u64>,
     /// The request's method.
     #[serde(rename = "htm")]
     pub method: String,
@@ -166,6 +169,7 @@ mod tests {
             service: "weather".into(),
             capabilities: Some(vec!["read".into()]),
             token_expires_at: Some(2_000_000_000),
+            allowance_remaining: None,
             method: "GET".into(),
             path: "/weather/today".into(),
         }

@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
+mod allowance;
 mod api;
 mod caveat;
 mod challenge;
@@ -41,6 +42,11 @@ mod routes;
 mod service;
 mod verify;
 
+pub use allowance::{
+    ALLOWANCE_PATH, AllowanceAnswer, AllowanceRequest, AllowanceRequestError, Counter,
+    DEFAULT_ALLOWANCE_LEASE, DEFAULT_ALLOWANCE_LEASE_MS, HEADER_ALLOWANCE_REMAINING, Leases,
+    MAX_ALLOWANCE_LEASE, RESPONSE_ALLOWANCE_REMAINING,
+};
 pub use api::{
     ApiErrorCode, CHALLENGES_PATH, ChallengeRequest, ChallengeResponse, ChallengeResponseError,
     ErrorBody, REDEEM_PATH, RedeemRequest, Redeemed,
@@ -63,7 +69,7 @@ pub use edge::{
     ChallengeCall, ChallengeLimiter, ChallengeRate, ClientAddress, DEFAULT_CACHE_SIZE,
     DEFAULT_CHALLENGE_BURST, DEFAULT_CHALLENGES_PER_SECOND, DEFAULT_TIMEOUT_MS, Edge, EdgeOptions,
     EdgeRequest, EdgeSettings, EdgeState, Forward, HEADER_PAYMENT_HASH, HostFailure, HostSale,
-    MAX_CACHE_SIZE, MIN_EDGE_TOKEN_LEN, NonCanonicalPath, Outcome, PendingChallenge, Problem,
+    MAX_CACHE_SIZE, MIN_EDGE_TOKEN_LEN, MeterCall, NonCanonicalPath, Outcome, PendingChallenge, Problem,
     RATE_LIMITED_CODE, RESERVED_HEADER_PREFIX, RedeemCall, Reply, RevocationCheck, Setting,
     SettingsError, Step, check_edge_token, misconfigured_reply,
 };

@@ -6,7 +6,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use libmacaroon::{Format, Macaroon};
 
-use crate::caveat::{COND_CAPABILITIES_SUFFIX, COND_SERVICES, COND_VALID_UNTIL_SUFFIX};
+use crate::caveat::{
+    COND_ALLOWANCE_SUFFIX, COND_CAPABILITIES_SUFFIX, COND_SERVICES, COND_VALID_UNTIL_SUFFIX,
+};
 use crate::client_ip::{BindingWidth, COND_CLIENT_IP_SUFFIX};
 use crate::credential::decode_b64_macaroon;
 use crate::ids::{Identifier, PaymentHash, TOKEN_ID_RANDOM_LEN, TokenId};
@@ -91,6 +93,9 @@ pub fn mint_bound(
     client: Option<(IpAddr, BindingWidth)>,
 ) -> Result<MintedToken, MintError> {
     let mut caveats = aperture_caveats(entry, now)?;
+    if let Some(n) = entry.allowance {
+        caveats.push(format!("{}_{COND_ALLOWANCE_SUFFIX}={n}", entry.name));
+    }
     if let Some((ip, width)) = client {
         caveats.push(format!(
             "{}_{COND_CLIENT_IP_SUFFIX}={}",

@@ -57,11 +57,14 @@ pub enum Reason {
     /// A Payment credential whose payment was already spent (a charge serves one request).
     #[error("payment_spent")]
     PaymentSpent,
+    /// A metered token (`<service>_allowance`) has served every request it was good for.
+    #[error("allowance_spent")]
+    AllowanceSpent,
 }
 
 impl Reason {
     /// Every reason, for metrics that pre-register one counter each.
-    pub const ALL: [Reason; 17] = [
+    pub const ALL: [Reason; 18] = [
         Reason::MissingCredential,
         Reason::MalformedCredential,
         Reason::CredentialTooLarge,
@@ -79,6 +82,7 @@ impl Reason {
         Reason::ChallengeInvalid,
         Reason::ChallengeExpired,
         Reason::PaymentSpent,
+        Reason::AllowanceSpent,
     ];
 
     /// The stable snake_case name.
@@ -101,6 +105,7 @@ impl Reason {
             Reason::ChallengeInvalid => "challenge_invalid",
             Reason::ChallengeExpired => "challenge_expired",
             Reason::PaymentSpent => "payment_spent",
+            Reason::AllowanceSpent => "allowance_spent",
         }
     }
 

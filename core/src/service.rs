@@ -107,4 +107,7 @@ pub struct ServiceEntry {
     pub capabilities: Vec<String>,
     /// Seconds from mint to `<name>_valid_until`; `None` writes no expiry caveat.
     pub lifetime_secs: Option<u64>,
+    /// Requests one token serves, written as `<name>_allowance=N` (a bundle); `None`: as many
+    /// as its lifetime allows.
+    pub allowance: Option<u64>,
 }

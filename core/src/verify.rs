@@ -95,6 +95,7 @@ pub struct Authorized {
     service_index: usize,
     tier: u32,
     expires_at: Option<u64>,
+    allowance: Option<u64>,
 }
 
 impl Authorized {
@@ -130,6 +131,11 @@ impl Authorized {
     /// When the token stops being valid for this service, if it ever does.
     pub fn expires_at(&self) -> Option<u64> {
         self.expires_at
+    }
+    /// The requests this credential may spend in all (the lowest `<service>_allowance`);
+    /// `None`: unmetered. The edge counts the token id against it before forwarding.
+    pub fn allowance(&self) -> Option<u64> {
+        self.allowance
     }
     /// Which header form carried the credential.
     pub fn source(&self) -> Source {
@@ -452,6 +458,13 @@ fn authorize(
         request.now,
         request.client_ip,
     )?;
+    let allowance = token.claims.allowance(request.service);
+    if allowance == Some(0) {
+        return Err(Rejection::new(
+            Reason::AllowanceSpent,
+            "allowance caveat of zero requests",
+        ));
+    }
     let service_index = token
         .claims
         .services
@@ -463,5 +476,6 @@ fn authorize(
         service_index,
         tier,
         expires_at,
+        allowance,
     })
 }

@@ -31,6 +31,7 @@ fn entry() -> ServiceEntry {
         tier: 1,
         capabilities: vec!["read".into()],
         lifetime_secs: Some(3600),
+        allowance: None,
     }
 }
 

@@ -67,6 +67,7 @@ fn both_directions_on_an_aperture_token() {
         tier: 2,
         capabilities: vec!["read".into()],
         lifetime_secs: Some(3600),
+        allowance: None,
     };
     let ours = mint(&ring, preimage.payment_hash(), [1; 28], &entry, 1_000).unwrap();
     let root = ring.root_key(&ours.identifier.token_id).unwrap();

@@ -117,6 +117,7 @@ fn aperture_style_vector_is_what_mint_writes_for_a_catalog_entry() {
         tier: 0,
         capabilities: vec![],
         lifetime_secs: Some(4102444800 - 1_000_000_000),
+        allowance: None,
     };
     let minted = mint(
         &ring,

@@ -27,6 +27,7 @@ fn genuine() -> &'static str {
             tier: 0,
             capabilities: vec!["read".into()],
             lifetime_secs: Some(3600),
+            allowance: None,
         };
         let p = Preimage::from_bytes([0x42; 32]);
         mint(&ring, p.payment_hash(), [1; 28], &entry, 1_800_000_000)

@@ -270,6 +270,7 @@ fn token(cmd: TokenCommand) -> ExitCode {
                 tier,
                 capabilities,
                 lifetime_secs: lifetime.map(|l| l.as_secs()),
+                allowance: None,
             };
             match mint(&ring, hash, random, &entry, now_or(now)) {
                 Ok(m) => {

@@ -230,6 +230,7 @@ mod tests {
                 tier: 0,
                 capabilities: vec!["read".into(), "write".into()],
                 lifetime_secs: lifetime,
+                allowance: None,
             },
             price_sat: 10,
             memo: "maps".into(),

@@ -175,6 +175,7 @@ fn entry(service: &str, caps: &[&str], lifetime: Option<u64>) -> ServiceEntry {
         tier: 0,
         capabilities: caps.iter().map(|c| (*c).to_owned()).collect(),
         lifetime_secs: lifetime,
+        allowance: None,
     }
 }
 

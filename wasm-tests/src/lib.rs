@@ -269,6 +269,7 @@ pub fn token(
         tier: 0,
         capabilities: caps.iter().map(|c| (*c).to_owned()).collect(),
         lifetime_secs: lifetime,
+        allowance: None,
     };
     let mut random = [salt; 28];
     random[..8].copy_from_slice(&minted_at.to_be_bytes());

@@ -310,6 +310,7 @@ fn documented_kv_commands_revoke_on_a_running_worker() {
         tier: 0,
         capabilities: vec!["read".into()],
         lifetime_secs: Some(3600),
+        allowance: None,
     };
     let t = l402_core::mint(&keyring, p.payment_hash(), random, &entry, now()).unwrap();
     let auth = format!("L402 {}:{}", t.macaroon_b64, p.expose_hex());

@@ -12,6 +12,7 @@
 //!                         ├─► Challenge { body } ─► challenge_answered ─► Reply
 //!                         ├─► CheckRevoked { token_id } ─► resume ─► Step
 //!                         ├─► Redeem { payment_hash } ─► redeemed ─► Step   (Payment scheme)
+//!                         ├─► Meter { take, release } ─► metered ─► Step   (metered tokens)
 //!                         └─► Reply { 400 / 401 / 402 / 503 }
 //! ```
 
@@ -28,6 +29,10 @@ pub use settings::{
     NonCanonicalPath, Problem, Setting, SettingsError, check_edge_token,
 };
 
+use crate::allowance::{
+    AllowanceAnswer, AllowanceRequest, HEADER_ALLOWANCE_REMAINING, Leases,
+    RESPONSE_ALLOWANCE_REMAINING, Spend,
+};
 use crate::api::{ChallengeRequest, ChallengeResponse, RedeemRequest, Redeemed};
 use crate::challenge::{DEFAULT_RETRY_AFTER_SECS, Denial, HttpResponse, is_grpc, render};
 use crate::client_ip::parse_client_address;
@@ -94,11 +99,15 @@ pub enum HostFailure {
     /// Payment charge cannot be spent, so it is not served.
     #[error("spent_set_unavailable")]
     SpentSet,
+    /// The allowance store did not answer: a metered token cannot be counted, so it is not
+    /// served (unmetered tokens still pass).
+    #[error("allowance_store_unavailable")]
+    AllowanceStore,
 }
 
 impl HostFailure {
     /// Every variant, for metrics.
-    pub const ALL: [HostFailure; 8] = [
+    pub const ALL: [HostFailure; 9] = [
         HostFailure::Clock,
         HostFailure::RouteMetadata,
         HostFailure::Revocation,
@@ -107,6 +116,7 @@ impl HostFailure {
         HostFailure::State,
         HostFailure::Origin,
         HostFailure::SpentSet,
+        HostFailure::AllowanceStore,
     ];
 
     /// The stable name (body `error`, metric suffix).
@@ -120,6 +130,7 @@ impl HostFailure {
             HostFailure::State => "edge_state_unavailable",
             HostFailure::Origin => "origin_unreachable",
             HostFailure::SpentSet => "spent_set_unavailable",
+            HostFailure::AllowanceStore => "allowance_store_unavailable",
         }
     }
 }
@@ -141,6 +152,11 @@ pub enum Outcome {
     },
     /// A Payment charge spent by this request: forwarded.
     Redeemed,
+    /// A metered token's request, counted: forwarded.
+    Metered {
+        /// Whether the verified-credential cache answered.
+        cache_hit: bool,
+    },
     /// A credential refused (or missing); a challenge is being asked for.
     Rejected(Reason),
     /// A credential refused and 401 answered (policy `unauthorized`).
@@ -329,6 +345,27 @@ impl RedeemCall {
     }
 }
 
+/// A metered token verified: take units from the allowance store (`POST`
+/// [`crate::ALLOWANCE_PATH`] with `body`, or the Worker's Durable Object for the token id),
+/// then hand the answer to [`Edge::metered`].
+#[derive(Debug)]
+pub struct MeterCall {
+    /// What to ask the store.
+    pub request: AllowanceRequest,
+    /// `request` as JSON.
+    pub body: Vec<u8>,
+    authorized: Authorized,
+    cache_hit: bool,
+    resume: Box<Resume>,
+}
+
+impl MeterCall {
+    /// Whether answers to this request take gRPC's shape.
+    pub fn grpc(&self) -> bool {
+        self.resume.grpc
+    }
+}
+
 /// What the host does next.
 #[derive(Debug)]
 pub enum Step {
@@ -340,6 +377,8 @@ pub enum Step {
     CheckRevoked(RevocationCheck),
     /// Spend a Payment charge in the spent-set.
     Redeem(RedeemCall),
+    /// Count a metered token in the allowance store.
+    Meter(MeterCall),
     /// Answer the client.
     Reply(Reply),
 }
@@ -350,6 +389,21 @@ pub enum Step {
 pub struct EdgeState {
     cache: VerifiedCache,
     limiter: ChallengeLimiter,
+    leases: Leases,
+}
+
+impl EdgeState {
+    /// Leased allowance units that ran out by `now_ms` (`all`: every one, at shutdown), as
+    /// release requests for the host to send to the store (`POST` [`crate::ALLOWANCE_PATH`]);
+    /// a release that fails loses those units for the client, never serves one too many.
+    pub fn expired_leases(&mut self, now_ms: u64, all: bool) -> Vec<AllowanceRequest> {
+        self.leases.expired(now_ms, all)
+    }
+
+    /// Allowance leases held.
+    pub fn leases_held(&self) -> usize {
+        self.leases.len()
+    }
 }
 
 /// One edge: validated settings and the verifier. Immutable; share it.
@@ -423,6 +477,7 @@ impl Edge {
         EdgeState {
             cache: VerifiedCache::new(self.settings.cache_size),
             limiter: ChallengeLimiter::new(self.settings.challenge_rate),
+            leases: Leases::default(),
         }
     }
 
@@ -630,7 +685,7 @@ impl Edge {
                         resume: r,
                     })
                 } else {
-                    self.authorized(*r, authorized, cache_hit)
+                    self.authorized(state, r, authorized, cache_hit)
                 }
             }
             Err(rejection) => self.reject(state, r, rejection.reason, address),
@@ -752,6 +807,7 @@ impl Edge {
                                 .collect()
                         }),
                         token_expires_at: None,
+                        allowance_remaining: None,
                         method: r.method,
                         path: r.path,
                     };
@@ -770,7 +826,81 @@ impl Edge {
         }
     }
 
-    fn authorized(&self, r: Resume, authorized: Authorized, cache_hit: bool) -> Step {
+    /// A token verified (and not revoked): a metered one is counted first.
+    fn authorized(
+        &self,
+        state: &mut EdgeState,
+        r: Box<Resume>,
+        authorized: Authorized,
+        cache_hit: bool,
+    ) -> Step {
+        let Some(limit) = authorized.allowance() else {
+            return self.forward_authorized(*r, authorized, cache_hit, None);
+        };
+        let token_id = *authorized.token_id();
+        match state
+            .leases
+            .spend(&token_id, authorized.service(), r.now_ms)
+        {
+            Spend::Local(remaining) => {
+                self.forward_authorized(*r, authorized, cache_hit, Some(remaining))
+            }
+            Spend::Store { release } => {
+                let request = AllowanceRequest {
+                    token_id: token_id.to_hex(),
+                    service: authorized.service().to_owned(),
+                    limit,
+                    expires_at: authorized.expires_at(),
+                    take: state.leases.want(self.settings.allowance_lease),
+                    release,
+                };
+                Step::Meter(MeterCall {
+                    body: request.to_body(),
+                    request,
+                    authorized,
+                    cache_hit,
+                    resume: r,
+                })
+            }
+        }
+    }
+
+    /// Continues after the allowance store answered: a unit granted forwards (the rest of a
+    /// lease is kept for the next requests), none left answers a fresh challenge
+    /// (`allowance_spent`), `Err` is a 503: a metered token the store cannot count is never
+    /// served.
+    pub fn metered(
+        &self,
+        state: &mut EdgeState,
+        call: MeterCall,
+        answer: Result<AllowanceAnswer, HostFailure>,
+    ) -> Step {
+        let r = call.resume;
+        match answer {
+            Err(f) => Step::Reply(self.fail(f, r.grpc)),
+            Ok(a) if a.granted == 0 || a.granted > call.request.take => {
+                self.reject(state, r, Reason::AllowanceSpent, None)
+            }
+            Ok(a) => {
+                let remaining = state.leases.keep(
+                    &call.request,
+                    call.authorized.token_id(),
+                    a.granted - 1,
+                    a.left,
+                    r.now_ms.saturating_add(self.settings.allowance_lease_ms),
+                );
+                self.forward_authorized(*r, call.authorized, call.cache_hit, Some(remaining))
+            }
+        }
+    }
+
+    fn forward_authorized(
+        &self,
+        r: Resume,
+        authorized: Authorized,
+        cache_hit: bool,
+        remaining: Option<u64>,
+    ) -> Step {
         let s = &self.settings;
         let mut set = vec![
             (s.token_id_header.clone(), authorized.token_id().to_hex()),
@@ -784,6 +914,7 @@ impl Edge {
                     .capabilities()
                     .map(|c| c.into_iter().map(str::to_owned).collect()),
                 token_expires_at: authorized.expires_at(),
+                allowance_remaining: remaining,
                 method: r.method,
                 path: r.path,
             };
@@ -793,7 +924,21 @@ impl Edge {
                 Err(_) => return Step::Reply(self.fail(HostFailure::State, r.grpc)),
             }
         }
-        self.forward(r.remove, set, Outcome::Authorized { cache_hit })
+        let mut respond = Vec::new();
+        if let Some(n) = remaining {
+            set.push((HEADER_ALLOWANCE_REMAINING.to_owned(), n.to_string()));
+            respond.push((RESPONSE_ALLOWANCE_REMAINING, n.to_string()));
+        }
+        Step::Forward(Forward {
+            remove: r.remove,
+            set,
+            respond,
+            outcome: if remaining.is_some() {
+                Outcome::Metered { cache_hit }
+            } else {
+                Outcome::Authorized { cache_hit }
+            },
+        })
     }
 
     /// Continues after a revocation lookup: `Ok(true)` revoked, `Ok(false)` not, `Err` the
@@ -807,7 +952,7 @@ impl Edge {
         let mut r = check.resume;
         match revoked {
             Err(f) => Step::Reply(self.fail(f, r.grpc)),
-            Ok(false) => self.authorized(*r, check.authorized, check.cache_hit),
+            Ok(false) => self.authorized(state, r, check.authorized, check.cache_hit),
             Ok(true) => {
                 r.revoked.insert(check.token_id);
                 self.judge(state, r, None)

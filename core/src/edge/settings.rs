@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 
+use crate::allowance::{DEFAULT_ALLOWANCE_LEASE, DEFAULT_ALLOWANCE_LEASE_MS, MAX_ALLOWANCE_LEASE};
 use crate::challenge::{
     ChallengeForm, DEFAULT_RETRY_AFTER_SECS, HEADER_SERVICE, HEADER_TOKEN_ID, InvalidPolicy,
 };
@@ -68,6 +69,10 @@ pub enum Setting {
     ChallengeForm,
     /// Schemes sold on routes that do not say.
     Schemes,
+    /// Units of a metered token's allowance taken from the store at once.
+    AllowanceLease,
+    /// How long unspent leased units are held before they go back.
+    AllowanceLeaseMs,
 }
 
 impl Setting {
@@ -92,6 +97,8 @@ impl Setting {
             Setting::ChallengeBurst => "challenge_burst",
             Setting::ChallengeForm => "challenge_form",
             Setting::Schemes => "schemes",
+            Setting::AllowanceLease => "allowance_lease",
+            Setting::AllowanceLeaseMs => "allowance_lease_ms",
         }
     }
 
@@ -116,6 +123,8 @@ impl Setting {
             Setting::ChallengeBurst => "CHALLENGE_BURST",
             Setting::ChallengeForm => "CHALLENGE_FORM",
             Setting::Schemes => "SCHEMES",
+            Setting::AllowanceLease => "ALLOWANCE_LEASE",
+            Setting::AllowanceLeaseMs => "ALLOWANCE_LEASE_MS",
         }
     }
 }
@@ -233,6 +242,10 @@ pub struct EdgeOptions {
     pub challenge_form: Option<String>,
     /// `l402`, `payment` or `l402,payment`.
     pub schemes: Option<String>,
+    /// Allowance units taken at once (1: every metered request asks the store).
+    pub allowance_lease: Option<u64>,
+    /// Unspent leased units go back after this many ms.
+    pub allowance_lease_ms: Option<u64>,
 }
 
 /// The validated settings.
@@ -272,6 +285,10 @@ pub struct EdgeSettings {
     pub challenge_form: ChallengeForm,
     /// Schemes sold where the route does not say (default both).
     pub schemes: Schemes,
+    /// Allowance units taken from the store at once.
+    pub allowance_lease: u64,
+    /// Unspent leased units go back after this many ms.
+    pub allowance_lease_ms: u64,
 }
 
 /// The edge-token rule, shared with the invoice-service that checks the same tokens.
@@ -429,7 +446,23 @@ impl EdgeOptions {
             1,
             10_000_000,
         )?;
+        let allowance_lease = ranged(
+            S::AllowanceLease,
+            self.allowance_lease,
+            DEFAULT_ALLOWANCE_LEASE,
+            1,
+            MAX_ALLOWANCE_LEASE,
+        )?;
+        let allowance_lease_ms = ranged(
+            S::AllowanceLeaseMs,
+            self.allowance_lease_ms,
+            DEFAULT_ALLOWANCE_LEASE_MS,
+            100,
+            600_000,
+        )?;
         Ok(EdgeSettings {
+            allowance_lease,
+            allowance_lease_ms,
             verifier: Verifier::new(keyring),
             routes,
             deny_list,
@@ -534,6 +567,8 @@ mod tests {
                 Setting::ChallengesPerSecond,
             ),
             (|o| o.challenge_burst = Some(0), Setting::ChallengeBurst),
+            (|o| o.allowance_lease = Some(0), Setting::AllowanceLease),
+            (|o| o.allowance_lease_ms = Some(10), Setting::AllowanceLeaseMs),
         ];
         for (edit, want) in cases {
             let mut o = base();

@@ -40,6 +40,7 @@ fn credential(service: &str, caps: &[&str], salt: u8) -> String {
         tier: 0,
         capabilities: caps.iter().map(|c| (*c).to_owned()).collect(),
         lifetime_secs: Some(3600),
+        allowance: None,
     };
     let t = mint(
         &keyring,
@@ -432,6 +433,7 @@ fn a_token_bound_to_a_client_address_passes_from_it_only() {
         tier: 0,
         capabilities: vec!["read".into()],
         lifetime_secs: Some(3600),
+        allowance: None,
     };
     let t = crate::mint::mint_bound(
         &keyring,
@@ -505,6 +507,7 @@ fn an_on_demand_client_address_is_asked_only_when_a_decision_needs_it() {
         tier: 0,
         capabilities: vec!["read".into()],
         lifetime_secs: Some(3600),
+        allowance: None,
     };
     let bound = |ip: &str| {
         let t = crate::mint::mint_bound(
@@ -793,4 +796,193 @@ fn schemes_decide_what_is_read_and_offered() {
         both.decide(&mut st, &request("GET", "/weather", h)),
         Step::Forward(_)
     ));
+}
+
+/// A metered credential: `allowance` requests of `weather`, attenuated to `lower` if given.
+fn metered_credential(allowance: u64, lower: Option<u64>, salt: u8) -> String {
+    let keyring: crate::Keyring = KEYS.parse().unwrap();
+    let p = Preimage::from_bytes([salt; 32]);
+    let e = ServiceEntry {
+        name: "weather".parse().unwrap(),
+        tier: 0,
+        capabilities: vec!["read".into()],
+        lifetime_secs: Some(3600),
+        allowance: Some(allowance),
+    };
+    let t = mint(&keyring, p.payment_hash(), [salt; 28], &e, NOW_MS / 1000 - 10).unwrap();
+    let mac = match lower {
+        Some(n) => crate::mint::attenuate(&t.macaroon_b64, &format!("weather_allowance={n}"))
+            .unwrap(),
+        None => t.macaroon_b64,
+    };
+    format!("L402 {mac}:{}", p.expose_hex())
+}
+
+/// Runs one metered request against a store holding `used`; returns the step after it.
+fn meter_once(e: &Edge, st: &mut EdgeState, cred: &str, now_ms: u64, used: &mut u64) -> Step {
+    let h: &[(&str, &[u8])] = &[("authorization", cred.as_bytes())];
+    let mut req = request("GET", "/weather/today", h);
+    req.now_ms = Some(now_ms);
+    match e.decide(st, &req) {
+        Step::Meter(call) => {
+            let (u, answer) = crate::Counter::apply(*used, &call.request);
+            *used = u;
+            e.metered(st, call, Ok(answer))
+        }
+        other => other,
+    }
+}
+
+#[test]
+fn a_metered_token_serves_its_allowance_then_is_challenged() {
+    // One unit per store call: every request is counted at the store.
+    let e = edge_with(|o| o.allowance_lease = Some(1), false);
+    let mut st = e.new_state();
+    let cred = metered_credential(5, None, 7);
+    let mut used = 0;
+    for left in (0..5).rev() {
+        let f = forward(meter_once(&e, &mut st, &cred, NOW_MS, &mut used));
+        assert!(matches!(f.outcome, Outcome::Metered { .. }));
+        let n = left.to_string();
+        assert!(f.set.contains(&("x-l402-allowance-remaining".into(), n.clone())));
+        assert_eq!(f.respond, vec![("l402-allowance-remaining", n)]);
+        let ctx = f.set.iter().find(|(k, _)| k == "x-l402-context").unwrap();
+        let key: ContextKey = CTX_KEY.parse().unwrap();
+        let c = verify_context(&key, &ctx.1, "GET", "/weather/today", NOW_MS / 1000, 0).unwrap();
+        assert_eq!(c.allowance_remaining, Some(left));
+    }
+    match meter_once(&e, &mut st, &cred, NOW_MS, &mut used) {
+        Step::Challenge(c) => assert_eq!(c.pending.reason(), Reason::AllowanceSpent),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(used, 5);
+    // An unmetered token on the same route never reaches the store.
+    let plain = credential("weather", &["read"], 8);
+    let h: &[(&str, &[u8])] = &[("authorization", plain.as_bytes())];
+    let f = forward(e.decide(&mut st, &request("GET", "/weather/x", h)));
+    assert!(matches!(f.outcome, Outcome::Authorized { .. }));
+    assert!(f.respond.is_empty());
+}
+
+#[test]
+fn an_attenuated_copy_is_held_to_its_lower_allowance_on_the_shared_count() {
+    let e = edge_with(|o| o.allowance_lease = Some(1), false);
+    let mut st = e.new_state();
+    let full = metered_credential(5, None, 9);
+    let copy = metered_credential(5, Some(2), 9);
+    let mut used = 0;
+    forward(meter_once(&e, &mut st, &copy, NOW_MS, &mut used));
+    forward(meter_once(&e, &mut st, &full, NOW_MS, &mut used));
+    // Two used: the copy's limit is reached, the original has three left.
+    assert!(matches!(
+        meter_once(&e, &mut st, &copy, NOW_MS, &mut used),
+        Step::Challenge(_)
+    ));
+    let f = forward(meter_once(&e, &mut st, &full, NOW_MS, &mut used));
+    assert!(f.set.contains(&("x-l402-allowance-remaining".into(), "2".into())));
+    // A copy cannot raise it: the lowest allowance caveat holds.
+    let raised = metered_credential(2, None, 10);
+    let raised = {
+        let (scheme_mac, pre) = raised.rsplit_once(':').unwrap();
+        let mac = scheme_mac.trim_start_matches("L402 ");
+        let up = crate::mint::attenuate(mac, "weather_allowance=100").unwrap();
+        format!("L402 {up}:{pre}")
+    };
+    let mut used = 2;
+    assert!(matches!(
+        meter_once(&e, &mut st, &raised, NOW_MS, &mut used),
+        Step::Challenge(_)
+    ));
+    // Zero is spent before any store call.
+    let zero = metered_credential(5, Some(0), 11);
+    let h: &[(&str, &[u8])] = &[("authorization", zero.as_bytes())];
+    match e.decide(&mut st, &request("GET", "/weather/x", h)) {
+        Step::Challenge(c) => assert_eq!(c.pending.reason(), Reason::AllowanceSpent),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn leases_spend_locally_and_never_pass_the_limit() {
+    // Two edge instances share one count, each leasing up to 8.
+    let e = edge();
+    let mut a = e.new_state();
+    let mut b = e.new_state();
+    let cred = metered_credential(50, None, 12);
+    let mut used = 0;
+    let mut served = 0;
+    let mut store_calls = 0;
+    for i in 0..200u64 {
+        let st = if i % 3 == 0 { &mut b } else { &mut a };
+        let h: &[(&str, &[u8])] = &[("authorization", cred.as_bytes())];
+        let step = match e.decide(st, &request("GET", "/weather/x", h)) {
+            Step::Meter(call) => {
+                store_calls += 1;
+                let (u, answer) = crate::Counter::apply(used, &call.request);
+                used = u;
+                e.metered(st, call, Ok(answer))
+            }
+            other => other,
+        };
+        if matches!(step, Step::Forward(_)) {
+            served += 1;
+        }
+    }
+    assert_eq!(served, 50, "every unit is served while both keep asking");
+    assert_eq!(used, 50);
+    assert!(store_calls < 200, "{store_calls}");
+    assert!(a.expired_leases(NOW_MS, true).is_empty());
+}
+
+#[test]
+fn run_out_leases_go_back_to_the_store() {
+    let e = edge_with(|o| o.allowance_lease_ms = Some(1000), false);
+    let mut st = e.new_state();
+    let cred = metered_credential(100, None, 13);
+    let mut used = 0;
+    forward(meter_once(&e, &mut st, &cred, NOW_MS, &mut used));
+    assert_eq!(used, 8);
+    forward(meter_once(&e, &mut st, &cred, NOW_MS + 10, &mut used));
+    assert_eq!(used, 8, "spent from the lease");
+    // After the lease time, the six left are released with the next take.
+    let h: &[(&str, &[u8])] = &[("authorization", cred.as_bytes())];
+    let mut req = request("GET", "/weather/x", h);
+    req.now_ms = Some(NOW_MS + 1000);
+    match e.decide(&mut st, &req) {
+        Step::Meter(call) => assert_eq!((call.request.release, call.request.take), (6, 8)),
+        other => panic!("{other:?}"),
+    }
+    // Or by the host's timer.
+    let mut st = e.new_state();
+    forward(meter_once(&e, &mut st, &cred, NOW_MS, &mut used));
+    let back = st.expired_leases(NOW_MS + 1000, false);
+    assert_eq!(back.len(), 1);
+    assert_eq!((back[0].take, back[0].release), (0, 7));
+}
+
+#[test]
+fn an_allowance_store_failure_fails_closed_for_metered_tokens_only() {
+    let e = edge();
+    let mut st = e.new_state();
+    let cred = metered_credential(5, None, 14);
+    let h: &[(&str, &[u8])] = &[("authorization", cred.as_bytes())];
+    let call = match e.decide(&mut st, &request("GET", "/weather/x", h)) {
+        Step::Meter(c) => c,
+        other => panic!("{other:?}"),
+    };
+    let (status, body, _) = reply(e.metered(&mut st, call, Err(HostFailure::AllowanceStore)));
+    assert_eq!((status, body.as_str()), (503, r#"{"error":"allowance_store_unavailable"}"#));
+    // A store that grants more than asked is not believed.
+    let call = match e.decide(&mut st, &request("GET", "/weather/x", h)) {
+        Step::Meter(c) => c,
+        other => panic!("{other:?}"),
+    };
+    let lie = AllowanceAnswer {
+        granted: 1000,
+        left: 0,
+    };
+    assert!(matches!(e.metered(&mut st, call, Ok(lie)), Step::Challenge(_)));
+    let plain = credential("weather", &["read"], 15);
+    let h: &[(&str, &[u8])] = &[("authorization", plain.as_bytes())];
+    forward(e.decide(&mut st, &request("GET", "/weather/x", h)));
 }

@@ -214,6 +214,7 @@ pub(super) fn services(
                 tier: s.tier,
                 capabilities,
                 lifetime_secs: s.lifetime.map(|l| l.as_secs()),
+                allowance: None,
             },
             price_sat: s.price_sat,
             memo,

@@ -125,6 +125,7 @@ fn entry() -> ServiceEntry {
         tier: 0,
         capabilities: vec!["read".into()],
         lifetime_secs: Some(86_400),
+        allowance: None,
     }
 }
 

@@ -1,0 +1,419 @@
+//! Metered tokens (PROTOCOL.md §12): a token with a `<service>_allowance=N` caveat serves at
+//! most N requests of that service, counted per token id and service in one store that every
+//! edge shares (the invoice-service's Redis or embedded file, or a Durable Object per token).
+//!
+//! The count is exact because the store is the only place it changes, atomically, by
+//! [`Counter::apply`]: an edge asks to *take* units and gets at most what is left. An edge may
+//! take a lease of several units and spend them locally ([`Leases`]); it returns what it did
+//! not spend when the lease runs out ([`AllowanceRequest::release`]). A lease an edge loses (a
+//! crash) is never served: the bound errs towards the operator, never towards more requests.
+//!
+//! ```text
+//!  authorized + allowance ─► Leases::spend ─┬─► unit at hand: forward (remaining = left + units)
+//!                                           └─► Step::Meter { take k, release stale }
+//!                                                 ─► store: Counter::apply ─► Edge::metered
+//! ```
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::TokenId;
+
+/// Path of the invoice-service's counter endpoint.
+pub const ALLOWANCE_PATH: &str = "/v1/allowance";
+/// Header the origin gets: requests the token has left after this one.
+pub const HEADER_ALLOWANCE_REMAINING: &str = "x-l402-allowance-remaining";
+/// Header the client gets on the origin's response: the same count.
+pub const RESPONSE_ALLOWANCE_REMAINING: &str = "l402-allowance-remaining";
+/// Default units an Envoy VM takes at once: the store sees about 1/8 of the metered traffic.
+pub const DEFAULT_ALLOWANCE_LEASE: u64 = 8;
+/// Most units one lease may hold.
+pub const MAX_ALLOWANCE_LEASE: u64 = 1024;
+/// Default time an edge holds unspent units before it gives them back.
+pub const DEFAULT_ALLOWANCE_LEASE_MS: u64 = 2000;
+/// A lease never takes more than this share of what is left (1/4), so the units other edges
+/// cannot reach while one holds them stay few as a token runs out.
+const LEASE_SHARE: u64 = 4;
+/// Most leases one edge instance holds; past it, metered tokens are counted one by one.
+const MAX_LEASES: usize = 10_000;
+
+/// `POST /v1/allowance` (and the Durable Object's request): give back `release` units, then
+/// take up to `take`, for the count of (`token_id`, `service`) against `limit`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowanceRequest {
+    /// Token id, 64 hex digits.
+    pub token_id: String,
+    /// The service counted (one token may be metered for several).
+    pub service: String,
+    /// The credential's allowance: copies attenuated lower share the count, each held to its
+    /// own limit.
+    pub limit: u64,
+    /// When the token stops being valid for the service: the count may be dropped after it.
+    /// `None`: kept for good.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+    /// Units wanted now (0: only a release).
+    pub take: u64,
+    /// Units taken earlier and not spent, given back first.
+    #[serde(default)]
+    pub release: u64,
+}
+
+/// Why a counter request is refused by the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AllowanceRequestError {
+    /// Not valid JSON of this shape.
+    #[error("not an allowance request")]
+    Malformed,
+    /// The token id is not 64 hex digits.
+    #[error("token_id is not 64 hex digits")]
+    TokenId,
+    /// The service is not a service name.
+    #[error("service is not a service name")]
+    Service,
+    /// `take` or `release` over [`MAX_ALLOWANCE_LEASE`].
+    #[error("take and release are at most {MAX_ALLOWANCE_LEASE}")]
+    TooMany,
+}
+
+impl AllowanceRequest {
+    /// The JSON body.
+    pub fn to_body(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Parses and checks a body (the store's side).
+    pub fn parse(body: &[u8]) -> Result<AllowanceRequest, AllowanceRequestError> {
+        let r: AllowanceRequest =
+            serde_json::from_slice(body).map_err(|_| AllowanceRequestError::Malformed)?;
+        if TokenId::from_hex(&r.token_id).is_none() {
+            return Err(AllowanceRequestError::TokenId);
+        }
+        if !crate::service::is_service_name(&r.service) {
+            return Err(AllowanceRequestError::Service);
+        }
+        if r.take > MAX_ALLOWANCE_LEASE || r.release > MAX_ALLOWANCE_LEASE {
+            return Err(AllowanceRequestError::TooMany);
+        }
+        Ok(r)
+    }
+
+    /// The store key: `<token id hex>/<service>` (neither contains `/`).
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.token_id, self.service)
+    }
+}
+
+/// The store's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllowanceAnswer {
+    /// Units taken now (0: none left for this credential).
+    pub granted: u64,
+    /// Units nobody holds yet: `limit - used`, after this take.
+    pub left: u64,
+}
+
+impl AllowanceAnswer {
+    /// The JSON body.
+    pub fn to_body(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Reads a store's answer: `None` unless `status` is 200 with this shape and a grant that
+    /// does not exceed what was asked (a store that grants more is not trusted).
+    pub fn from_response(
+        status: Option<u16>,
+        body: Option<&[u8]>,
+        asked: u64,
+    ) -> Option<AllowanceAnswer> {
+        match (status, body) {
+            (Some(200), Some(b)) => serde_json::from_slice::<AllowanceAnswer>(b)
+                .ok()
+                .filter(|a| a.granted <= asked),
+            _ => None,
+        }
+    }
+}
+
+/// The store's rule, applied atomically to one count (every store runs this, or the same
+/// arithmetic in one Redis script: see the invoice-service's `allowance.lua`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Counter;
+
+impl Counter {
+    /// Units a take of `want` gets when `used` of `limit` are gone: none when nothing is
+    /// left, else at most a quarter of what is left (at least one), never more than asked.
+    pub fn grant(used: u64, limit: u64, want: u64) -> u64 {
+        let free = limit.saturating_sub(used);
+        if free == 0 || want == 0 {
+            return 0;
+        }
+        want.min((free / LEASE_SHARE).max(1)).min(free)
+    }
+
+    /// Applies `req` to a count of `used`: `(new used, answer)`.
+    pub fn apply(used: u64, req: &AllowanceRequest) -> (u64, AllowanceAnswer) {
+        let used = used.saturating_sub(req.release);
+        let granted = Counter::grant(used, req.limit, req.take);
+        let used = used + granted;
+        (
+            used,
+            AllowanceAnswer {
+                granted,
+                left: req.limit.saturating_sub(used),
+            },
+        )
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct LeaseKey {
+    token_id: TokenId,
+    service: Box<str>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Lease {
+    /// Units taken and not spent.
+    units: u64,
+    /// What the store said nobody held, at the last take.
+    left: u64,
+    /// The credential's limit (for the release request).
+    limit: u64,
+    expires_at: Option<u64>,
+    /// Unix ms after which the units go back.
+    until_ms: u64,
+}
+
+/// Units one edge instance has taken and not spent yet, per token and service.
+#[derive(Debug, Default)]
+pub struct Leases {
+    held: HashMap<LeaseKey, Lease>,
+}
+
+/// What [`Leases::spend`] decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Spend {
+    /// A unit at hand was spent; the count left after it.
+    Local(u64),
+    /// Ask the store; give back `release` stale units in the same call.
+    Store {
+        /// Units of a run-out lease to give back.
+        release: u64,
+    },
+}
+
+impl Leases {
+    /// Spends one unit at hand, if a live lease holds one.
+    pub(crate) fn spend(&mut self, token_id: &TokenId, service: &str, now_ms: u64) -> Spend {
+        let key = LeaseKey {
+            token_id: *token_id,
+            service: service.into(),
+        };
+        match self.held.get_mut(&key) {
+            Some(l) if l.units > 0 && now_ms < l.until_ms => {
+                l.units -= 1;
+                let remaining = l.left + l.units;
+                if l.units == 0 {
+                    self.held.remove(&key);
+                }
+                Spend::Local(remaining)
+            }
+            Some(_) => Spend::Store {
+                release: self.held.remove(&key).map_or(0, |l| l.units),
+            },
+            None => Spend::Store { release: 0 },
+        }
+    }
+
+    /// Units a take may ask for: `lease`, or one when this instance holds too many leases.
+    pub(crate) fn want(&self, lease: u64) -> u64 {
+        if self.held.len() >= MAX_LEASES {
+            1
+        } else {
+            lease.max(1)
+        }
+    }
+
+    /// Keeps `units` taken beyond the one spent now; returns the count left after this
+    /// request (the store's `left` plus every unit this instance holds for the token).
+    pub(crate) fn keep(
+        &mut self,
+        req: &AllowanceRequest,
+        token_id: &TokenId,
+        units: u64,
+        left: u64,
+        until_ms: u64,
+    ) -> u64 {
+        let key = LeaseKey {
+            token_id: *token_id,
+            service: req.service.as_str().into(),
+        };
+        let held = self.held.get(&key).map_or(0, |l| l.units);
+        if units == 0 {
+            if let Some(l) = self.held.get_mut(&key) {
+                l.left = left;
+            }
+            return left + held;
+        }
+        let lease = Lease {
+            units: held + units,
+            left,
+            limit: req.limit,
+            expires_at: req.expires_at,
+            until_ms,
+        };
+        self.held.insert(key, lease);
+        left + lease.units
+    }
+
+    /// Takes the leases that ran out by `now_ms` (or every lease with `all`), as release
+    /// requests for the host to send: units given back serve other edges.
+    pub fn expired(&mut self, now_ms: u64, all: bool) -> Vec<AllowanceRequest> {
+        let mut out = Vec::new();
+        self.held.retain(|k, l| {
+            if all || now_ms >= l.until_ms {
+                out.push(AllowanceRequest {
+                    token_id: k.token_id.to_hex(),
+                    service: k.service.to_string(),
+                    limit: l.limit,
+                    expires_at: l.expires_at,
+                    take: 0,
+                    release: l.units,
+                });
+                false
+            } else {
+                true
+            }
+        });
+        out
+    }
+
+    /// Leases held.
+    pub fn len(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn req(limit: u64, take: u64, release: u64) -> AllowanceRequest {
+        AllowanceRequest {
+            token_id: "11".repeat(32),
+            service: "maps".into(),
+            limit,
+            expires_at: Some(2_000_000_000),
+            take,
+            release,
+        }
+    }
+
+    #[test]
+    fn a_count_never_passes_its_limit() {
+        let mut used = 0;
+        let mut served = 0;
+        for take in [8, 8, 8, 1, 8, 3, 8, 8, 8, 8, 8, 8, 8, 8, 8, 8] {
+            let (u, a) = Counter::apply(used, &req(50, take, 0));
+            assert!(a.granted <= take);
+            assert_eq!(a.left, 50 - u);
+            served += a.granted;
+            used = u;
+        }
+        assert!(served <= 50);
+        // One at a time, it reaches the limit exactly.
+        while Counter::apply(used, &req(50, 1, 0)).1.granted == 1 {
+            used += 1;
+            served += 1;
+        }
+        assert_eq!((used, served), (50, 50));
+        assert_eq!(Counter::apply(50, &req(50, 8, 0)).1, AllowanceAnswer {
+            granted: 0,
+            left: 0
+        });
+    }
+
+    #[test]
+    fn leases_shrink_as_a_token_runs_out() {
+        assert_eq!(Counter::grant(0, 50, 8), 8);
+        assert_eq!(Counter::grant(30, 50, 8), 5);
+        assert_eq!(Counter::grant(44, 50, 8), 1);
+        assert_eq!(Counter::grant(49, 50, 8), 1);
+        assert_eq!(Counter::grant(50, 50, 8), 0);
+        assert_eq!(Counter::grant(0, 50, 0), 0);
+        // An attenuated copy with a lower limit is held to it on the shared count.
+        assert_eq!(Counter::grant(3, 3, 1), 0);
+        assert_eq!(Counter::grant(60, 50, 1), 0);
+    }
+
+    #[test]
+    fn a_release_gives_units_back_before_the_take() {
+        let (used, a) = Counter::apply(10, &req(10, 1, 3));
+        assert_eq!((used, a.granted, a.left), (8, 1, 2));
+        // Never below zero, whatever an edge claims.
+        assert_eq!(Counter::apply(1, &req(10, 0, 5)).0, 0);
+    }
+
+    #[test]
+    fn leases_are_spent_locally_then_given_back() {
+        let id = TokenId::from_hex(&"11".repeat(32)).unwrap();
+        let mut l = Leases::default();
+        assert_eq!(l.spend(&id, "maps", 0), Spend::Store { release: 0 });
+        // Took 4: one spent now, three kept; the store has 40 left.
+        assert_eq!(l.keep(&req(50, 4, 0), &id, 3, 40, 1000), 43);
+        assert_eq!(l.spend(&id, "maps", 10), Spend::Local(42));
+        assert_eq!(l.spend(&id, "other", 10), Spend::Store { release: 0 });
+        // Run out: the rest goes back with the next take.
+        assert_eq!(l.spend(&id, "maps", 1000), Spend::Store { release: 2 });
+        assert!(l.is_empty());
+        l.keep(&req(50, 4, 0), &id, 2, 30, 2000);
+        assert!(l.expired(1999, false).is_empty());
+        let back = l.expired(2000, false);
+        assert_eq!(back.len(), 1);
+        assert_eq!((back[0].take, back[0].release), (0, 2));
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn requests_are_checked_at_the_store() {
+        let ok = req(5, 1, 0).to_body();
+        assert!(AllowanceRequest::parse(&ok).is_ok());
+        let mut bad = req(5, 1, 0);
+        bad.token_id = "zz".into();
+        assert_eq!(
+            AllowanceRequest::parse(&bad.to_body()),
+            Err(AllowanceRequestError::TokenId)
+        );
+        let mut bad = req(5, 1, 0);
+        bad.service = "a/b".into();
+        assert_eq!(
+            AllowanceRequest::parse(&bad.to_body()),
+            Err(AllowanceRequestError::Service)
+        );
+        assert_eq!(
+            AllowanceRequest::parse(&req(5, 5000, 0).to_body()),
+            Err(AllowanceRequestError::TooMany)
+        );
+        assert_eq!(
+            AllowanceAnswer::from_response(Some(200), Some(br#"{"granted":9,"left":0}"#), 8),
+            None
+        );
+        assert_eq!(
+            AllowanceAnswer::from_response(Some(200), Some(br#"{"granted":2,"left":7}"#), 8),
+            Some(AllowanceAnswer {
+                granted: 2,
+                left: 7
+            })
+        );
+        assert_eq!(AllowanceAnswer::from_response(Some(503), Some(b"{}"), 8), None);
+    }
+}

@@ -32,6 +32,9 @@ pub const DEFAULT_ALLOWANCE_LEASE: u64 = 8;
 pub const MAX_ALLOWANCE_LEASE: u64 = 1024;
 /// Default time an edge holds unspent units before it gives them back.
 pub const DEFAULT_ALLOWANCE_LEASE_MS: u64 = 2000;
+/// Largest count a store keeps: 2^53 - 1, exact in every store (a Redis script's numbers are
+/// doubles). A larger allowance is served as this one, which no token reaches.
+pub const MAX_ALLOWANCE: u64 = (1 << 53) - 1;
 /// A lease never takes more than this share of what is left (1/4), so the units other edges
 /// cannot reach while one holds them stay few as a token runs out.
 const LEASE_SHARE: u64 = 4;
@@ -84,9 +87,10 @@ impl AllowanceRequest {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    /// Parses and checks a body (the store's side).
+    /// Parses and checks a body (the store's side); a limit over [`MAX_ALLOWANCE`] is read as
+    /// that.
     pub fn parse(body: &[u8]) -> Result<AllowanceRequest, AllowanceRequestError> {
-        let r: AllowanceRequest =
+        let mut r: AllowanceRequest =
             serde_json::from_slice(body).map_err(|_| AllowanceRequestError::Malformed)?;
         if TokenId::from_hex(&r.token_id).is_none() {
             return Err(AllowanceRequestError::TokenId);
@@ -97,6 +101,7 @@ impl AllowanceRequest {
         if r.take > MAX_ALLOWANCE_LEASE || r.release > MAX_ALLOWANCE_LEASE {
             return Err(AllowanceRequestError::TooMany);
         }
+        r.limit = r.limit.min(MAX_ALLOWANCE);
         Ok(r)
     }
 

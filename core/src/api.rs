@@ -117,11 +117,13 @@ pub enum ApiErrorCode {
     PaymentSpent,
     /// 503: the spent-set store did not answer.
     SpentSetUnavailable,
+    /// 503: the store of metered tokens' counts did not answer.
+    AllowanceStoreUnavailable,
 }
 
 impl ApiErrorCode {
     /// Every code, for metrics that pre-register one series each.
-    pub const ALL: [ApiErrorCode; 13] = [
+    pub const ALL: [ApiErrorCode; 14] = [
         ApiErrorCode::InvalidRequest,
         ApiErrorCode::Unauthorized,
         ApiErrorCode::UnknownService,
@@ -135,6 +137,7 @@ impl ApiErrorCode {
         ApiErrorCode::InvoiceExpired,
         ApiErrorCode::PaymentSpent,
         ApiErrorCode::SpentSetUnavailable,
+        ApiErrorCode::AllowanceStoreUnavailable,
     ];
 
     /// The stable snake_case name (`error` in the body, a metric label).
@@ -153,6 +156,7 @@ impl ApiErrorCode {
             ApiErrorCode::InvoiceExpired => "invoice_expired",
             ApiErrorCode::PaymentSpent => "payment_spent",
             ApiErrorCode::SpentSetUnavailable => "spent_set_unavailable",
+            ApiErrorCode::AllowanceStoreUnavailable => "allowance_store_unavailable",
         }
     }
 
@@ -169,7 +173,8 @@ impl ApiErrorCode {
             ApiErrorCode::InternalError => 500,
             ApiErrorCode::BackendUnavailable
             | ApiErrorCode::PricingUnavailable
-            | ApiErrorCode::SpentSetUnavailable => 503,
+            | ApiErrorCode::SpentSetUnavailable
+            | ApiErrorCode::AllowanceStoreUnavailable => 503,
         }
     }
 }

@@ -45,7 +45,7 @@ mod verify;
 pub use allowance::{
     ALLOWANCE_PATH, AllowanceAnswer, AllowanceRequest, AllowanceRequestError, Counter,
     DEFAULT_ALLOWANCE_LEASE, DEFAULT_ALLOWANCE_LEASE_MS, HEADER_ALLOWANCE_REMAINING, Leases,
-    MAX_ALLOWANCE_LEASE, RESPONSE_ALLOWANCE_REMAINING,
+    MAX_ALLOWANCE, MAX_ALLOWANCE_LEASE, RESPONSE_ALLOWANCE_REMAINING,
 };
 pub use api::{
     ApiErrorCode, CHALLENGES_PATH, ChallengeRequest, ChallengeResponse, ChallengeResponseError,

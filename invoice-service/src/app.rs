@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use l402_core::{
-    ApiErrorCode, CHALLENGES_PATH, ChallengeRequest, ChallengeResponse, ChargeTerms, ErrorBody,
+    ALLOWANCE_PATH, AllowanceRequest, ApiErrorCode, CHALLENGES_PATH, ChallengeRequest, ChallengeResponse, ChargeTerms, ErrorBody,
     PaymentHash, REDEEM_PATH, RedeemRequest, Redeemed, ServiceEntry, issue_charge, mint_bound,
 };
 use serde::{Deserialize, Serialize};
@@ -164,6 +164,7 @@ impl AppState {
         let mut r = Router::new()
             .route(CHALLENGES_PATH, post(challenge))
             .route(REDEEM_PATH, post(redeem))
+            .route(ALLOWANCE_PATH, post(allowance))
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics));
@@ -353,6 +354,46 @@ async fn redeem(
             Err(ApiError::new(
                 ApiErrorCode::SpentSetUnavailable,
                 "the spent-set did not answer",
+            )
+            .retry_after(state.cfg.retry_after_secs))
+        }
+    }
+}
+
+/// Counts a metered token's requests (PROTOCOL.md §12): gives back what an edge releases,
+/// grants what is left of what it takes; 503 when the store cannot say. The edge has verified
+/// the token; this only counts.
+async fn allowance(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    if !authorized(&state, &headers) {
+        return Err(ApiError::new(
+            ApiErrorCode::Unauthorized,
+            "missing or wrong edge bearer token",
+        ));
+    }
+    let req = AllowanceRequest::parse(&body)
+        .map_err(|e| ApiError::new(ApiErrorCode::InvalidRequest, e.to_string()))?;
+    match state.spent.count(&req, (state.clock)()).await {
+        Ok(answer) => {
+            state.metrics.allowance(match (req.take, answer.granted) {
+                (0, _) => "released",
+                (_, 0) => "spent",
+                _ => "granted",
+            });
+            Ok((
+                [(header::CACHE_CONTROL, "no-store")],
+                axum::Json(answer),
+            ))
+        }
+        Err(e) => {
+            state.metrics.allowance("store_error");
+            tracing::warn!(store = state.spent.kind(), error = %e, "allowance store did not answer");
+            Err(ApiError::new(
+                ApiErrorCode::AllowanceStoreUnavailable,
+                "the allowance store did not answer",
             )
             .retry_after(state.cfg.retry_after_secs))
         }

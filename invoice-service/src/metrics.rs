@@ -18,6 +18,8 @@ pub const BACKEND_ERRORS: &str = "l402_backend_errors_total";
 pub const PRICING_CALLS: &str = "l402_pricing_calls_total";
 /// Redeem calls (Payment charges spent), by result.
 pub const REDEEMS: &str = "l402_redeem_total";
+/// Allowance store calls (metered tokens), by result.
+pub const ALLOWANCE_CALLS: &str = "l402_allowance_calls_total";
 /// Ready invoices per service.
 pub const POOL_DEPTH: &str = "l402_pool_depth";
 /// Challenges served from the pool, per service.
@@ -45,6 +47,7 @@ pub struct Metrics {
     backend_errors: IntCounterVec,
     pricing_calls: IntCounterVec,
     redeems: IntCounterVec,
+    allowance_calls: IntCounterVec,
     pub(crate) pool_depth: IntGaugeVec,
     pub(crate) pool_hits: IntCounterVec,
     pub(crate) pool_misses: IntCounterVec,
@@ -83,6 +86,16 @@ impl Metrics {
         for r in ["first_use", "already_spent", "store_error"] {
             redeems.with_label_values(&[r]);
         }
+        let allowance_calls = IntCounterVec::new(
+            Opts::new(
+                ALLOWANCE_CALLS,
+                "Metered-token count changes, by result (granted, spent, released, store_error)",
+            ),
+            &["result"],
+        )?;
+        for r in ["granted", "spent", "released", "store_error"] {
+            allowance_calls.with_label_values(&[r]);
+        }
         let pool_depth = IntGaugeVec::new(
             Opts::new(POOL_DEPTH, "Ready invoices per service"),
             &["service"],
@@ -104,6 +117,7 @@ impl Metrics {
             &backend_errors,
             &pricing_calls,
             &redeems,
+            &allowance_calls,
             &pool_hits,
             &pool_misses,
             &pool_dropped,
@@ -119,6 +133,7 @@ impl Metrics {
             backend_errors,
             pricing_calls,
             redeems,
+            allowance_calls,
             pool_depth,
             pool_hits,
             pool_misses,
@@ -140,6 +155,11 @@ impl Metrics {
         self.pricing_calls
             .with_label_values(&[service, outcome])
             .inc();
+    }
+
+    /// Counts one allowance call.
+    pub fn allowance(&self, result: &str) {
+        self.allowance_calls.with_label_values(&[result]).inc();
     }
 
     /// Counts one redeem call.

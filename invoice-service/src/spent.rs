@@ -8,6 +8,9 @@
 //!   answered; the default with a real node, for one replica.
 //! - `redis`: `SET <prefix><hash> 1 NX EXAT <expiry>`, one atomic command, for several
 //!   replicas (and every edge behind them).
+//!
+//! The same store keeps metered tokens' counts (PROTOCOL.md §12): [`SpentSet::count`] applies
+//! core's [`Counter`] rule atomically (a redb write transaction; one Lua script in Redis).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -16,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use l402_core::{PaymentHash, Redeemed};
+use l402_core::{AllowanceAnswer, AllowanceRequest, Counter, PaymentHash, Redeemed};
 use redb::ReadableTable as _;
 use tokio::sync::OnceCell;
 
@@ -43,6 +46,14 @@ pub trait SpentSet: Send + Sync {
         expires_at: u64,
         now: u64,
     ) -> Result<Redeemed, SpentSetError>;
+    /// Applies a metered token's release and take to its count, atomically across everyone
+    /// sharing the store; the count is kept until the token expires (for good if it never
+    /// does).
+    async fn count(
+        &self,
+        req: &AllowanceRequest,
+        now: u64,
+    ) -> Result<AllowanceAnswer, SpentSetError>;
     /// Whether the store answers (readiness).
     async fn check(&self) -> Result<(), SpentSetError>;
 }
@@ -79,6 +90,7 @@ pub fn open(cfg: &SpentSetConfig) -> anyhow::Result<Arc<dyn SpentSet>> {
             key_prefix,
             timeout,
         } => Arc::new(RedisSet {
+            script: redis::Script::new(COUNT_SCRIPT),
             client: redis::Client::open(url.as_str())
                 .map_err(|_| anyhow::anyhow!("spent_set.url: not a redis:// URL"))?,
             conn: OnceCell::new(),
@@ -104,7 +116,19 @@ impl PurgeClock {
 #[derive(Default)]
 struct Memory {
     map: Mutex<HashMap<[u8; 32], u64>>,
+    counts: Mutex<HashMap<String, (u64, u64)>>,
     purge: PurgeClock,
+}
+
+/// A count's expiry as stored: 0 for a token that never expires.
+fn count_expiry(req: &AllowanceRequest) -> u64 {
+    req.expires_at.unwrap_or(0)
+}
+
+/// Whether a stored count still holds at `now` (an expired one counts as none: no edge
+/// accepts the token then).
+fn count_live(expires: u64, now: u64) -> bool {
+    expires == 0 || expires > now
 }
 
 #[async_trait]
@@ -134,10 +158,35 @@ impl SpentSet for Memory {
         Ok(Redeemed::FirstUse)
     }
 
+    async fn count(
+        &self,
+        req: &AllowanceRequest,
+        now: u64,
+    ) -> Result<AllowanceAnswer, SpentSetError> {
+        let purge = self.purge.tick();
+        let mut counts = self
+            .counts
+            .lock()
+            .map_err(|_| SpentSetError::Store("poisoned".into()))?;
+        let used = counts
+            .get(&req.key())
+            .filter(|(_, e)| count_live(*e, now))
+            .map_or(0, |(u, _)| *u);
+        let (used, answer) = Counter::apply(used, req);
+        counts.insert(req.key(), (used, count_expiry(req)));
+        if purge {
+            counts.retain(|_, (_, e)| count_live(*e, now));
+        }
+        Ok(answer)
+    }
+
     async fn check(&self) -> Result<(), SpentSetError> {
         Ok(())
     }
 }
+
+/// Metered counts: key `<token id>/<service>` → `(used, expires_at or 0)`.
+const COUNTS: redb::TableDefinition<'_, &str, (u64, u64)> = redb::TableDefinition::new("counts");
 
 const SPENT: redb::TableDefinition<'_, &[u8; 32], u64> = redb::TableDefinition::new("spent");
 
@@ -157,6 +206,7 @@ impl Embedded {
         // The table exists before the first spend, so a read never races its creation.
         let txn = db.begin_write()?;
         txn.open_table(SPENT)?;
+        txn.open_table(COUNTS)?;
         txn.commit()?;
         Ok(Embedded {
             db: Arc::new(db),
@@ -196,6 +246,38 @@ impl Embedded {
         }
         Ok(outcome)
     }
+
+    /// One durable write transaction per count change (redb serializes them).
+    fn count_blocking(
+        db: &redb::Database,
+        req: &AllowanceRequest,
+        now: u64,
+        purge: bool,
+    ) -> Result<AllowanceAnswer, SpentSetError> {
+        let txn = db.begin_write().map_err(store_err)?;
+        let answer = {
+            let mut table = txn.open_table(COUNTS).map_err(store_err)?;
+            let key = req.key();
+            let used = table
+                .get(key.as_str())
+                .map_err(store_err)?
+                .map(|v| v.value())
+                .filter(|(_, e)| count_live(*e, now))
+                .map_or(0, |(u, _)| u);
+            let (used, answer) = Counter::apply(used, req);
+            table
+                .insert(key.as_str(), (used, count_expiry(req)))
+                .map_err(store_err)?;
+            if purge {
+                table
+                    .retain(|_, (_, e)| count_live(e, now))
+                    .map_err(store_err)?;
+            }
+            answer
+        };
+        txn.commit().map_err(store_err)?;
+        Ok(answer)
+    }
 }
 
 #[async_trait]
@@ -220,10 +302,27 @@ impl SpentSet for Embedded {
         .map_err(store_err)?
     }
 
+    async fn count(
+        &self,
+        req: &AllowanceRequest,
+        now: u64,
+    ) -> Result<AllowanceAnswer, SpentSetError> {
+        let purge = self.purge.tick();
+        let db = Arc::clone(&self.db);
+        let req = req.clone();
+        tokio::task::spawn_blocking(move || Self::count_blocking(&db, &req, now, purge))
+            .await
+            .map_err(store_err)?
+    }
+
     async fn check(&self) -> Result<(), SpentSetError> {
         Ok(())
     }
 }
+
+/// [`Counter::apply`] as one Redis script (atomic: Redis runs a script alone). Mirrors
+/// core's arithmetic; `redis_counts_as_core_does` in the e2e tests holds the two together.
+const COUNT_SCRIPT: &str = include_str!("allowance.lua");
 
 /// The error's kind only: a message could name the server.
 fn redis_err(e: &redis::RedisError) -> SpentSetError {
@@ -231,6 +330,7 @@ fn redis_err(e: &redis::RedisError) -> SpentSetError {
 }
 
 struct RedisSet {
+    script: redis::Script,
     client: redis::Client,
     conn: OnceCell<redis::aio::ConnectionManager>,
     key_prefix: String,
@@ -296,6 +396,31 @@ impl SpentSet for RedisSet {
         .await
     }
 
+    async fn count(
+        &self,
+        req: &AllowanceRequest,
+        now: u64,
+    ) -> Result<AllowanceAnswer, SpentSetError> {
+        let key = format!("{}count:{}", self.key_prefix, req.key());
+        // EXAT in the past would drop the key at once: keep it at least a second.
+        let expiry = req.expires_at.map_or(0, |e| e.max(now + 1));
+        self.timed(async {
+            let mut conn = self.conn().await?;
+            let (granted, left): (u64, u64) = self
+                .script
+                .key(&key)
+                .arg(req.limit)
+                .arg(req.take)
+                .arg(req.release)
+                .arg(expiry)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| redis_err(&e))?;
+            Ok(AllowanceAnswer { granted, left })
+        })
+        .await
+    }
+
     async fn check(&self) -> Result<(), SpentSetError> {
         self.timed(async {
             let mut conn = self.conn().await?;
@@ -334,6 +459,41 @@ mod tests {
         spends_once(&Memory::default()).await;
     }
 
+    fn take(limit: u64, take: u64, release: u64, expires_at: Option<u64>) -> AllowanceRequest {
+        AllowanceRequest {
+            token_id: "ab".repeat(32),
+            service: "maps".into(),
+            limit,
+            expires_at,
+            take,
+            release,
+        }
+    }
+
+    /// Counts as core's rule says, and forgets a count only once its token expired.
+    async fn counts_exactly(set: &dyn SpentSet) {
+        let mut served = 0;
+        for _ in 0..20 {
+            served += set.count(&take(5, 1, 0, Some(200)), 100).await.unwrap().granted;
+        }
+        assert_eq!(served, 5);
+        let a = set.count(&take(5, 1, 2, Some(200)), 100).await.unwrap();
+        assert_eq!((a.granted, a.left), (1, 1));
+        // Past the token's expiry, the count is gone (the token no longer verifies anyway).
+        let a = set.count(&take(5, 1, 0, Some(300)), 250).await.unwrap();
+        assert_eq!((a.granted, a.left), (1, 4));
+        // A token that never expires keeps its count.
+        let mut never = take(3, 8, 0, None);
+        never.service = "never".into();
+        assert_eq!(set.count(&never, 100).await.unwrap().granted, 1);
+        assert_eq!(set.count(&never, 10_000_000).await.unwrap().left, 1);
+    }
+
+    #[tokio::test]
+    async fn memory_counts_exactly() {
+        counts_exactly(&Memory::default()).await;
+    }
+
     #[tokio::test]
     async fn embedded_spends_once_and_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
@@ -361,6 +521,27 @@ mod tests {
             first += usize::from(t.await.unwrap() == Redeemed::FirstUse);
         }
         assert_eq!(first, 1);
+        counts_exactly(&*set).await;
+        // Concurrent takes of one count never pass its limit.
+        let mut tasks = Vec::new();
+        for _ in 0..64 {
+            let s = Arc::clone(&set);
+            tasks.push(tokio::spawn(async move {
+                let mut r = take(50, 1, 0, Some(500));
+                r.service = "busy".into();
+                s.count(&r, 100).await.unwrap().granted
+            }));
+        }
+        let mut served = 0;
+        for t in tasks {
+            served += t.await.unwrap();
+        }
+        assert_eq!(served, 50);
+        drop(set);
+        let set = Embedded::open(&path).unwrap();
+        let mut r = take(50, 1, 0, Some(500));
+        r.service = "busy".into();
+        assert_eq!(set.count(&r, 100).await.unwrap().granted, 0, "kept on disk");
     }
 
     #[tokio::test]
@@ -372,6 +553,7 @@ mod tests {
         })
         .unwrap();
         assert!(set.redeem(&PaymentHash([1; 32]), 200, 100).await.is_err());
+        assert!(set.count(&take(5, 1, 0, None), 100).await.is_err());
         assert!(set.check().await.is_err());
     }
 }

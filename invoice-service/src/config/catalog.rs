@@ -21,6 +21,8 @@ pub(super) struct ServiceSection {
     capabilities: Vec<String>,
     #[serde(default, with = "humantime_serde")]
     lifetime: Option<Duration>,
+    /// Sell a bundle: each token serves this many requests (`<name>_allowance=N`).
+    allowance: Option<u64>,
     memo: Option<String>,
     #[serde(default = "default_expiry", with = "humantime_serde")]
     expiry: Duration,
@@ -148,6 +150,18 @@ pub(super) fn services(
                 "must be longer than pool.min_remaining, or pooled invoices are never handed out",
             ));
         }
+        if s
+            .allowance
+            .is_some_and(|n| n == 0 || n > l402_core::MAX_ALLOWANCE)
+        {
+            return Err(err(
+                at("allowance"),
+                format!(
+                    "service {name}: must be 1 to {} requests",
+                    l402_core::MAX_ALLOWANCE
+                ),
+            ));
+        }
         if s.lifetime.is_some_and(|l| l.as_secs() == 0) {
             return Err(err(
                 at("lifetime"),
@@ -214,7 +228,7 @@ pub(super) fn services(
                 tier: s.tier,
                 capabilities,
                 lifetime_secs: s.lifetime.map(|l| l.as_secs()),
-                allowance: None,
+                allowance: s.allowance,
             },
             price_sat: s.price_sat,
             memo,

@@ -29,6 +29,8 @@ struct Raw {
     challenge_burst: Option<u64>,
     challenge_form: Option<String>,
     schemes: Option<String>,
+    allowance_lease: Option<u64>,
+    allowance_lease_ms: Option<u64>,
     #[serde(default)]
     routes: Vec<Route>,
 }
@@ -43,6 +45,8 @@ struct RawInvoiceService {
     path: String,
     #[serde(default = "default_redeem_path")]
     redeem_path: String,
+    #[serde(default = "default_allowance_path")]
+    allowance_path: String,
     token: Option<String>,
     token_env: Option<String>,
     timeout_ms: Option<u64>,
@@ -57,6 +61,9 @@ fn default_path() -> String {
 fn default_redeem_path() -> String {
     l402_core::REDEEM_PATH.into()
 }
+fn default_allowance_path() -> String {
+    l402_core::ALLOWANCE_PATH.into()
+}
 
 /// Where challenges come from: the Envoy side of the invoice-service call.
 pub struct InvoiceService {
@@ -68,6 +75,8 @@ pub struct InvoiceService {
     pub path: String,
     /// `:path` of the redeem call (the spent-set of Payment charges).
     pub redeem_path: String,
+    /// `:path` of the allowance call (metered tokens' counts).
+    pub allowance_path: String,
     /// How long to wait before answering 503.
     pub timeout: Duration,
 }
@@ -146,6 +155,9 @@ impl FilterConfig {
         if !is.redeem_path.starts_with('/') {
             return Err(err("invoice_service.redeem_path", "must start with '/'"));
         }
+        if !is.allowance_path.starts_with('/') {
+            return Err(err("invoice_service.allowance_path", "must start with '/'"));
+        }
         if !is.path.starts_with('/') {
             return Err(err("invoice_service.path", "must start with '/'"));
         }
@@ -174,6 +186,8 @@ impl FilterConfig {
             challenge_burst: raw.challenge_burst,
             challenge_form: raw.challenge_form,
             schemes: raw.schemes,
+            allowance_lease: raw.allowance_lease,
+            allowance_lease_ms: raw.allowance_lease_ms,
         };
         let settings = options
             .validate()
@@ -186,6 +200,7 @@ impl FilterConfig {
                 authority: is.authority,
                 path: is.path,
                 redeem_path: is.redeem_path,
+                allowance_path: is.allowance_path,
                 timeout,
             },
         })

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
 use l402_core::{
-    ClientAddress, EdgeRequest, EdgeState, Forward, GrpcCode, HostFailure, HostSale, HttpResponse,
+    AllowanceAnswer, ClientAddress, MeterCall, EdgeRequest, EdgeState, Forward, GrpcCode, HostFailure, HostSale, HttpResponse,
     Outcome, PathError, PendingChallenge, Reason, RedeemCall, Redeemed, Reply, Step,
     misconfigured_reply,
 };
@@ -37,6 +37,8 @@ struct Stats {
     cache_hits: Option<u32>,
     rate_limited: Option<u32>,
     redeemed: Option<u32>,
+    metered: Option<u32>,
+    allowance_released: Option<u32>,
     rejected: Vec<(Reason, Option<u32>)>,
     bad_request: Vec<(PathError, Option<u32>)>,
     host_failure: Vec<(HostFailure, Option<u32>)>,
@@ -62,6 +64,8 @@ impl Stats {
             cache_hits: counter("l402.cache_hits"),
             rate_limited: counter("l402.challenge_rate_limited"),
             redeemed: counter("l402.payment_redeemed"),
+            metered: counter("l402.metered"),
+            allowance_released: counter("l402.allowance_released"),
             rejected: Reason::ALL
                 .iter()
                 .map(|r| (*r, counter(&format!("l402.rejected.{}", r.as_str()))))
@@ -90,6 +94,13 @@ impl Stats {
             Outcome::Preflight => Self::inc(self.preflight),
             Outcome::Authorized { cache_hit } => {
                 Self::inc(self.authorized);
+                if cache_hit {
+                    Self::inc(self.cache_hits);
+                }
+            }
+            Outcome::Metered { cache_hit } => {
+                Self::inc(self.authorized);
+                Self::inc(self.metered);
                 if cache_hit {
                     Self::inc(self.cache_hits);
                 }
@@ -134,7 +145,14 @@ struct Root {
     shared: Option<Rc<Shared>>,
 }
 
-impl Context for Root {}
+impl Context for Root {
+    fn on_done(&mut self) -> bool {
+        // Envoy is draining this VM: give back every unit held (best effort; a release that
+        // does not arrive loses those units for the client, it never serves one too many).
+        self.release(true);
+        true
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
@@ -160,6 +178,8 @@ impl RootContext for Root {
                     state,
                     stats: Stats::define(),
                 }));
+                // Leased allowance units that ran out go back to the store on this timer.
+                let _ = hostcalls::set_tick_period(std::time::Duration::from_millis(500));
                 true
             }
             Err(e) => {
@@ -181,6 +201,29 @@ impl RootContext for Root {
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
     }
+
+    fn on_tick(&mut self) {
+        self.release(false);
+    }
+}
+
+impl Root {
+    /// Sends the releases of run-out leases (`all`: every lease).
+    fn release(&self, all: bool) {
+        let (Some(shared), Some(now)) = (self.shared.as_ref(), now_ms()) else {
+            return;
+        };
+        let released = match shared.state.try_borrow_mut() {
+            Ok(mut state) if all || state.leases_held() > 0 => state.expired_leases(now, all),
+            _ => return,
+        };
+        let path = &shared.config.invoice_service.allowance_path;
+        for r in released {
+            if call_invoice_service(shared, path, &r.to_body()).is_ok() {
+                Stats::inc(shared.stats.allowance_released);
+            }
+        }
+    }
 }
 
 /// A call to the invoice-service in flight.
@@ -189,6 +232,8 @@ enum Pending {
     Challenge(PendingChallenge),
     /// Waiting for the spent-set.
     Redeem(RedeemCall),
+    /// Waiting for the allowance store.
+    Meter(MeterCall),
 }
 
 struct Http {
@@ -333,6 +378,17 @@ impl Http {
                     Err(()) => self.redeemed(shared, call, None, grpc, paused),
                 }
             }
+            // Metered tokens are counted in the invoice-service's store, shared by every edge.
+            Step::Meter(call) => {
+                let is = &shared.config.invoice_service;
+                match call_invoice_service(shared, &is.allowance_path, &call.body) {
+                    Ok(_) => {
+                        self.pending = Some(Pending::Meter(call));
+                        Action::Pause
+                    }
+                    Err(()) => self.metered(shared, call, None, None, grpc, paused),
+                }
+            }
             // The filter's deny-list is its configuration: core never asks for a lookup.
             Step::CheckRevoked(_) => answer(
                 shared,
@@ -358,15 +414,7 @@ impl Context for Http {
             .ok()
             .flatten()
             .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u16>().ok());
-        let pending = match pending {
-            Pending::Challenge(p) => p,
-            Pending::Redeem(call) => {
-                let grpc = call.grpc();
-                self.redeemed(&shared, call, status, grpc, true);
-                return;
-            }
-        };
-        let body = match status {
+        let body = || match status {
             Some(200) => hostcalls::get_buffer(
                 proxy_wasm::types::BufferType::HttpCallResponseBody,
                 0,
@@ -376,6 +424,20 @@ impl Context for Http {
             .flatten(),
             _ => None,
         };
+        let pending = match pending {
+            Pending::Challenge(p) => p,
+            Pending::Redeem(call) => {
+                let grpc = call.grpc();
+                self.redeemed(&shared, call, status, grpc, true);
+                return;
+            }
+            Pending::Meter(call) => {
+                let grpc = call.grpc();
+                self.metered(&shared, call, status, body(), grpc, true);
+                return;
+            }
+        };
+        let body = body();
         let r = shared
             .config
             .edge
@@ -421,11 +483,41 @@ impl Http {
     }
 }
 
+impl Http {
+    /// The allowance store answered (`status`, `body`), or could not be called (`None`).
+    fn metered(
+        &mut self,
+        shared: &Shared,
+        call: MeterCall,
+        status: Option<u16>,
+        body: Option<Vec<u8>>,
+        grpc: bool,
+        paused: bool,
+    ) -> Action {
+        let answer = AllowanceAnswer::from_response(status, body.as_deref(), call.request.take)
+            .ok_or(HostFailure::AllowanceStore);
+        if answer.is_err() {
+            log(
+                LogLevel::Warn,
+                &format!(
+                    "l402: allowance store unavailable (invoice-service status {})",
+                    status.map_or("none: timeout or reset".into(), |s| s.to_string())
+                ),
+            );
+        }
+        let step = match shared.state.try_borrow_mut() {
+            Ok(mut state) => shared.config.edge.metered(&mut state, call, answer),
+            Err(_) => Step::Reply(shared.config.edge.fail(HostFailure::State, grpc)),
+        };
+        self.step(shared, step, grpc, paused)
+    }
+}
+
 impl HttpContext for Http {
     fn on_http_response_headers(&mut self, _n: usize, _end_of_stream: bool) -> Action {
         for (name, value) in std::mem::take(&mut self.respond) {
             if hostcalls::add_map_value(MapType::HttpResponseHeaders, name, &value).is_err() {
-                log(LogLevel::Warn, "l402: could not add the payment receipt");
+                log(LogLevel::Warn, "l402: could not add a response header");
             }
         }
         Action::Continue

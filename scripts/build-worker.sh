@@ -25,11 +25,12 @@ rm -rf "$out" && mkdir -p "$out"
   "$out/l402_worker_bg.wasm" -o "$out/l402_worker_bg.wasm"
 cat > "$out/index.mjs" <<'JS'
 // Entry module: instantiate the Rust Worker once per isolate, then hand it every request.
-import { initSync, fetch as handle, SpentSet } from "./l402_worker.js";
+import { initSync, fetch as handle, SpentSet, Allowance } from "./l402_worker.js";
 import wasmModule from "./l402_worker_bg.wasm";
 initSync({ module: wasmModule });
-// The spent-set Durable Object class (bound as L402_SPENT_SET in wrangler.toml).
-export { SpentSet };
+// The Durable Object classes: the spent-set (L402_SPENT_SET) and metered tokens' counts
+// (L402_ALLOWANCE), bound in wrangler.toml.
+export { SpentSet, Allowance };
 export default {
   async fetch(request, env, ctx) {
     return handle(request, env, ctx);

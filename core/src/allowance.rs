@@ -179,6 +179,15 @@ struct LeaseKey {
     service: Box<str>,
 }
 
+impl LeaseKey {
+    fn new(token_id: &TokenId, service: &str) -> LeaseKey {
+        LeaseKey {
+            token_id: *token_id,
+            service: service.into(),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Lease {
     /// Units taken and not spent.
@@ -190,9 +199,16 @@ struct Lease {
     expires_at: Option<u64>,
     /// Unix ms after which the units go back.
     until_ms: u64,
+    /// Units the last take asked for.
+    want: u64,
 }
 
 /// Units one edge instance has taken and not spent yet, per token and service.
+///
+/// A lease grows like TCP's slow start: the first take of a token asks for one unit, and each
+/// take after a lease was spent to the last unit asks for twice the last (up to the edge's
+/// `allowance_lease`). So units are taken ahead only for a demand already seen: a burst of
+/// new requests, all in flight before any answer, takes one unit each and strands none.
 #[derive(Debug, Default)]
 pub struct Leases {
     held: HashMap<LeaseKey, Lease>,
@@ -203,43 +219,61 @@ pub struct Leases {
 pub(crate) enum Spend {
     /// A unit at hand was spent; the count left after it.
     Local(u64),
-    /// Ask the store; give back `release` stale units in the same call.
+    /// Ask the store for `take` units; give back `release` stale ones in the same call.
     Store {
+        /// Units to ask for.
+        take: u64,
         /// Units of a run-out lease to give back.
         release: u64,
     },
 }
 
 impl Leases {
-    /// Spends one unit at hand, if a live lease holds one.
-    pub(crate) fn spend(&mut self, token_id: &TokenId, service: &str, now_ms: u64) -> Spend {
-        let key = LeaseKey {
-            token_id: *token_id,
-            service: service.into(),
-        };
+    /// Spends one unit at hand if a live lease holds one; else says what to ask the store,
+    /// with `lease` the most one take may ask for.
+    pub(crate) fn spend(
+        &mut self,
+        token_id: &TokenId,
+        service: &str,
+        now_ms: u64,
+        lease: u64,
+    ) -> Spend {
+        let key = LeaseKey::new(token_id, service);
         match self.held.get_mut(&key) {
-            Some(l) if l.units > 0 && now_ms < l.until_ms => {
+            Some(l) if now_ms < l.until_ms && l.units > 0 => {
                 l.units -= 1;
-                let remaining = l.left + l.units;
-                if l.units == 0 {
-                    self.held.remove(&key);
-                }
-                Spend::Local(remaining)
+                Spend::Local(l.left + l.units)
             }
+            // Spent to the last unit while live: the demand is there, take more.
+            Some(l) if now_ms < l.until_ms => Spend::Store {
+                take: l.want.saturating_mul(2).clamp(1, lease.max(1)),
+                release: 0,
+            },
             Some(_) => Spend::Store {
+                take: 1,
                 release: self.held.remove(&key).map_or(0, |l| l.units),
             },
-            None => Spend::Store { release: 0 },
+            None => Spend::Store {
+                take: 1,
+                release: 0,
+            },
         }
     }
 
-    /// Units a take may ask for: `lease`, or one when this instance holds too many leases.
-    pub(crate) fn want(&self, lease: u64) -> u64 {
-        if self.held.len() >= MAX_LEASES {
-            1
-        } else {
-            lease.max(1)
+    /// A unit at hand, only (when the store had none left: another answer to this instance
+    /// may have brought some).
+    pub(crate) fn spend_local(
+        &mut self,
+        token_id: &TokenId,
+        service: &str,
+        now_ms: u64,
+    ) -> Option<u64> {
+        let l = self.held.get_mut(&LeaseKey::new(token_id, service))?;
+        if now_ms < l.until_ms && l.units > 0 {
+            l.units -= 1;
+            return Some(l.left + l.units);
         }
+        None
     }
 
     /// Keeps `units` taken beyond the one spent now; returns the count left after this
@@ -252,34 +286,42 @@ impl Leases {
         left: u64,
         until_ms: u64,
     ) -> u64 {
-        let key = LeaseKey {
-            token_id: *token_id,
-            service: req.service.as_str().into(),
-        };
-        let held = self.held.get(&key).map_or(0, |l| l.units);
-        if units == 0 {
-            if let Some(l) = self.held.get_mut(&key) {
-                l.left = left;
-            }
-            return left + held;
+        let key = LeaseKey::new(token_id, &req.service);
+        if let Some(l) = self.held.get_mut(&key) {
+            l.units += units;
+            l.left = left;
+            l.until_ms = until_ms;
+            l.want = req.take;
+            return left + l.units;
         }
-        let lease = Lease {
-            units: held + units,
-            left,
-            limit: req.limit,
-            expires_at: req.expires_at,
-            until_ms,
-        };
-        self.held.insert(key, lease);
-        left + lease.units
+        if self.held.len() >= MAX_LEASES {
+            // No room to remember: nothing is kept (the store was asked for one unit).
+            return left + units;
+        }
+        self.held.insert(
+            key,
+            Lease {
+                units,
+                left,
+                limit: req.limit,
+                expires_at: req.expires_at,
+                until_ms,
+                want: req.take,
+            },
+        );
+        left + units
     }
 
     /// Takes the leases that ran out by `now_ms` (or every lease with `all`), as release
-    /// requests for the host to send: units given back serve other edges.
+    /// requests for the host to send for those that still hold units: units given back serve
+    /// other edges.
     pub fn expired(&mut self, now_ms: u64, all: bool) -> Vec<AllowanceRequest> {
         let mut out = Vec::new();
         self.held.retain(|k, l| {
-            if all || now_ms >= l.until_ms {
+            if !(all || now_ms >= l.until_ms) {
+                return true;
+            }
+            if l.units > 0 {
                 out.push(AllowanceRequest {
                     token_id: k.token_id.to_hex(),
                     service: k.service.to_string(),
@@ -288,10 +330,8 @@ impl Leases {
                     take: 0,
                     release: l.units,
                 });
-                false
-            } else {
-                true
             }
+            false
         });
         out
     }
@@ -341,10 +381,13 @@ mod tests {
             served += 1;
         }
         assert_eq!((used, served), (50, 50));
-        assert_eq!(Counter::apply(50, &req(50, 8, 0)).1, AllowanceAnswer {
-            granted: 0,
-            left: 0
-        });
+        assert_eq!(
+            Counter::apply(50, &req(50, 8, 0)).1,
+            AllowanceAnswer {
+                granted: 0,
+                left: 0
+            }
+        );
     }
 
     #[test]
@@ -372,19 +415,40 @@ mod tests {
     fn leases_are_spent_locally_then_given_back() {
         let id = TokenId::from_hex(&"11".repeat(32)).unwrap();
         let mut l = Leases::default();
-        assert_eq!(l.spend(&id, "maps", 0), Spend::Store { release: 0 });
-        // Took 4: one spent now, three kept; the store has 40 left.
+        let take = |n| Spend::Store {
+            take: n,
+            release: 0,
+        };
+        // A first take asks for one unit.
+        assert_eq!(l.spend(&id, "maps", 0, 8), take(1));
+        assert_eq!(l.keep(&req(50, 1, 0), &id, 0, 49, 1000), 49);
+        // Spent to the last unit: the next take doubles, up to the edge's lease.
+        assert_eq!(l.spend(&id, "maps", 5, 8), take(2));
+        assert_eq!(l.keep(&req(50, 2, 0), &id, 1, 47, 1000), 48);
+        assert_eq!(l.spend(&id, "maps", 10, 8), Spend::Local(47));
+        assert_eq!(l.spend(&id, "maps", 10, 8), take(4));
         assert_eq!(l.keep(&req(50, 4, 0), &id, 3, 40, 1000), 43);
-        assert_eq!(l.spend(&id, "maps", 10), Spend::Local(42));
-        assert_eq!(l.spend(&id, "other", 10), Spend::Store { release: 0 });
-        // Run out: the rest goes back with the next take.
-        assert_eq!(l.spend(&id, "maps", 1000), Spend::Store { release: 2 });
+        assert_eq!(l.spend(&id, "maps", 10, 8), Spend::Local(42));
+        assert_eq!(l.spend(&id, "other", 10, 8), take(1));
+        // Run out: the rest goes back with the next take, which starts again at one.
+        assert_eq!(
+            l.spend(&id, "maps", 1000, 8),
+            Spend::Store {
+                take: 1,
+                release: 2
+            }
+        );
         assert!(l.is_empty());
         l.keep(&req(50, 4, 0), &id, 2, 30, 2000);
+        assert_eq!(l.spend_local(&id, "maps", 10), Some(31));
         assert!(l.expired(1999, false).is_empty());
         let back = l.expired(2000, false);
         assert_eq!(back.len(), 1);
-        assert_eq!((back[0].take, back[0].release), (0, 2));
+        assert_eq!((back[0].take, back[0].release), (0, 1));
+        assert!(l.is_empty());
+        // A record with no units left goes quietly.
+        l.keep(&req(50, 1, 0), &id, 0, 30, 2000);
+        assert!(l.expired(2000, false).is_empty());
         assert!(l.is_empty());
     }
 
@@ -419,6 +483,9 @@ mod tests {
                 left: 7
             })
         );
-        assert_eq!(AllowanceAnswer::from_response(Some(503), Some(b"{}"), 8), None);
+        assert_eq!(
+            AllowanceAnswer::from_response(Some(503), Some(b"{}"), 8),
+            None
+        );
     }
 }

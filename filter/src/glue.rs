@@ -6,9 +6,9 @@ use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
 use l402_core::{
-    AllowanceAnswer, ClientAddress, MeterCall, EdgeRequest, EdgeState, Forward, GrpcCode, HostFailure, HostSale, HttpResponse,
-    Outcome, PathError, PendingChallenge, Reason, RedeemCall, Redeemed, Reply, Step,
-    misconfigured_reply,
+    AllowanceAnswer, ClientAddress, EdgeRequest, EdgeState, Forward, GrpcCode, HostFailure,
+    HostSale, HttpResponse, MeterCall, Outcome, PathError, PendingChallenge, Reason, RedeemCall,
+    Redeemed, Reply, Step, misconfigured_reply,
 };
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};

@@ -13,8 +13,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use l402_core::{
-    ALLOWANCE_PATH, AllowanceRequest, ApiErrorCode, CHALLENGES_PATH, ChallengeRequest, ChallengeResponse, ChargeTerms, ErrorBody,
-    PaymentHash, REDEEM_PATH, RedeemRequest, Redeemed, ServiceEntry, issue_charge, mint_bound,
+    ALLOWANCE_PATH, AllowanceRequest, ApiErrorCode, CHALLENGES_PATH, ChallengeRequest,
+    ChallengeResponse, ChargeTerms, ErrorBody, PaymentHash, REDEEM_PATH, RedeemRequest, Redeemed,
+    ServiceEntry, issue_charge, mint_bound,
 };
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -383,10 +384,7 @@ async fn allowance(
                 (_, 0) => "spent",
                 _ => "granted",
             });
-            Ok((
-                [(header::CACHE_CONTROL, "no-store")],
-                axum::Json(answer),
-            ))
+            Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(answer)))
         }
         Err(e) => {
             state.metrics.allowance("store_error");

@@ -474,7 +474,11 @@ mod tests {
     async fn counts_exactly(set: &dyn SpentSet) {
         let mut served = 0;
         for _ in 0..20 {
-            served += set.count(&take(5, 1, 0, Some(200)), 100).await.unwrap().granted;
+            served += set
+                .count(&take(5, 1, 0, Some(200)), 100)
+                .await
+                .unwrap()
+                .granted;
         }
         assert_eq!(served, 5);
         let a = set.count(&take(5, 1, 2, Some(200)), 100).await.unwrap();

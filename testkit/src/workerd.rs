@@ -166,6 +166,27 @@ const config :Workerd.Config = (
     }
 }
 
+/// The `[durable_objects]` and `[[migrations]]` tables of the repository's `wrangler.toml`.
+fn shipped_durable_objects() -> Result<String> {
+    let shipped = std::fs::read_to_string(repo_root().join("wrangler.toml"))?;
+    let mut out = String::new();
+    let mut keep = false;
+    for line in shipped.lines() {
+        let t = line.trim_start();
+        if t.starts_with('[') {
+            keep = t.starts_with("[durable_objects]") || t.starts_with("[[migrations]]");
+        }
+        if keep && !t.starts_with('#') {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    if !out.contains("L402_SPENT_SET") || !out.contains("L402_ALLOWANCE") {
+        bail!("wrangler.toml does not bind the Durable Objects");
+    }
+    Ok(out)
+}
+
 impl Workerd {
     /// Starts the Worker with `vars` (vars and secrets alike); `kv` binds an empty local
     /// `L402_DENYLIST` namespace.
@@ -194,10 +215,8 @@ impl Workerd {
                 "[[kv_namespaces]]\nbinding = \"L402_DENYLIST\"\nid = \"l402-denylist-test\"\n",
             );
         }
-        // The spent-set Durable Object, as wrangler.toml binds it.
-        toml.push_str(
-            "[durable_objects]\nbindings = [{ name = \"L402_SPENT_SET\", class_name = \"SpentSet\" }]\n[[migrations]]\ntag = \"v1\"\nnew_sqlite_classes = [\"SpentSet\"]\n",
-        );
+        // The Durable Objects exactly as the shipped wrangler.toml binds and migrates them.
+        toml.push_str(&shipped_durable_objects()?);
         toml.push_str(extra_toml);
         let mut dev_vars = String::new();
         for (k, v) in vars {

@@ -14,22 +14,58 @@ pub struct WorkerConfig {
     pub challenges_url: String,
     /// `<invoice-service>/v1/redeem`.
     pub redeem_url: String,
-    /// Where Payment charges are spent.
-    pub spent_set: SpentSetHost,
+    /// Where Payment charges are spent (`SPENT_SET`).
+    pub spent_set: StoreHost,
+    /// `<invoice-service>/v1/allowance`.
+    pub allowance_url: String,
+    /// Where metered tokens are counted (`ALLOWANCE_STORE`).
+    pub allowance: StoreHost,
     /// A Cloudflare Access service token for the invoice-service (`CF-Access-Client-Id`,
     /// `CF-Access-Client-Secret`), when it sits behind Access.
     pub access: Option<(String, String)>,
 }
 
-/// Where the Worker spends Payment charges (`SPENT_SET`).
+/// Where the Worker keeps state that must hold across edges: Payment charges spent
+/// (`SPENT_SET`), metered tokens' counts (`ALLOWANCE_STORE`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SpentSetHost {
-    /// The `L402_SPENT_SET` Durable Object namespace, one object per payment hash: strongly
-    /// consistent, no round trip to the invoice-service. The default where it is bound.
+pub enum StoreHost {
+    /// A Durable Object namespace (`L402_SPENT_SET`, `L402_ALLOWANCE`), one object per payment
+    /// hash or token id: strongly consistent, no round trip to the invoice-service. The
+    /// default where it is bound.
     DurableObject,
-    /// The invoice-service's spent-set: for routes also sold through Envoy, so one set serves
+    /// The invoice-service's store: for routes also sold through Envoy, so one store serves
     /// both edges.
     Service,
+}
+
+/// Which of the Worker's optional bindings exist.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bindings {
+    /// `L402_DENYLIST` (KV): every authorized token is looked up in it.
+    pub deny_list: bool,
+    /// `L402_SPENT_SET` (Durable Objects).
+    pub spent_set: bool,
+    /// `L402_ALLOWANCE` (Durable Objects).
+    pub allowance: bool,
+}
+
+/// Reads `var` (`durable_object` or `service`); the Durable Object where `bound` and unset.
+fn store_host(
+    get: Get<'_>,
+    var: &'static str,
+    binding: &str,
+    bound: bool,
+) -> Result<StoreHost, ConfigError> {
+    match get(var).as_deref() {
+        None if bound => Ok(StoreHost::DurableObject),
+        None | Some("service") => Ok(StoreHost::Service),
+        Some("durable_object") if bound => Ok(StoreHost::DurableObject),
+        Some("durable_object") => Err(err(
+            var,
+            format!("durable_object needs the {binding} Durable Object binding"),
+        )),
+        Some(_) => Err(err(var, "expected durable_object or service")),
+    }
 }
 
 /// A refused configuration. Goes to the Worker's log only; clients get a 503.
@@ -75,10 +111,9 @@ fn url(get: Get<'_>, name: &'static str) -> Result<String, ConfigError> {
 }
 
 impl WorkerConfig {
-    /// Reads every variable through `get` (vars and secrets alike); `kv_bound`: the
-    /// `L402_DENYLIST` KV namespace is bound, and every authorized token is looked up in it;
-    /// `do_bound`: the `L402_SPENT_SET` Durable Object namespace is bound.
-    pub fn parse(get: Get<'_>, kv_bound: bool, do_bound: bool) -> Result<Self, ConfigError> {
+    /// Reads every variable through `get` (vars and secrets alike), given which optional
+    /// bindings exist.
+    pub fn parse(get: Get<'_>, bound: Bindings) -> Result<Self, ConfigError> {
         let strip_credential = match get(Setting::StripCredential.var_name()).as_deref() {
             None => None,
             Some("true") => Some(true),
@@ -116,19 +151,13 @@ impl WorkerConfig {
             challenge_burst: number(get, Setting::ChallengeBurst)?,
             challenge_form: get(Setting::ChallengeForm.var_name()),
             schemes: get(Setting::Schemes.var_name()),
+            // An isolate is one of many and lives briefly: units leased to it would wait
+            // there while other isolates refuse the token. One unit per call by default.
+            allowance_lease: Some(number(get, Setting::AllowanceLease)?.unwrap_or(1)),
+            allowance_lease_ms: number(get, Setting::AllowanceLeaseMs)?,
         };
-        let spent_set = match get("SPENT_SET").as_deref() {
-            None if do_bound => SpentSetHost::DurableObject,
-            None | Some("service") => SpentSetHost::Service,
-            Some("durable_object") if do_bound => SpentSetHost::DurableObject,
-            Some("durable_object") => {
-                return Err(err(
-                    "SPENT_SET",
-                    "durable_object needs the L402_SPENT_SET Durable Object binding",
-                ));
-            }
-            Some(_) => return Err(err("SPENT_SET", "expected durable_object or service")),
-        };
+        let spent_set = store_host(get, "SPENT_SET", "L402_SPENT_SET", bound.spent_set)?;
+        let allowance = store_host(get, "ALLOWANCE_STORE", "L402_ALLOWANCE", bound.allowance)?;
         let settings = options
             .validate()
             .map_err(|e| err(e.setting.var_name(), e.problem.to_string()))?;
@@ -160,11 +189,13 @@ impl WorkerConfig {
         };
         let service = url(get, "INVOICE_SERVICE_URL")?;
         Ok(WorkerConfig {
-            edge: Edge::new(settings, kv_bound),
+            edge: Edge::new(settings, bound.deny_list),
             origin: url(get, "ORIGIN_URL")?,
             challenges_url: format!("{service}{}", l402_core::CHALLENGES_PATH),
             redeem_url: format!("{service}{}", l402_core::REDEEM_PATH),
             spent_set,
+            allowance_url: format!("{service}{}", l402_core::ALLOWANCE_PATH),
+            allowance,
             access,
         })
     }
@@ -194,7 +225,7 @@ mod tests {
     }
 
     fn parse(v: &HashMap<&'static str, String>) -> Result<WorkerConfig, ConfigError> {
-        WorkerConfig::parse(&|k| v.get(k).cloned(), false, false)
+        WorkerConfig::parse(&|k| v.get(k).cloned(), Bindings::default())
     }
 
     #[test]
@@ -210,19 +241,29 @@ mod tests {
         assert!(s.routes.route_for("/free").is_none());
         assert_eq!(s.on_invalid, l402_core::InvalidPolicy::Challenge);
         assert_eq!(c.redeem_url, "http://127.0.0.1:8402/v1/redeem");
-        assert_eq!(c.spent_set, SpentSetHost::Service);
-        let bound = |extra: Option<&str>| {
+        assert_eq!(c.spent_set, StoreHost::Service);
+        assert_eq!(c.allowance, StoreHost::Service);
+        assert_eq!(c.allowance_url, "http://127.0.0.1:8402/v1/allowance");
+        assert_eq!(c.edge.settings().allowance_lease, 1);
+        let all = Bindings {
+            deny_list: false,
+            spent_set: true,
+            allowance: true,
+        };
+        let bound = |var: &'static str, extra: Option<&str>| {
             let mut v = vars();
             if let Some(x) = extra {
-                v.insert("SPENT_SET", x.to_owned());
+                v.insert(var, x.to_owned());
             }
-            WorkerConfig::parse(&|k| v.get(k).cloned(), false, true).map(|c| c.spent_set)
+            WorkerConfig::parse(&|k| v.get(k).cloned(), all).map(|c| (c.spent_set, c.allowance))
         };
-        assert_eq!(bound(None), Ok(SpentSetHost::DurableObject));
-        assert_eq!(bound(Some("service")), Ok(SpentSetHost::Service));
+        use StoreHost::{DurableObject as Do, Service};
+        assert_eq!(bound("SPENT_SET", None), Ok((Do, Do)));
+        assert_eq!(bound("SPENT_SET", Some("service")), Ok((Service, Do)));
+        assert_eq!(bound("ALLOWANCE_STORE", Some("service")), Ok((Do, Service)));
         assert_eq!(
-            bound(Some("durable_object")),
-            Ok(SpentSetHost::DurableObject)
+            bound("ALLOWANCE_STORE", Some("durable_object")),
+            Ok((Do, Do))
         );
     }
 
@@ -261,6 +302,9 @@ mod tests {
             ("CF_ACCESS_CLIENT_ID", Some("id-only")),
             ("SPENT_SET", Some("durable_object")),
             ("SPENT_SET", Some("kv")),
+            ("ALLOWANCE_STORE", Some("durable_object")),
+            ("ALLOWANCE_STORE", Some("redis")),
+            ("ALLOWANCE_LEASE", Some("0")),
             ("SCHEMES", Some("x402")),
         ];
         for (field, value) in cases {

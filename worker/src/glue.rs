@@ -6,15 +6,15 @@ use std::rc::Rc;
 
 use futures_util::future::{Either, select};
 use l402_core::{
-    ClientAddress, EdgeRequest, EdgeState, Forward, HostFailure, HostSale, HttpResponse,
-    RedeemCall, Redeemed, Step, misconfigured_reply,
+    AllowanceAnswer, ClientAddress, EdgeRequest, EdgeState, Forward, HostFailure, HostSale,
+    HttpResponse, MeterCall, RedeemCall, Redeemed, Step, misconfigured_reply,
 };
 use worker::{
     Context, Date, Delay, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect,
     Response, event,
 };
 
-use crate::config::{SpentSetHost, WorkerConfig};
+use crate::config::{Bindings, StoreHost, WorkerConfig};
 
 /// The deny-list namespace, when bound.
 const DENYLIST: &str = "L402_DENYLIST";
@@ -22,6 +22,8 @@ const DENYLIST: &str = "L402_DENYLIST";
 const CHALLENGE_LIMITER: &str = "L402_CHALLENGE_LIMITER";
 /// The spent-set Durable Object namespace, when bound.
 const SPENT_SET: &str = "L402_SPENT_SET";
+/// The metered tokens' Durable Object namespace, when bound.
+const ALLOWANCE: &str = "L402_ALLOWANCE";
 
 struct Isolate {
     config: WorkerConfig,
@@ -45,9 +47,12 @@ fn isolate(env: &Env) -> Result<Rc<Isolate>, String> {
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         s.get_or_insert_with(|| {
-            let kv_bound = env.kv(DENYLIST).is_ok();
-            let do_bound = env.durable_object(SPENT_SET).is_ok();
-            WorkerConfig::parse(&|name| binding(env, name), kv_bound, do_bound)
+            let bound = Bindings {
+                deny_list: env.kv(DENYLIST).is_ok(),
+                spent_set: env.durable_object(SPENT_SET).is_ok(),
+                allowance: env.durable_object(ALLOWANCE).is_ok(),
+            };
+            WorkerConfig::parse(&|name| binding(env, name), bound)
                 .map(|config| {
                     let state = RefCell::new(config.edge.new_state());
                     Rc::new(Isolate { config, state })
@@ -161,6 +166,13 @@ async fn handle(req: Request, env: &Env, isolate: &Isolate) -> worker::Result<Re
                     Err(_) => Step::Reply(edge.fail(HostFailure::State, grpc)),
                 }
             }
+            Step::Meter(call) => {
+                let answer = meter(env, &isolate.config, &call).await;
+                match isolate.state.try_borrow_mut() {
+                    Ok(mut s) => edge.metered(&mut s, call, answer),
+                    Err(_) => Step::Reply(edge.fail(HostFailure::State, grpc)),
+                }
+            }
             Step::CheckRevoked(check) => {
                 let revoked = match env.kv(DENYLIST) {
                     Ok(kv) => match kv.get(&check.token_id.to_hex()).text().await {
@@ -189,7 +201,7 @@ async fn redeem(
     call: &RedeemCall,
 ) -> Result<Redeemed, HostFailure> {
     let status = match config.spent_set {
-        SpentSetHost::Service => {
+        StoreHost::Service => {
             with_timeout(
                 config,
                 call_invoice_service(config, &config.redeem_url, call.body.clone()),
@@ -197,7 +209,7 @@ async fn redeem(
             .await
             .0
         }
-        SpentSetHost::DurableObject => {
+        StoreHost::DurableObject => {
             let spend = async {
                 let stub = env
                     .durable_object(SPENT_SET)?
@@ -218,6 +230,51 @@ async fn redeem(
     Redeemed::from_status(status).ok_or_else(|| {
         worker::console_warn!("l402: spent-set unavailable (status {status:?})");
         HostFailure::SpentSet
+    })
+}
+
+/// Counts a metered token: in its Durable Object, or at the invoice-service. Anything but a
+/// well-formed answer is a failure (503).
+async fn meter(
+    env: &Env,
+    config: &WorkerConfig,
+    call: &MeterCall,
+) -> Result<AllowanceAnswer, HostFailure> {
+    let (status, body) = match config.allowance {
+        StoreHost::Service => {
+            with_timeout(
+                config,
+                call_invoice_service(config, &config.allowance_url, call.body.clone()),
+            )
+            .await
+        }
+        StoreHost::DurableObject => {
+            let count = async {
+                let stub = env
+                    .durable_object(ALLOWANCE)?
+                    .id_from_name(&call.request.token_id)?
+                    .get_stub()?;
+                let mut init = RequestInit::new();
+                init.with_method(Method::Post).with_body(Some(
+                    worker::js_sys::Uint8Array::from(call.body.as_slice()).into(),
+                ));
+                let mut resp = stub
+                    .fetch_with_request(Request::new_with_init("https://allowance/count", &init)?)
+                    .await?;
+                let status = resp.status_code();
+                let body = if status == 200 {
+                    Some(resp.bytes().await?)
+                } else {
+                    None
+                };
+                Ok::<_, worker::Error>((status, body))
+            };
+            with_timeout(config, count).await
+        }
+    };
+    AllowanceAnswer::from_response(status, body.as_deref(), call.request.take).ok_or_else(|| {
+        worker::console_warn!("l402: allowance store unavailable (status {status:?})");
+        HostFailure::AllowanceStore
     })
 }
 

@@ -838,20 +838,22 @@ impl Edge {
             return self.forward_authorized(*r, authorized, cache_hit, None);
         };
         let token_id = *authorized.token_id();
-        match state
-            .leases
-            .spend(&token_id, authorized.service(), r.now_ms)
-        {
+        match state.leases.spend(
+            &token_id,
+            authorized.service(),
+            r.now_ms,
+            self.settings.allowance_lease,
+        ) {
             Spend::Local(remaining) => {
                 self.forward_authorized(*r, authorized, cache_hit, Some(remaining))
             }
-            Spend::Store { release } => {
+            Spend::Store { take, release } => {
                 let request = AllowanceRequest {
                     token_id: token_id.to_hex(),
                     service: authorized.service().to_owned(),
                     limit,
                     expires_at: authorized.expires_at(),
-                    take: state.leases.want(self.settings.allowance_lease),
+                    take,
                     release,
                 };
                 Step::Meter(MeterCall {
@@ -879,7 +881,20 @@ impl Edge {
         match answer {
             Err(f) => Step::Reply(self.fail(f, r.grpc)),
             Ok(a) if a.granted == 0 || a.granted > call.request.take => {
-                self.reject(state, r, Reason::AllowanceSpent, None)
+                // Another answer to this instance may have brought units meanwhile.
+                let token_id = *call.authorized.token_id();
+                match state
+                    .leases
+                    .spend_local(&token_id, call.authorized.service(), r.now_ms)
+                {
+                    Some(remaining) => self.forward_authorized(
+                        *r,
+                        call.authorized,
+                        call.cache_hit,
+                        Some(remaining),
+                    ),
+                    None => self.reject(state, r, Reason::AllowanceSpent, None),
+                }
             }
             Ok(a) => {
                 let remaining = state.leases.keep(

@@ -568,7 +568,10 @@ mod tests {
             ),
             (|o| o.challenge_burst = Some(0), Setting::ChallengeBurst),
             (|o| o.allowance_lease = Some(0), Setting::AllowanceLease),
-            (|o| o.allowance_lease_ms = Some(10), Setting::AllowanceLeaseMs),
+            (
+                |o| o.allowance_lease_ms = Some(10),
+                Setting::AllowanceLeaseMs,
+            ),
         ];
         for (edit, want) in cases {
             let mut o = base();

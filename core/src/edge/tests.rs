@@ -809,10 +809,18 @@ fn metered_credential(allowance: u64, lower: Option<u64>, salt: u8) -> String {
         lifetime_secs: Some(3600),
         allowance: Some(allowance),
     };
-    let t = mint(&keyring, p.payment_hash(), [salt; 28], &e, NOW_MS / 1000 - 10).unwrap();
+    let t = mint(
+        &keyring,
+        p.payment_hash(),
+        [salt; 28],
+        &e,
+        NOW_MS / 1000 - 10,
+    )
+    .unwrap();
     let mac = match lower {
-        Some(n) => crate::mint::attenuate(&t.macaroon_b64, &format!("weather_allowance={n}"))
-            .unwrap(),
+        Some(n) => {
+            crate::mint::attenuate(&t.macaroon_b64, &format!("weather_allowance={n}")).unwrap()
+        }
         None => t.macaroon_b64,
     };
     format!("L402 {mac}:{}", p.expose_hex())
@@ -844,7 +852,10 @@ fn a_metered_token_serves_its_allowance_then_is_challenged() {
         let f = forward(meter_once(&e, &mut st, &cred, NOW_MS, &mut used));
         assert!(matches!(f.outcome, Outcome::Metered { .. }));
         let n = left.to_string();
-        assert!(f.set.contains(&("x-l402-allowance-remaining".into(), n.clone())));
+        assert!(
+            f.set
+                .contains(&("x-l402-allowance-remaining".into(), n.clone()))
+        );
         assert_eq!(f.respond, vec![("l402-allowance-remaining", n)]);
         let ctx = f.set.iter().find(|(k, _)| k == "x-l402-context").unwrap();
         let key: ContextKey = CTX_KEY.parse().unwrap();
@@ -879,7 +890,10 @@ fn an_attenuated_copy_is_held_to_its_lower_allowance_on_the_shared_count() {
         Step::Challenge(_)
     ));
     let f = forward(meter_once(&e, &mut st, &full, NOW_MS, &mut used));
-    assert!(f.set.contains(&("x-l402-allowance-remaining".into(), "2".into())));
+    assert!(
+        f.set
+            .contains(&("x-l402-allowance-remaining".into(), "2".into()))
+    );
     // A copy cannot raise it: the lowest allowance caveat holds.
     let raised = metered_credential(2, None, 10);
     let raised = {
@@ -940,24 +954,57 @@ fn run_out_leases_go_back_to_the_store() {
     let mut st = e.new_state();
     let cred = metered_credential(100, None, 13);
     let mut used = 0;
-    forward(meter_once(&e, &mut st, &cred, NOW_MS, &mut used));
-    assert_eq!(used, 8);
+    // Slow start: 1, 2, 4, 8 units per take as each lease is spent.
+    for _ in 0..15 {
+        forward(meter_once(&e, &mut st, &cred, NOW_MS, &mut used));
+    }
+    assert_eq!(used, 15);
     forward(meter_once(&e, &mut st, &cred, NOW_MS + 10, &mut used));
-    assert_eq!(used, 8, "spent from the lease");
-    // After the lease time, the six left are released with the next take.
+    assert_eq!(used, 23, "a lease of 8, one spent");
+    // After the lease time, the seven left go back with the next take.
     let h: &[(&str, &[u8])] = &[("authorization", cred.as_bytes())];
     let mut req = request("GET", "/weather/x", h);
-    req.now_ms = Some(NOW_MS + 1000);
+    req.now_ms = Some(NOW_MS + 1010);
     match e.decide(&mut st, &req) {
-        Step::Meter(call) => assert_eq!((call.request.release, call.request.take), (6, 8)),
+        Step::Meter(call) => assert_eq!((call.request.release, call.request.take), (7, 1)),
         other => panic!("{other:?}"),
     }
     // Or by the host's timer.
     let mut st = e.new_state();
-    forward(meter_once(&e, &mut st, &cred, NOW_MS, &mut used));
+    for _ in 0..4 {
+        forward(meter_once(&e, &mut st, &cred, NOW_MS, &mut used));
+    }
     let back = st.expired_leases(NOW_MS + 1000, false);
     assert_eq!(back.len(), 1);
-    assert_eq!((back[0].take, back[0].release), (0, 7));
+    assert_eq!((back[0].take, back[0].release), (0, 3));
+}
+
+#[test]
+fn a_burst_in_flight_before_any_answer_strands_no_unit() {
+    // Two instances, 200 requests of one 50-request token all asking before any answer
+    // (a thundering herd): exactly 50 pass, whatever order the answers come back in.
+    let e = edge();
+    let mut states = [e.new_state(), e.new_state()];
+    let cred = metered_credential(50, None, 16);
+    let h: &[(&str, &[u8])] = &[("authorization", cred.as_bytes())];
+    let mut calls = Vec::new();
+    for i in 0..200usize {
+        match e.decide(&mut states[i % 2], &request("GET", "/weather/x", h)) {
+            Step::Meter(c) => calls.push((i % 2, c)),
+            other => panic!("{other:?}"),
+        }
+    }
+    let mut used = 0;
+    let mut served = 0;
+    // Answered in reverse: the store's order differs from the instances' own.
+    for (i, call) in calls.into_iter().rev() {
+        let (u, answer) = crate::Counter::apply(used, &call.request);
+        used = u;
+        if let Step::Forward(_) = e.metered(&mut states[i], call, Ok(answer)) {
+            served += 1;
+        }
+    }
+    assert_eq!((served, used), (50, 50));
 }
 
 #[test]
@@ -971,7 +1018,10 @@ fn an_allowance_store_failure_fails_closed_for_metered_tokens_only() {
         other => panic!("{other:?}"),
     };
     let (status, body, _) = reply(e.metered(&mut st, call, Err(HostFailure::AllowanceStore)));
-    assert_eq!((status, body.as_str()), (503, r#"{"error":"allowance_store_unavailable"}"#));
+    assert_eq!(
+        (status, body.as_str()),
+        (503, r#"{"error":"allowance_store_unavailable"}"#)
+    );
     // A store that grants more than asked is not believed.
     let call = match e.decide(&mut st, &request("GET", "/weather/x", h)) {
         Step::Meter(c) => c,
@@ -981,7 +1031,10 @@ fn an_allowance_store_failure_fails_closed_for_metered_tokens_only() {
         granted: 1000,
         left: 0,
     };
-    assert!(matches!(e.metered(&mut st, call, Ok(lie)), Step::Challenge(_)));
+    assert!(matches!(
+        e.metered(&mut st, call, Ok(lie)),
+        Step::Challenge(_)
+    ));
     let plain = credential("weather", &["read"], 15);
     let h: &[(&str, &[u8])] = &[("authorization", plain.as_bytes())];
     forward(e.decide(&mut st, &request("GET", "/weather/x", h)));

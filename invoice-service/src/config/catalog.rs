@@ -150,8 +150,7 @@ pub(super) fn services(
                 "must be longer than pool.min_remaining, or pooled invoices are never handed out",
             ));
         }
-        if s
-            .allowance
+        if s.allowance
             .is_some_and(|n| n == 0 || n > l402_core::MAX_ALLOWANCE)
         {
             return Err(err(

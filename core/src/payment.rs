@@ -554,7 +554,10 @@ impl Charge {
 /// (draft-httpauth-payment, "Error Codes").
 pub const fn problem(reason: Reason) -> (&'static str, &'static str) {
     match reason {
-        Reason::MissingCredential => ("payment-required", "Payment Required"),
+        // A spent bundle is bought again, as a first purchase.
+        Reason::MissingCredential | Reason::AllowanceSpent => {
+            ("payment-required", "Payment Required")
+        }
         Reason::MalformedCredential | Reason::CredentialTooLarge => {
             ("malformed-credential", "Malformed Credential")
         }

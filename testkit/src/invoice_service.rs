@@ -19,8 +19,9 @@ pub struct InvoiceService {
     pub proc: Proc,
 }
 
-/// The catalog the end-to-end tests sell: `weather` (read, write; 1 h), `maps`, `admin`, and
-/// `geo`, whose tokens are bound to the client's address (/32, /128).
+/// The catalog the end-to-end tests sell: `weather` (read, write; 1 h), `maps`, `admin`,
+/// `geo`, whose tokens are bound to the client's address (/32, /128), and two bundles:
+/// `five` and `fifty` requests per token.
 pub const CATALOG: &str = r#"
 [[services]]
 name = "weather"
@@ -41,6 +42,16 @@ price_sat = 2
 lifetime = "1h"
 bind_client_ip = true
 client_ip_prefix_v6 = 128
+[[services]]
+name = "five"
+price_sat = 3
+lifetime = "1h"
+allowance = 5
+[[services]]
+name = "fifty"
+price_sat = 20
+lifetime = "1h"
+allowance = 50
 "#;
 
 impl InvoiceService {

@@ -202,7 +202,6 @@ impl Workerd {
         extra_toml: &str,
     ) -> Result<Workerd> {
         let module = worker_module()?;
-        let (node, wrangler) = wrangler()?;
         let port = free_port();
         let dir = log_dir.join(format!("workerd-{port}"));
         std::fs::create_dir_all(&dir)?;
@@ -229,6 +228,18 @@ impl Workerd {
         std::fs::write(dir.join("wrangler.toml"), toml)?;
         // Secrets for `wrangler dev` come from .dev.vars beside the config.
         std::fs::write(dir.join(".dev.vars"), dev_vars)?;
+        let proc = Self::spawn(log_dir, &dir, port)?;
+        Ok(Workerd { port, proc, dir })
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// `wrangler dev` on the config in `dir`, persisting there, until it answers.
+    fn spawn(log_dir: &Path, dir: &Path, port: u16) -> Result<Proc> {
+        let (node, wrangler) = wrangler()?;
         let mut cmd = Command::new(&node);
         cmd.arg(&wrangler)
             .args(["dev", "--local", "--ip", "127.0.0.1", "--port"])
@@ -263,12 +274,15 @@ impl Workerd {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        Ok(Workerd { port, proc, dir })
+        Ok(proc)
     }
 
-    /// `http://127.0.0.1:<port><path>`.
-    pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+    /// Stops the Worker and starts it again on the same port and persisted state (KV,
+    /// Durable Objects): a deploy or an isolate eviction.
+    pub fn restart(&mut self, log_dir: &Path) -> Result<()> {
+        self.proc.stop();
+        self.proc = Self::spawn(log_dir, &self.dir, self.port)?;
+        Ok(())
     }
 
     /// Puts `key` into the local `L402_DENYLIST` namespace (as `wrangler kv key put --local`).

@@ -86,7 +86,7 @@ impl Stack {
 }
 
 /// The routes the e2e Worker sells: the same as the Envoy test bootstrap's.
-pub const WORKER_ROUTES: &str = r#"[{"path":"/weather","service":"weather","capabilities":"read"},{"path":"/admin-api","service":"weather","capabilities":"write"},{"path":"/admin","service":"admin"},{"path":"/maps","service":"maps"},{"path":"/grpc.Weather/","service":"weather"},{"path":"/geo","service":"geo"},{"path":"/quote","service":"quote"}]"#;
+pub const WORKER_ROUTES: &str = r#"[{"path":"/weather","service":"weather","capabilities":"read"},{"path":"/admin-api","service":"weather","capabilities":"write"},{"path":"/admin","service":"admin"},{"path":"/maps","service":"maps"},{"path":"/grpc.Weather/","service":"weather"},{"path":"/geo","service":"geo"},{"path":"/quote","service":"quote"},{"path":"/five","service":"five"},{"path":"/fifty","service":"fifty"}]"#;
 
 /// The Worker's vars and secrets for an e2e stack; `extra` adds or overrides.
 pub fn worker_vars(

@@ -212,6 +212,10 @@ struct Lease {
 #[derive(Debug, Default)]
 pub struct Leases {
     held: HashMap<LeaseKey, Lease>,
+    /// Store calls this instance is waiting on, per token: while one is out, another take
+    /// asks for one unit only (the answers of a burst would otherwise land all at once, with
+    /// nobody left to spend them).
+    in_flight: HashMap<LeaseKey, u32>,
 }
 
 /// What [`Leases::spend`] decided.
@@ -239,10 +243,10 @@ impl Leases {
         lease: u64,
     ) -> Spend {
         let key = LeaseKey::new(token_id, service);
-        match self.held.get_mut(&key) {
+        let spend = match self.held.get_mut(&key) {
             Some(l) if now_ms < l.until_ms && l.units > 0 => {
                 l.units -= 1;
-                Spend::Local(l.left + l.units)
+                return Spend::Local(l.left + l.units);
             }
             // Spent to the last unit while live: the demand is there, take more.
             Some(l) if now_ms < l.until_ms => Spend::Store {
@@ -257,6 +261,27 @@ impl Leases {
                 take: 1,
                 release: 0,
             },
+        };
+        if self.in_flight.len() >= MAX_LEASES {
+            // Calls whose answers never came (a host that dropped them): start afresh.
+            self.in_flight.clear();
+        }
+        let waiting = self.in_flight.entry(key).or_insert(0);
+        *waiting += 1;
+        match spend {
+            Spend::Store { release, .. } if *waiting > 1 => Spend::Store { take: 1, release },
+            other => other,
+        }
+    }
+
+    /// A store call for this token was answered (or failed).
+    pub(crate) fn settle(&mut self, token_id: &TokenId, service: &str) {
+        let key = LeaseKey::new(token_id, service);
+        if let Some(n) = self.in_flight.get_mut(&key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.in_flight.remove(&key);
+            }
         }
     }
 
@@ -310,6 +335,36 @@ impl Leases {
             },
         );
         left + units
+    }
+
+    /// Puts back one unit a request spent and was not served: into the live lease, or a new
+    /// one that goes back to the store when it runs out.
+    pub(crate) fn refund(
+        &mut self,
+        token_id: &TokenId,
+        service: &str,
+        limit: u64,
+        expires_at: Option<u64>,
+        until_ms: u64,
+    ) {
+        let key = LeaseKey::new(token_id, service);
+        if let Some(l) = self.held.get_mut(&key) {
+            l.units += 1;
+            return;
+        }
+        if self.held.len() < MAX_LEASES {
+            self.held.insert(
+                key,
+                Lease {
+                    units: 1,
+                    left: 0,
+                    limit,
+                    expires_at,
+                    until_ms,
+                    want: 1,
+                },
+            );
+        }
     }
 
     /// Takes the leases that ran out by `now_ms` (or every lease with `all`), as release
@@ -422,14 +477,21 @@ mod tests {
         // A first take asks for one unit.
         assert_eq!(l.spend(&id, "maps", 0, 8), take(1));
         assert_eq!(l.keep(&req(50, 1, 0), &id, 0, 49, 1000), 49);
+        l.settle(&id, "maps");
         // Spent to the last unit: the next take doubles, up to the edge's lease.
         assert_eq!(l.spend(&id, "maps", 5, 8), take(2));
         assert_eq!(l.keep(&req(50, 2, 0), &id, 1, 47, 1000), 48);
+        l.settle(&id, "maps");
         assert_eq!(l.spend(&id, "maps", 10, 8), Spend::Local(47));
         assert_eq!(l.spend(&id, "maps", 10, 8), take(4));
         assert_eq!(l.keep(&req(50, 4, 0), &id, 3, 40, 1000), 43);
+        l.settle(&id, "maps");
         assert_eq!(l.spend(&id, "maps", 10, 8), Spend::Local(42));
         assert_eq!(l.spend(&id, "other", 10, 8), take(1));
+        // While that call is out, another take for the token asks for one unit only.
+        assert_eq!(l.spend(&id, "other", 10, 8), take(1));
+        l.settle(&id, "other");
+        l.settle(&id, "other");
         // Run out: the rest goes back with the next take, which starts again at one.
         assert_eq!(
             l.spend(&id, "maps", 1000, 8),

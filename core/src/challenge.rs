@@ -197,6 +197,11 @@ pub enum Denial<'a> {
         /// Stable code for the body ([`UNAVAILABLE_CODE`] for the invoice-service).
         code: &'static str,
     },
+    /// 429: the token's per-route rate limit is reached (the request was not counted).
+    TooManyRequests {
+        /// `Retry-After`, seconds.
+        retry_after_secs: u32,
+    },
     /// 400: a request target no reading settles (an escaped separator, a bad escape...).
     BadRequest {
         /// Stable code for the body.
@@ -225,6 +230,8 @@ pub enum GrpcCode {
     InvalidArgument,
     /// 13: payment required, as Aperture answers it.
     Internal,
+    /// 8: a token's rate limit is reached (HTTP 429).
+    ResourceExhausted,
     /// 14: no challenge could be had, or the host failed (the HTTP 503 cases).
     Unavailable,
     /// 16: an invalid credential under policy `unauthorized` (HTTP 401).
@@ -236,6 +243,7 @@ impl GrpcCode {
     pub const fn number(self) -> u32 {
         match self {
             GrpcCode::InvalidArgument => 3,
+            GrpcCode::ResourceExhausted => 8,
             GrpcCode::Internal => 13,
             GrpcCode::Unavailable => 14,
             GrpcCode::Unauthenticated => 16,
@@ -254,6 +262,8 @@ pub struct GrpcStatus {
 
 /// The error code for a 503 body and metrics.
 pub const UNAVAILABLE_CODE: &str = "challenge_unavailable";
+/// Error code of a 429: the token's per-route rate limit.
+pub const TOKEN_RATE_LIMITED_CODE: &str = "token_rate_limited";
 
 /// Whether a request is gRPC (`content-type: application/grpc*`): it gets gRPC-shaped errors.
 pub fn is_grpc(content_type: Option<&str>) -> bool {
@@ -302,6 +312,15 @@ pub fn render(denial: &Denial<'_>, grpc: bool) -> HttpResponse {
                 GrpcCode::Unavailable,
                 "payment service unavailable",
                 *code,
+            )
+        }
+        Denial::TooManyRequests { retry_after_secs } => {
+            headers.push(("retry-after", retry_after_secs.to_string()));
+            (
+                429,
+                GrpcCode::ResourceExhausted,
+                "rate limited",
+                TOKEN_RATE_LIMITED_CODE,
             )
         }
         Denial::BadRequest { code } => (

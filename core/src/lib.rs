@@ -54,7 +54,7 @@ pub use api::{
 pub use challenge::{
     Challenge, ChallengeError, ChallengeForm, DEFAULT_RETRY_AFTER_SECS, Denial, GrpcCode,
     GrpcStatus, HEADER_SERVICE, HEADER_TOKEN_ID, HttpResponse, InvalidPolicy, Offer,
-    UNAVAILABLE_CODE, UnknownPolicy, is_grpc, render,
+    TOKEN_RATE_LIMITED_CODE, UNAVAILABLE_CODE, UnknownPolicy, is_grpc, render,
 };
 pub use client_ip::{BindingWidth, BindingWidthError, parse_client_address};
 pub use context::{
@@ -69,9 +69,10 @@ pub use edge::{
     ChallengeCall, ChallengeLimiter, ChallengeRate, ClientAddress, DEFAULT_CACHE_SIZE,
     DEFAULT_CHALLENGE_BURST, DEFAULT_CHALLENGES_PER_SECOND, DEFAULT_TIMEOUT_MS, Edge, EdgeOptions,
     EdgeRequest, EdgeSettings, EdgeState, Forward, HEADER_PAYMENT_HASH, HostFailure, HostSale,
-    MAX_CACHE_SIZE, MIN_EDGE_TOKEN_LEN, MeterCall, NonCanonicalPath, Outcome, PendingChallenge,
-    Problem, RATE_LIMITED_CODE, RESERVED_HEADER_PREFIX, RedeemCall, Reply, RevocationCheck,
-    Setting, SettingsError, Step, check_edge_token, misconfigured_reply,
+    MAX_CACHE_SIZE, MIN_EDGE_TOKEN_LEN, MeterCall, MeteredUnit, NonCanonicalPath, Outcome,
+    PendingChallenge, Problem, RATE_LIMITED_CODE, RESERVED_HEADER_PREFIX, RateLimitCall,
+    RedeemCall, Reply, RevocationCheck, Setting, SettingsError, Step, check_edge_token,
+    misconfigured_reply,
 };
 pub use ids::{
     IDENTIFIER_LEN, IDENTIFIER_VERSION, Identifier, IdentifierError, KeyId, PaymentHash, Preimage,

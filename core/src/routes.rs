@@ -25,6 +25,11 @@ pub struct Route {
     /// Schemes sold (`l402`, `payment`, or both, comma-separated); empty: the edge's default.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub schemes: String,
+    /// The host's per-token rate limiter for this route (the Worker's rate limiting binding,
+    /// by name), consulted with the verified token id before a request is counted or
+    /// forwarded; empty: none. Envoy has its own: `local_ratelimit` on the route (ENVOY.md).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rate_limit: String,
 }
 
 /// Why a route table was refused; `index` is the route's position.
@@ -60,6 +65,12 @@ pub enum RoutesError {
         index: usize,
         /// Why it is refused.
         error: CapabilityError,
+    },
+    /// A rate limiter name that is not a binding name (`[A-Za-z0-9_]`, at most 64).
+    #[error("route {index}: rate_limit must be a binding name: letters, digits, '_'")]
+    RateLimit {
+        /// Position.
+        index: usize,
     },
     /// A scheme list naming something else than `l402` and `payment`.
     #[error("route {index}: schemes: {error}")]
@@ -102,6 +113,14 @@ impl Routes {
                 r.schemes
                     .parse::<Schemes>()
                     .map_err(|error| RoutesError::Schemes { index, error })?;
+            }
+            let binding = r.rate_limit.as_bytes();
+            if binding.len() > 64
+                || !binding
+                    .iter()
+                    .all(|b| b.is_ascii_alphanumeric() || *b == b'_')
+            {
+                return Err(RoutesError::RateLimit { index });
             }
         }
         Ok(Routes(routes))
@@ -170,5 +189,12 @@ mod tests {
         ));
         let r = Routes::from_json(r#"[{"path":"/w","service":"w","schemes":"payment"}]"#).unwrap();
         assert_eq!(r.route_for("/w").unwrap().schemes, "payment");
+        assert!(matches!(
+            Routes::from_json(r#"[{"path":"/w","service":"w","rate_limit":"A B"}]"#),
+            Err(RoutesError::RateLimit { index: 0 })
+        ));
+        let r = Routes::from_json(r#"[{"path":"/w","service":"w","rate_limit":"L402_PER_TOKEN"}]"#)
+            .unwrap();
+        assert_eq!(r.route_for("/w").unwrap().rate_limit, "L402_PER_TOKEN");
     }
 }

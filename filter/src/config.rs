@@ -161,6 +161,12 @@ impl FilterConfig {
         if !is.path.starts_with('/') {
             return Err(err("invoice_service.path", "must start with '/'"));
         }
+        if raw.routes.iter().any(|r| !r.rate_limit.is_empty()) {
+            return Err(err(
+                "routes",
+                "rate_limit is the Worker's; in Envoy, put local_ratelimit on the route (docs/ENVOY.md)",
+            ));
+        }
         let routes = if raw.routes.is_empty() {
             None
         } else {

@@ -7,8 +7,8 @@ use std::time::UNIX_EPOCH;
 
 use l402_core::{
     AllowanceAnswer, ClientAddress, EdgeRequest, EdgeState, Forward, GrpcCode, HostFailure,
-    HostSale, HttpResponse, MeterCall, Outcome, PathError, PendingChallenge, Reason, RedeemCall,
-    Redeemed, Reply, Step, misconfigured_reply,
+    HostSale, HttpResponse, MeterCall, MeteredUnit, Outcome, PathError, PendingChallenge, Reason,
+    RedeemCall, Redeemed, Reply, Step, misconfigured_reply,
 };
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -39,6 +39,7 @@ struct Stats {
     redeemed: Option<u32>,
     metered: Option<u32>,
     allowance_released: Option<u32>,
+    token_rate_limited: Option<u32>,
     rejected: Vec<(Reason, Option<u32>)>,
     bad_request: Vec<(PathError, Option<u32>)>,
     host_failure: Vec<(HostFailure, Option<u32>)>,
@@ -66,6 +67,7 @@ impl Stats {
             redeemed: counter("l402.payment_redeemed"),
             metered: counter("l402.metered"),
             allowance_released: counter("l402.allowance_released"),
+            token_rate_limited: counter("l402.token_rate_limited"),
             rejected: Reason::ALL
                 .iter()
                 .map(|r| (*r, counter(&format!("l402.rejected.{}", r.as_str()))))
@@ -116,6 +118,7 @@ impl Stats {
             }
             Outcome::Challenged => Self::inc(self.challenges),
             Outcome::BadRequest(e) => Self::inc(find(&self.bad_request, e)),
+            Outcome::TokenRateLimited => Self::inc(self.token_rate_limited),
             Outcome::RateLimited => {
                 Self::inc(self.rate_limited);
                 Self::inc(self.unavailable);
@@ -195,6 +198,7 @@ impl RootContext for Root {
             shared: self.shared.clone(),
             pending: None,
             respond: Vec::new(),
+            metered: None,
         }))
     }
 
@@ -239,8 +243,10 @@ enum Pending {
 struct Http {
     shared: Option<Rc<Shared>>,
     pending: Option<Pending>,
-    /// Headers for the origin's response (a Payment receipt).
+    /// Headers for the origin's response (a Payment receipt, the allowance left).
     respond: Vec<(&'static str, String)>,
+    /// The allowance unit a forwarded metered request spent.
+    metered: Option<MeteredUnit>,
 }
 
 /// The route's `l402` metadata, in one property read. A host error is not "no metadata".
@@ -287,10 +293,20 @@ fn send(resp: &HttpResponse) -> Action {
 fn grpc_code(code: GrpcCode) -> GrpcStatusCode {
     match code {
         GrpcCode::InvalidArgument => GrpcStatusCode::InvalidArgument,
+        GrpcCode::ResourceExhausted => GrpcStatusCode::ResourceExhausted,
         GrpcCode::Internal => GrpcStatusCode::Internal,
         GrpcCode::Unavailable => GrpcStatusCode::Unavailable,
         GrpcCode::Unauthenticated => GrpcStatusCode::Unauthenticated,
     }
+}
+
+/// Whether the response is Envoy's `local_ratelimit` refusal (its local reply's details:
+/// nothing an origin can forge).
+fn local_rate_limited() -> bool {
+    hostcalls::get_property(vec!["response", "code_details"])
+        .ok()
+        .flatten()
+        .is_some_and(|d| d == b"local_rate_limited")
 }
 
 /// Applies a forward: every removal and setting must succeed, or nothing is forwarded.
@@ -344,6 +360,7 @@ impl Http {
                 }
                 shared.stats.count(f.outcome);
                 self.respond = f.respond;
+                self.metered = f.metered;
                 if paused && hostcalls::resume_http_request().is_err() {
                     log(LogLevel::Error, "l402: could not resume the request");
                 }
@@ -389,6 +406,12 @@ impl Http {
                     Err(()) => self.metered(shared, call, None, None, grpc, paused),
                 }
             }
+            // Envoy limits tokens with local_ratelimit after this filter; the filter's route
+            // table refuses a rate_limit, so core never asks.
+            Step::RateLimit(_) => answer(
+                shared,
+                &shared.config.edge.fail(HostFailure::RateLimiter, grpc),
+            ),
             // The filter's deny-list is its configuration: core never asks for a lookup.
             Step::CheckRevoked(_) => answer(
                 shared,
@@ -515,6 +538,14 @@ impl Http {
 
 impl HttpContext for Http {
     fn on_http_response_headers(&mut self, _n: usize, _end_of_stream: bool) -> Action {
+        if let (Some(unit), Some(shared)) = (self.metered.take(), self.shared.as_ref())
+            && local_rate_limited()
+            && let (Ok(mut state), Some(now)) = (shared.state.try_borrow_mut(), now_ms())
+        {
+            // local_ratelimit refused the request after this filter counted it.
+            shared.config.edge.unserved(&mut state, &unit, now);
+            self.respond.clear();
+        }
         for (name, value) in std::mem::take(&mut self.respond) {
             if hostcalls::add_map_value(MapType::HttpResponseHeaders, name, &value).is_err() {
                 log(LogLevel::Warn, "l402: could not add a response header");

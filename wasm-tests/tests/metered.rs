@@ -135,7 +135,9 @@ fn five_then_spent(url: &str, service: &InvoiceService, last_seen: &dyn Fn() -> 
 #[test]
 fn envoy_serves_a_bundle_then_asks_for_a_new_one() {
     let logs = tempfile::tempdir().unwrap();
-    let stack = Stack::start(logs.path(), &filter_config(2000, &[]), 2).unwrap();
+    // One worker thread: what the edge reports left is exact where one instance holds the
+    // token's lease (PROTOCOL.md §12.3).
+    let stack = Stack::start(logs.path(), &filter_config(2000, &[]), 1).unwrap();
     five_then_spent(&stack.envoy.url("/five/x"), &stack.service, &|| {
         stack
             .upstream
@@ -157,6 +159,30 @@ fn envoy_serves_a_bundle_then_asks_for_a_new_one() {
         8.0
     );
     assert!(stack.envoy.stat("wasmcustom.l402.rejected.allowance_spent") >= 3);
+
+    // A per-token rate limit (Envoy's local_ratelimit on the token id header): 3 a minute.
+    let rated = stack.envoy.url("/rated");
+    let cred = buy(&rated, &stack.service);
+    let other = buy(&rated, &stack.service);
+    let statuses: Vec<u16> = (0..5)
+        .map(|_| get(&rated, Some(&cred)).unwrap().status().as_u16())
+        .collect();
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    assert_eq!(
+        get(&rated, Some(&other)).unwrap().status(),
+        200,
+        "each token has its own bucket"
+    );
+    // A refused request spends nothing: the token has 47 left, not 45.
+    let resp = get(&stack.envoy.url("/fifty"), Some(&cred)).unwrap();
+    assert_eq!((resp.status().as_u16(), remaining(&resp)), (200, Some(46)));
+    // A forged token id header is stripped before the limiter reads it.
+    let resp = client()
+        .get(&rated)
+        .header("x-l402-token-id", "ab".repeat(32))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 402);
 }
 
 fn replica(logs: &Path, redis: &Redis, port: Option<u16>) -> InvoiceService {
@@ -284,6 +310,46 @@ fn the_worker_counts_in_durable_objects_and_can_share_the_services_store() {
     worker.worker.restart(logs.path()).unwrap();
     served += concurrent_oks(std::slice::from_ref(&url), &cred, 100);
     assert_eq!(served, 50);
+
+    // A per-token rate limit with Cloudflare's rate limiting binding, named by the route.
+    let routes = wasm_tests::WORKER_ROUTES.replace(
+        r#"{"path":"/fifty","service":"fifty"}"#,
+        r#"{"path":"/fifty","service":"fifty"},{"path":"/rated","service":"fifty","rate_limit":"L402_PER_TOKEN"}"#,
+    );
+    let vars = wasm_tests::worker_vars(
+        &worker.upstream,
+        &worker.service,
+        &[("L402_ROUTES", &routes)],
+    );
+    let limiter = "[[ratelimits]]\nname = \"L402_PER_TOKEN\"\nnamespace_id = \"1002\"\nsimple = { limit = 3, period = 60 }\n";
+    let limited = Workerd::start_with(logs.path(), &vars, true, limiter).unwrap();
+    let rated = limited.url("/rated");
+    let cred = buy(&rated, &worker.service);
+    let other = buy(&rated, &worker.service);
+    let statuses: Vec<u16> = (0..5)
+        .map(|_| get(&rated, Some(&cred)).unwrap().status().as_u16())
+        .collect();
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    assert_eq!(get(&rated, Some(&other)).unwrap().status(), 200);
+    // Refused before the count: 47 left after three, 46 after this one.
+    let resp = get(&limited.url("/fifty"), Some(&cred)).unwrap();
+    assert_eq!((resp.status().as_u16(), remaining(&resp)), (200, Some(46)));
+    // A route naming a limiter that is not bound fails closed.
+    let routes = wasm_tests::WORKER_ROUTES.replace(
+        r#"{"path":"/fifty","service":"fifty"}"#,
+        r#"{"path":"/fifty","service":"fifty","rate_limit":"L402_NOT_BOUND"}"#,
+    );
+    let vars = wasm_tests::worker_vars(
+        &worker.upstream,
+        &worker.service,
+        &[("L402_ROUTES", &routes)],
+    );
+    let unbound = Workerd::start(logs.path(), &vars, true).unwrap();
+    let cred = buy(&unbound.url("/fifty"), &worker.service);
+    assert_eq!(
+        get(&unbound.url("/fifty"), Some(&cred)).unwrap().status(),
+        503
+    );
 
     // Envoy and the Worker selling the same bundles: both count at the service.
     let mut envoy = Stack::start(logs.path(), &filter_config(2000, &[]), 2).unwrap();

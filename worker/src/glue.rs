@@ -173,6 +173,29 @@ async fn handle(req: Request, env: &Env, isolate: &Isolate) -> worker::Result<Re
                     Err(_) => Step::Reply(edge.fail(HostFailure::State, grpc)),
                 }
             }
+            Step::RateLimit(call) => {
+                // Cloudflare's rate limiting binding the route names, keyed on the token id.
+                let allowed = match env.rate_limiter(&call.limiter) {
+                    Ok(limiter) => match limiter.limit(call.key.clone()).await {
+                        Ok(outcome) => Ok(outcome.success),
+                        Err(e) => {
+                            worker::console_error!("l402: rate limiter failed: {e}");
+                            Err(HostFailure::RateLimiter)
+                        }
+                    },
+                    Err(_) => {
+                        worker::console_error!(
+                            "l402: route names rate limiter {} but it is not bound",
+                            call.limiter
+                        );
+                        Err(HostFailure::RateLimiter)
+                    }
+                };
+                match isolate.state.try_borrow_mut() {
+                    Ok(mut s) => edge.rate_limited(&mut s, call, allowed),
+                    Err(_) => Step::Reply(edge.fail(HostFailure::State, grpc)),
+                }
+            }
             Step::CheckRevoked(check) => {
                 let revoked = match env.kv(DENYLIST) {
                     Ok(kv) => match kv.get(&check.token_id.to_hex()).text().await {

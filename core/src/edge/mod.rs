@@ -103,11 +103,15 @@ pub enum HostFailure {
     /// served (unmetered tokens still pass).
     #[error("allowance_store_unavailable")]
     AllowanceStore,
+    /// The host's per-token rate limiter did not answer: the request is not let through
+    /// unlimited.
+    #[error("rate_limiter_unavailable")]
+    RateLimiter,
 }
 
 impl HostFailure {
     /// Every variant, for metrics.
-    pub const ALL: [HostFailure; 9] = [
+    pub const ALL: [HostFailure; 10] = [
         HostFailure::Clock,
         HostFailure::RouteMetadata,
         HostFailure::Revocation,
@@ -117,6 +121,7 @@ impl HostFailure {
         HostFailure::Origin,
         HostFailure::SpentSet,
         HostFailure::AllowanceStore,
+        HostFailure::RateLimiter,
     ];
 
     /// The stable name (body `error`, metric suffix).
@@ -131,6 +136,7 @@ impl HostFailure {
             HostFailure::Origin => "origin_unreachable",
             HostFailure::SpentSet => "spent_set_unavailable",
             HostFailure::AllowanceStore => "allowance_store_unavailable",
+            HostFailure::RateLimiter => "rate_limiter_unavailable",
         }
     }
 }
@@ -167,6 +173,8 @@ pub enum Outcome {
     BadRequest(PathError),
     /// 503: the challenge bound was reached.
     RateLimited,
+    /// 429: a token's per-route rate limit was reached.
+    TokenRateLimited,
     /// 503: the invoice-service failed or timed out.
     InvoiceServiceFailed,
     /// 503: a host failure.
@@ -239,6 +247,8 @@ pub struct Forward {
     pub set: Vec<(String, String)>,
     /// Headers to add to the origin's response (`payment-receipt`).
     pub respond: Vec<(&'static str, String)>,
+    /// The allowance unit this request spent, if metered.
+    pub metered: Option<MeteredUnit>,
     /// For metrics.
     pub outcome: Outcome,
 }
@@ -314,6 +324,8 @@ struct Resume {
     /// The host reports the address on demand and has not been asked yet.
     client_ip_pending: bool,
     revoked: HashSet<TokenId>,
+    /// The route's per-token rate limiter, until the host has consulted it.
+    rate_limit: Option<String>,
 }
 
 impl Resume {
@@ -366,6 +378,31 @@ impl MeterCall {
     }
 }
 
+/// A token verified on a route with a per-token rate limit: ask the host's limiter named
+/// `limiter` (the Worker's rate limiting binding) about `key`, then hand the answer to
+/// [`Edge::rate_limited`]. Asked before a metered token is counted, so a refused request
+/// spends nothing.
+#[derive(Debug)]
+pub struct RateLimitCall {
+    /// The limiter's name, as the route gives it.
+    pub limiter: String,
+    /// The key: the token id, hex.
+    pub key: String,
+    authorized: Authorized,
+    cache_hit: bool,
+    resume: Box<Resume>,
+}
+
+/// A metered request forwarded: if the host learns that it was not served after all (Envoy's
+/// `local_ratelimit` refused it after this filter), hand it to [`Edge::unserved`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MeteredUnit {
+    token_id: TokenId,
+    service: String,
+    limit: u64,
+    expires_at: Option<u64>,
+}
+
 /// What the host does next.
 #[derive(Debug)]
 pub enum Step {
@@ -379,6 +416,8 @@ pub enum Step {
     Redeem(RedeemCall),
     /// Count a metered token in the allowance store.
     Meter(MeterCall),
+    /// Ask the host's per-token rate limiter.
+    RateLimit(RateLimitCall),
     /// Answer the client.
     Reply(Reply),
 }
@@ -528,7 +567,7 @@ impl Edge {
             }
         }
         // 3. What the route sells: the host's router first, then the route table.
-        let (service, capabilities, schemes) = match req.sale {
+        let (service, capabilities, schemes, rate_limit) = match req.sale {
             HostSale::Malformed => {
                 return Step::Reply(self.fail(HostFailure::RouteMetadata, grpc));
             }
@@ -540,13 +579,15 @@ impl Edge {
                 if ServiceName::new(service).is_err() || parse_capabilities(capabilities).is_err() {
                     return Step::Reply(self.fail(HostFailure::RouteMetadata, grpc));
                 }
-                (service, capabilities, schemes)
+                // Envoy limits tokens with its own local_ratelimit, after this filter.
+                (service, capabilities, schemes, "")
             }
             HostSale::NotAttached => match self.settings.routes.route_for(target.path()) {
                 Some(r) => (
                     r.service.as_str(),
                     r.capabilities.as_str(),
                     r.schemes.as_str(),
+                    r.rate_limit.as_str(),
                 ),
                 None => return self.forward(remove, Vec::new(), Outcome::Unsold),
             },
@@ -598,6 +639,7 @@ impl Edge {
             },
             client_ip_pending: matches!(req.client_address, ClientAddress::OnDemand(_)),
             revoked: HashSet::new(),
+            rate_limit: (!rate_limit.is_empty()).then(|| rate_limit.to_owned()),
         };
         self.judge(state, Box::new(resume), Some(&req.client_address))
     }
@@ -623,6 +665,7 @@ impl Edge {
             remove,
             set,
             respond: Vec::new(),
+            metered: None,
             outcome,
         })
     }
@@ -820,6 +863,7 @@ impl Edge {
                     remove: r.remove,
                     set,
                     respond: vec![(RECEIPT_HEADER, charge.receipt(r.now_ms / 1000))],
+                    metered: None,
                     outcome: Outcome::Redeemed,
                 })
             }
@@ -830,10 +874,19 @@ impl Edge {
     fn authorized(
         &self,
         state: &mut EdgeState,
-        r: Box<Resume>,
+        mut r: Box<Resume>,
         authorized: Authorized,
         cache_hit: bool,
     ) -> Step {
+        if let Some(limiter) = r.rate_limit.take() {
+            return Step::RateLimit(RateLimitCall {
+                limiter,
+                key: authorized.token_id().to_hex(),
+                authorized,
+                cache_hit,
+                resume: r,
+            });
+        }
         let Some(limit) = authorized.allowance() else {
             return self.forward_authorized(*r, authorized, cache_hit, None);
         };
@@ -867,6 +920,42 @@ impl Edge {
         }
     }
 
+    /// Continues after the host's rate limiter answered: `Ok(true)` within the limit (the
+    /// request goes on to be counted and forwarded), `Ok(false)` a 429 with `Retry-After`,
+    /// `Err` a 503 (a limiter that cannot say does not let a request through unlimited).
+    pub fn rate_limited(
+        &self,
+        state: &mut EdgeState,
+        call: RateLimitCall,
+        allowed: Result<bool, HostFailure>,
+    ) -> Step {
+        let r = call.resume;
+        match allowed {
+            Err(f) => Step::Reply(self.fail(f, r.grpc)),
+            Ok(false) => self.reply(
+                &Denial::TooManyRequests {
+                    retry_after_secs: self.settings.retry_after_secs,
+                },
+                r.grpc,
+                Outcome::TokenRateLimited,
+            ),
+            Ok(true) => self.authorized(state, r, call.authorized, call.cache_hit),
+        }
+    }
+
+    /// A metered request the host learned was not served (Envoy's `local_ratelimit` answered
+    /// 429 after this filter counted it): its unit goes back to this instance's lease, to
+    /// serve the next request or go back to the store with the lease.
+    pub fn unserved(&self, state: &mut EdgeState, unit: &MeteredUnit, now_ms: u64) {
+        state.leases.refund(
+            &unit.token_id,
+            &unit.service,
+            unit.limit,
+            unit.expires_at,
+            now_ms.saturating_add(self.settings.allowance_lease_ms),
+        );
+    }
+
     /// Continues after the allowance store answered: a unit granted forwards (the rest of a
     /// lease is kept for the next requests), none left answers a fresh challenge
     /// (`allowance_spent`), `Err` is a 503: a metered token the store cannot count is never
@@ -878,6 +967,9 @@ impl Edge {
         answer: Result<AllowanceAnswer, HostFailure>,
     ) -> Step {
         let r = call.resume;
+        state
+            .leases
+            .settle(call.authorized.token_id(), call.authorized.service());
         match answer {
             Err(f) => Step::Reply(self.fail(f, r.grpc)),
             Ok(a) if a.granted == 0 || a.granted > call.request.take => {
@@ -940,14 +1032,22 @@ impl Edge {
             }
         }
         let mut respond = Vec::new();
+        let mut metered = None;
         if let Some(n) = remaining {
             set.push((HEADER_ALLOWANCE_REMAINING.to_owned(), n.to_string()));
             respond.push((RESPONSE_ALLOWANCE_REMAINING, n.to_string()));
+            metered = authorized.allowance().map(|limit| MeteredUnit {
+                token_id: *authorized.token_id(),
+                service: authorized.service().to_owned(),
+                limit,
+                expires_at: authorized.expires_at(),
+            });
         }
         Step::Forward(Forward {
             remove: r.remove,
             set,
             respond,
+            metered,
             outcome: if remaining.is_some() {
                 Outcome::Metered { cache_hit }
             } else {

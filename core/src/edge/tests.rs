@@ -1039,3 +1039,50 @@ fn an_allowance_store_failure_fails_closed_for_metered_tokens_only() {
     let h: &[(&str, &[u8])] = &[("authorization", plain.as_bytes())];
     forward(e.decide(&mut st, &request("GET", "/weather/x", h)));
 }
+
+#[test]
+fn a_routes_rate_limit_is_asked_before_the_count() {
+    let routes = r#"[{"path":"/weather","service":"weather","capabilities":"read","rate_limit":"L402_PER_TOKEN"}]"#;
+    let e = edge_with(|o| o.routes = Some(routes.into()), false);
+    let mut st = e.new_state();
+    let cred = metered_credential(5, None, 17);
+    let h: &[(&str, &[u8])] = &[("authorization", cred.as_bytes())];
+    let ask = |st: &mut EdgeState| match e.decide(st, &request("GET", "/weather/x", h)) {
+        Step::RateLimit(c) => c,
+        other => panic!("{other:?}"),
+    };
+    let call = ask(&mut st);
+    assert_eq!(call.limiter, "L402_PER_TOKEN");
+    assert_eq!(call.key.len(), 64);
+    // Over the limit: 429, and nothing counted.
+    let (status, body, outcome) = reply(e.rate_limited(&mut st, call, Ok(false)));
+    assert_eq!((status, outcome), (429, Outcome::TokenRateLimited));
+    assert_eq!(body, r#"{"error":"token_rate_limited"}"#);
+    let call = ask(&mut st);
+    let (status, _, _) = reply(e.rate_limited(&mut st, call, Err(HostFailure::RateLimiter)));
+    assert_eq!(status, 503);
+    // Within it: counted, then forwarded.
+    let call = ask(&mut st);
+    match e.rate_limited(&mut st, call, Ok(true)) {
+        Step::Meter(m) => assert_eq!(m.request.take, 1),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_unit_the_host_did_not_serve_goes_back() {
+    let e = edge_with(|o| o.allowance_lease = Some(1), false);
+    let mut st = e.new_state();
+    let cred = metered_credential(1, None, 18);
+    let mut used = 0;
+    let f = forward(meter_once(&e, &mut st, &cred, NOW_MS, &mut used));
+    let unit = f.metered.expect("a metered forward names its unit");
+    // Envoy's local_ratelimit answered 429 after the filter: the unit is at hand again.
+    e.unserved(&mut st, &unit, NOW_MS);
+    forward(meter_once(&e, &mut st, &cred, NOW_MS + 1, &mut used));
+    assert_eq!(used, 1, "served from the refund, not the store");
+    assert!(matches!(
+        meter_once(&e, &mut st, &cred, NOW_MS + 2, &mut used),
+        Step::Challenge(_)
+    ));
+}

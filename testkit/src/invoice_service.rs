@@ -21,7 +21,8 @@ pub struct InvoiceService {
 
 /// The catalog the end-to-end tests sell: `weather` (read, write; 1 h), `maps`, `admin`,
 /// `geo`, whose tokens are bound to the client's address (/32, /128), and two bundles:
-/// `five` and `fifty` requests per token.
+/// `five` and `fifty` requests per token (priced as `maps` and `weather`, so they share their
+/// invoice pools).
 pub const CATALOG: &str = r#"
 [[services]]
 name = "weather"
@@ -44,12 +45,12 @@ bind_client_ip = true
 client_ip_prefix_v6 = 128
 [[services]]
 name = "five"
-price_sat = 3
+price_sat = 5
 lifetime = "1h"
 allowance = 5
 [[services]]
 name = "fifty"
-price_sat = 20
+price_sat = 10
 lifetime = "1h"
 allowance = 50
 "#;

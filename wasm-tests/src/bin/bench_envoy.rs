@@ -159,6 +159,22 @@ fn credential(caveats: usize, macaroons: usize) -> Result<String> {
     ))
 }
 
+/// `Authorization: L402` for a metered token (4 caveats: Aperture's 3 and an allowance no
+/// run can spend), counted at the invoice-service's store.
+fn metered_credential() -> Result<String> {
+    let now = wasm_tests::now();
+    let p = Preimage::from_bytes([0x78; 32]);
+    let r: Keyring = KEYS.parse()?;
+    let mut random = [8u8; 28];
+    random[..8].copy_from_slice(&now.to_be_bytes());
+    let metered = ServiceEntry {
+        allowance: Some(1_000_000_000_000),
+        ..entry()
+    };
+    let mac = mint(&r, p.payment_hash(), random, &metered, now)?.macaroon_b64;
+    Ok(format!("Authorization: L402 {mac}:{}", p.expose_hex()))
+}
+
 /// `n` filler headers of 128 bytes each, unrelated to L402.
 fn padding(bytes: usize) -> Vec<String> {
     (0..bytes / 128)
@@ -278,6 +294,13 @@ fn main() -> Result<()> {
         ("challenge-nopool", l402(&[]), ring(1), services[1].port),
         ("payment-memory", l402(&[]), ring(1), services[1].port),
         ("payment-redis", l402(&[]), ring(1), redis_service.port),
+        ("metered-lease", l402(&[]), ring(1), redis_service.port),
+        (
+            "metered-one",
+            l402(&[("allowance_lease", serde_json::json!(1))]),
+            ring(1),
+            redis_service.port,
+        ),
     ];
     for (name, _, ops) in PROBES {
         instances_spec.push((name, wasm_filter(&noop_wasm, ops), ring(1), 9));
@@ -432,6 +455,23 @@ fn main() -> Result<()> {
         "Payment charge, spent at the invoice-service (Redis)",
         "payment-redis",
         vec![],
+        200,
+        None,
+    );
+    let metered = metered_credential()?;
+    add(
+        "main",
+        "L402 metered (cache; leases of 8 from Redis)",
+        "metered-lease",
+        vec![metered.clone()],
+        200,
+        None,
+    );
+    add(
+        "main",
+        "L402 metered (cache; one Redis count per request)",
+        "metered-one",
+        vec![metered],
         200,
         None,
     );
@@ -601,6 +641,14 @@ fn main() -> Result<()> {
         cpu_of("Payment charge, spent at the invoice-service (Redis)"),
         l402_cache,
         l402_miss
+    );
+    let metered_lease = cpu_of("L402 metered (cache; leases of 8 from Redis)");
+    println!(
+        "Metered tokens: {metered_lease:.2} µs of Envoy CPU per request with leases of 8 \
+         ({:.2}x the unmetered {l402_cache:.2} µs; goal <= 1.5x), {:.2} µs with one store count \
+         per request.",
+        metered_lease / l402_cache,
+        cpu_of("L402 metered (cache; one Redis count per request)"),
     );
     println!(
         "Goals: L402 authorized / no-op = {:.2}x with the cache, {:.2}x without (goal <= 1.05x); \

@@ -65,6 +65,7 @@ fn write_config(dir: &Path, module_dir: &Path) -> Result<Vec<(&'static str, u16)
         "l402-nocache",
         "l402-pay",
         "l402-pay-disk",
+        "l402-metered",
     ]
     .into_iter()
     .map(|n| (n, free_port()))
@@ -91,6 +92,10 @@ const config :Workerd.Config = (
     (name = "l402-pay-disk", worker = (modules = {l402_modules}, compatibilityDate = "2025-09-01", globalOutbound = "trivial",
       bindings = [{b1}, (name = "L402_SPENT_SET", durableObjectNamespace = "SpentSet")],
       durableObjectNamespaces = [(className = "SpentSet", uniqueKey = "l402-bench-spent-set-disk", enableSql = true)],
+      durableObjectStorage = (localDisk = "do-disk"))),
+    (name = "l402-metered", worker = (modules = {l402_modules}, compatibilityDate = "2025-09-01", globalOutbound = "trivial",
+      bindings = [{b1}, (name = "L402_ALLOWANCE", durableObjectNamespace = "Allowance")],
+      durableObjectNamespaces = [(className = "Allowance", uniqueKey = "l402-bench-allowance", enableSql = true)],
       durableObjectStorage = (localDisk = "do-disk"))),
     (name = "do-disk", disk = (path = "{do_dir}", writable = true)),
   ],
@@ -132,6 +137,24 @@ fn main() -> Result<()> {
     let p = Preimage::from_bytes([0x55; 32]);
     let token = wasm_tests::token("weather", &["read"], Some(86_400), wasm_tests::now(), &p, 5)?;
     let auth = vec![format!("Authorization: L402 {token}:{}", p.expose_hex())];
+    // A metered token (an allowance no run can spend), counted in its Durable Object.
+    let metered = {
+        let keyring: l402_core::Keyring = KEYS.parse()?;
+        let p = Preimage::from_bytes([0x56; 32]);
+        let entry = l402_core::ServiceEntry {
+            name: "weather".parse()?,
+            tier: 0,
+            capabilities: vec!["read".into()],
+            lifetime_secs: Some(86_400),
+            allowance: Some(1_000_000_000_000),
+        };
+        let t = l402_core::mint(&keyring, p.payment_hash(), [6; 28], &entry, wasm_tests::now())?;
+        vec![format!(
+            "Authorization: L402 {}:{}",
+            t.macaroon_b64,
+            p.expose_hex()
+        )]
+    };
     let variants: Vec<(&str, &str, Vec<String>)> = vec![
         ("trivial Worker (returns 200)", "trivial", vec![]),
         ("JS proxy Worker -> trivial", "proxy", vec![]),
@@ -154,6 +177,11 @@ fn main() -> Result<()> {
             "L402 Worker, Payment charge spent in its Durable Object (SQLite on local disk) -> trivial",
             "l402-pay-disk",
             vec![],
+        ),
+        (
+            "L402 Worker, metered token counted in its Durable Object (SQLite on local disk) -> trivial",
+            "l402-metered",
+            metered,
         ),
     ];
     let mut results: Vec<Vec<(wrk::Run, f64)>> = variants.iter().map(|_| Vec::new()).collect();
@@ -199,7 +227,7 @@ fn main() -> Result<()> {
     }
     let version = Command::new(&bin).arg("--version").output()?;
     println!(
-        "{} `serve` on core 0 (one process, six Workers and their Durable Objects); `wrk -t1 -c16` on core 1; {rounds} round(s) x {secs} s, alternated; median [min..max].\n",
+        "{} `serve` on core 0 (one process, seven Workers and their Durable Objects); `wrk -t1 -c16` on core 1; {rounds} round(s) x {secs} s, alternated; median [min..max].\n",
         String::from_utf8_lossy(&version.stdout).trim()
     );
     println!("| variant | req/s | workerd CPU µs/req | p50 ms | p99 ms | requests |");
@@ -230,6 +258,14 @@ fn main() -> Result<()> {
         cpus[4],
         cpus[4] - cpus[2],
         cpus[5]
+    );
+    println!(
+        "Metered token counted in its Durable Object: {:.1} µs, {:.1} µs above the unmetered \
+         request with the cache; one Durable Object call (the Payment charge's spend, SQLite on \
+         disk) costs {:.1} µs above it. Goal: metered <= unmetered + one Durable Object call.",
+        cpus[6],
+        cpus[6] - cpus[2],
+        cpus[5] - cpus[2],
     );
     Ok(())
 }

@@ -38,6 +38,9 @@ pub const MAX_ALLOWANCE: u64 = (1 << 53) - 1;
 /// A lease never takes more than this share of what is left (1/4), so the units other edges
 /// cannot reach while one holds them stay few as a token runs out.
 const LEASE_SHARE: u64 = 4;
+/// A token has plenty left when the store's free units exceed this many per unit of a lease:
+/// then concurrent takes lease too.
+const PLENTY_PER_LEASE_UNIT: u64 = 64;
 /// Most leases one edge instance holds; past it, metered tokens are counted one by one.
 const MAX_LEASES: usize = 10_000;
 
@@ -266,10 +269,18 @@ impl Leases {
             // Calls whose answers never came (a host that dropped them): start afresh.
             self.in_flight.clear();
         }
+        // Far from the end of an allowance, concurrent takes may lease too (units left over go
+        // back after the lease time); near it, they take one each, so none is stranded.
+        let plenty = self
+            .held
+            .get(&key)
+            .is_some_and(|l| l.left >= lease.saturating_mul(PLENTY_PER_LEASE_UNIT));
         let waiting = self.in_flight.entry(key).or_insert(0);
         *waiting += 1;
         match spend {
-            Spend::Store { release, .. } if *waiting > 1 => Spend::Store { take: 1, release },
+            Spend::Store { release, .. } if *waiting > 1 && !plenty => {
+                Spend::Store { take: 1, release }
+            }
             other => other,
         }
     }
@@ -488,7 +499,8 @@ mod tests {
         l.settle(&id, "maps");
         assert_eq!(l.spend(&id, "maps", 10, 8), Spend::Local(42));
         assert_eq!(l.spend(&id, "other", 10, 8), take(1));
-        // While that call is out, another take for the token asks for one unit only.
+        // While that call is out, another take for the token asks for one unit only (near the
+        // end of an allowance; far from it, concurrent takes lease too).
         assert_eq!(l.spend(&id, "other", 10, 8), take(1));
         l.settle(&id, "other");
         l.settle(&id, "other");

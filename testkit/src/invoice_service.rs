@@ -90,10 +90,32 @@ impl InvoiceService {
         env: &[(&str, &str)],
         port: Option<u16>,
     ) -> Result<Self> {
+        Self::start_selling(
+            log_dir,
+            keys,
+            backend,
+            pool,
+            &format!("{CATALOG}\n{more}"),
+            env,
+            port,
+        )
+    }
+
+    /// [`InvoiceService::start_with_pool`] selling `catalog` (`[[services]]` entries) alone:
+    /// for benchmarks whose pools must fill for one service only.
+    pub fn start_selling(
+        log_dir: &Path,
+        keys: &str,
+        backend: &str,
+        pool: &str,
+        catalog: &str,
+        env: &[(&str, &str)],
+        port: Option<u16>,
+    ) -> Result<Self> {
         let port = port.unwrap_or_else(free_port);
         let edge_token = "e2e-edge-token-0123456789".to_owned();
         let config = format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\nedge_tokens = [\"{edge_token}\"]\n{backend}\n{pool}\n{CATALOG}\n{more}"
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nedge_tokens = [\"{edge_token}\"]\n{backend}\n{pool}\n{catalog}"
         );
         std::fs::create_dir_all(log_dir)?;
         let path = log_dir.join(format!("invoice-service-{port}.toml"));

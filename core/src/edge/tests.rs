@@ -1086,3 +1086,29 @@ fn a_unit_the_host_did_not_serve_goes_back() {
         Step::Challenge(_)
     ));
 }
+
+#[test]
+fn far_from_the_end_concurrent_takes_lease_too() {
+    let e = edge();
+    let mut st = e.new_state();
+    let cred = metered_credential(1_000_000, None, 19);
+    let h: &[(&str, &[u8])] = &[("authorization", cred.as_bytes())];
+    let mut used = 0;
+    // Ramp up one at a time: 1, 2, 4, 8.
+    for _ in 0..15 {
+        forward(meter_once(&e, &mut st, &cred, NOW_MS, &mut used));
+    }
+    // Lease spent; now several requests at once, all before any answer.
+    let calls: Vec<MeterCall> = (0..4)
+        .map(
+            |_| match e.decide(&mut st, &request("GET", "/weather/x", h)) {
+                Step::Meter(c) => c,
+                other => panic!("{other:?}"),
+            },
+        )
+        .collect();
+    assert!(
+        calls.iter().all(|c| c.request.take == 8),
+        "plenty left: each leases"
+    );
+}

@@ -230,12 +230,15 @@ fn main() -> Result<()> {
     // to serve a whole round, one without.
     let pool_depth: usize = if quick { 20_000 } else { 60_000 };
     let backend = "[backend]\nkind = \"dev\"";
+    // The pooled one sells `weather` alone: its pool is the only one to fill.
+    let weather = "[[services]]\nname = \"weather\"\nprice_sat = 10\ncapabilities = [\"read\"]\nlifetime = \"1h\"";
     let services = [
-        InvoiceService::start_with_pool(
+        InvoiceService::start_selling(
             dir.path(),
             KEYS,
             backend,
             &format!("[pool]\nenabled = true\ndepth = {pool_depth}"),
+            weather,
             &[],
             None,
         )?,

@@ -148,7 +148,13 @@ fn main() -> Result<()> {
             lifetime_secs: Some(86_400),
             allowance: Some(1_000_000_000_000),
         };
-        let t = l402_core::mint(&keyring, p.payment_hash(), [6; 28], &entry, wasm_tests::now())?;
+        let t = l402_core::mint(
+            &keyring,
+            p.payment_hash(),
+            [6; 28],
+            &entry,
+            wasm_tests::now(),
+        )?;
         vec![format!(
             "Authorization: L402 {}:{}",
             t.macaroon_b64,

@@ -254,7 +254,7 @@ impl Workerd {
             .arg(dir.join("state"))
             .arg("--config")
             .arg(dir.join("wrangler.toml"))
-            .current_dir(&dir)
+            .current_dir(dir)
             .env("WRANGLER_SEND_METRICS", "false")
             .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
             .env("CI", "true")

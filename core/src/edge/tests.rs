@@ -1076,7 +1076,7 @@ fn a_unit_the_host_did_not_serve_goes_back() {
     let cred = metered_credential(1, None, 18);
     let mut used = 0;
     let f = forward(meter_once(&e, &mut st, &cred, NOW_MS, &mut used));
-    let unit = f.metered.expect("a metered forward names its unit");
+    let unit = f.metered.unwrap();
     // Envoy's local_ratelimit answered 429 after the filter: the unit is at hand again.
     e.unserved(&mut st, &unit, NOW_MS);
     forward(meter_once(&e, &mut st, &cred, NOW_MS + 1, &mut used));

@@ -81,19 +81,26 @@ impl Lnbits {
         let mut proc = Proc::spawn("lnbits", cmd, log_dir)?.own_dir(dir);
         let url = format!("http://127.0.0.1:{port}");
         proc.wait_http(&format!("{url}/api/v1/health"), Duration::from_secs(60))?;
-        let (status, body) = crate::post_json_method(
-            "PUT",
-            &format!("{url}/api/v1/auth/first_install"),
-            &[],
-            &json!({"username": "superuser", "password": "l402-edge-tests", "password_repeat": "l402-edge-tests"}),
-        )?;
-        if status >= 300 {
-            bail!("LNbits first_install answered {status}: {body}");
+        // Health can answer before the install endpoint is ready to hand out a token (seen
+        // on a loaded machine: a 2xx without one): ask again, briefly.
+        let mut admin_token = None;
+        for _ in 0..20 {
+            let (status, body) = crate::post_json_method(
+                "PUT",
+                &format!("{url}/api/v1/auth/first_install"),
+                &[],
+                &json!({"username": "superuser", "password": "l402-edge-tests", "password_repeat": "l402-edge-tests"}),
+            )?;
+            if status >= 300 && status != 503 {
+                bail!("LNbits first_install answered {status}: {body}");
+            }
+            if let Some(t) = body["access_token"].as_str() {
+                admin_token = Some(t.to_owned());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
         }
-        let admin_token = body["access_token"]
-            .as_str()
-            .context("first_install returned no access_token")?
-            .to_owned();
+        let admin_token = admin_token.context("first_install returned no access_token")?;
         Ok(Lnbits {
             url,
             admin_token,

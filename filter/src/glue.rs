@@ -300,13 +300,17 @@ fn grpc_code(code: GrpcCode) -> GrpcStatusCode {
     }
 }
 
-/// Whether the response is Envoy's `local_ratelimit` refusal (its local reply's details:
-/// nothing an origin can forge).
+/// Whether the response is Envoy's `local_ratelimit` refusal: a 429 whose local reply details
+/// say so (nothing an origin can forge). The status is read first: most responses stop there.
 fn local_rate_limited() -> bool {
-    hostcalls::get_property(vec!["response", "code_details"])
+    let status = hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, ":status")
         .ok()
-        .flatten()
-        .is_some_and(|d| d == b"local_rate_limited")
+        .flatten();
+    status.as_deref() == Some(b"429")
+        && hostcalls::get_property(vec!["response", "code_details"])
+            .ok()
+            .flatten()
+            .is_some_and(|d| d == b"local_rate_limited")
 }
 
 /// Applies a forward: every removal and setting must succeed, or nothing is forwarded.

@@ -26,8 +26,8 @@ pub const ALLOWANCE_PATH: &str = "/v1/allowance";
 pub const HEADER_ALLOWANCE_REMAINING: &str = "x-l402-allowance-remaining";
 /// Header the client gets on the origin's response: the same count.
 pub const RESPONSE_ALLOWANCE_REMAINING: &str = "l402-allowance-remaining";
-/// Default units an Envoy VM takes at once: the store sees about 1/8 of the metered traffic.
-pub const DEFAULT_ALLOWANCE_LEASE: u64 = 8;
+/// Default units an Envoy VM takes at once: the store sees about 1/16 of a busy token's traffic.
+pub const DEFAULT_ALLOWANCE_LEASE: u64 = 16;
 /// Most units one lease may hold.
 pub const MAX_ALLOWANCE_LEASE: u64 = 1024;
 /// Default time an edge holds unspent units before it gives them back.

@@ -950,7 +950,13 @@ fn leases_spend_locally_and_never_pass_the_limit() {
 
 #[test]
 fn run_out_leases_go_back_to_the_store() {
-    let e = edge_with(|o| o.allowance_lease_ms = Some(1000), false);
+    let e = edge_with(
+        |o| {
+            o.allowance_lease_ms = Some(1000);
+            o.allowance_lease = Some(8);
+        },
+        false,
+    );
     let mut st = e.new_state();
     let cred = metered_credential(100, None, 13);
     let mut used = 0;
@@ -1089,7 +1095,7 @@ fn a_unit_the_host_did_not_serve_goes_back() {
 
 #[test]
 fn far_from_the_end_concurrent_takes_lease_too() {
-    let e = edge();
+    let e = edge_with(|o| o.allowance_lease = Some(8), false);
     let mut st = e.new_state();
     let cred = metered_credential(1_000_000, None, 19);
     let h: &[(&str, &[u8])] = &[("authorization", cred.as_bytes())];

@@ -464,7 +464,7 @@ fn main() -> Result<()> {
     let metered = metered_credential()?;
     add(
         "main",
-        "L402 metered (cache; leases of 8 from Redis)",
+        "L402 metered (cache; leases of 16 from Redis)",
         "metered-lease",
         vec![metered.clone()],
         200,
@@ -645,9 +645,9 @@ fn main() -> Result<()> {
         l402_cache,
         l402_miss
     );
-    let metered_lease = cpu_of("L402 metered (cache; leases of 8 from Redis)");
+    let metered_lease = cpu_of("L402 metered (cache; leases of 16 from Redis)");
     println!(
-        "Metered tokens: {metered_lease:.2} µs of Envoy CPU per request with leases of 8 \
+        "Metered tokens: {metered_lease:.2} µs of Envoy CPU per request with leases of 16 \
          ({:.2}x the unmetered {l402_cache:.2} µs; goal <= 1.5x), {:.2} µs with one store count \
          per request.",
         metered_lease / l402_cache,

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
 use l402_core::{
-    AllowanceAnswer, ClientAddress, EdgeRequest, EdgeState, Forward, GrpcCode, HostFailure,
+    AllowanceAnswer, ClientAddress, Edge, EdgeRequest, EdgeState, Forward, GrpcCode, HostFailure,
     HostSale, HttpResponse, MeterCall, MeteredUnit, Outcome, PathError, PendingChallenge, Reason,
     RedeemCall, Redeemed, Reply, Step, misconfigured_reply,
 };
@@ -482,7 +482,33 @@ impl Context for Http {
     }
 }
 
+/// Logs a store call that gave no usable answer (`status` `None`: no answer at all).
+fn log_store_failure(store: &str, status: Option<u16>) {
+    log(
+        LogLevel::Warn,
+        &format!(
+            "l402: {store} unavailable (invoice-service status {})",
+            status.map_or("none: timeout or reset".into(), |s| s.to_string())
+        ),
+    );
+}
+
 impl Http {
+    /// Hands a call's outcome to core with this VM's state, then carries out the next step.
+    fn continue_with(
+        &mut self,
+        shared: &Shared,
+        grpc: bool,
+        paused: bool,
+        next: impl FnOnce(&Edge, &mut EdgeState) -> Step,
+    ) -> Action {
+        let step = match shared.state.try_borrow_mut() {
+            Ok(mut state) => next(&shared.config.edge, &mut state),
+            Err(_) => Step::Reply(shared.config.edge.fail(HostFailure::State, grpc)),
+        };
+        self.step(shared, step, grpc, paused)
+    }
+
     /// The spent-set answered (`status`), or could not be called (`None`).
     fn redeemed(
         &mut self,
@@ -494,23 +520,13 @@ impl Http {
     ) -> Action {
         let outcome = Redeemed::from_status(status).ok_or(HostFailure::SpentSet);
         if outcome.is_err() {
-            log(
-                LogLevel::Warn,
-                &format!(
-                    "l402: spent-set unavailable (invoice-service status {})",
-                    status.map_or("none: timeout or reset".into(), |s| s.to_string())
-                ),
-            );
+            log_store_failure("spent-set", status);
         }
-        let step = match shared.state.try_borrow_mut() {
-            Ok(mut state) => shared.config.edge.redeemed(&mut state, call, outcome),
-            Err(_) => Step::Reply(shared.config.edge.fail(HostFailure::State, grpc)),
-        };
-        self.step(shared, step, grpc, paused)
+        self.continue_with(shared, grpc, paused, |edge, state| {
+            edge.redeemed(state, call, outcome)
+        })
     }
-}
 
-impl Http {
     /// The allowance store answered (`status`, `body`), or could not be called (`None`).
     fn metered(
         &mut self,
@@ -524,19 +540,11 @@ impl Http {
         let answer = AllowanceAnswer::from_response(status, body.as_deref(), call.request.take)
             .ok_or(HostFailure::AllowanceStore);
         if answer.is_err() {
-            log(
-                LogLevel::Warn,
-                &format!(
-                    "l402: allowance store unavailable (invoice-service status {})",
-                    status.map_or("none: timeout or reset".into(), |s| s.to_string())
-                ),
-            );
+            log_store_failure("allowance store", status);
         }
-        let step = match shared.state.try_borrow_mut() {
-            Ok(mut state) => shared.config.edge.metered(&mut state, call, answer),
-            Err(_) => Step::Reply(shared.config.edge.fail(HostFailure::State, grpc)),
-        };
-        self.step(shared, step, grpc, paused)
+        self.continue_with(shared, grpc, paused, |edge, state| {
+            edge.metered(state, call, answer)
+        })
     }
 }
 

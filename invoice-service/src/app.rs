@@ -185,6 +185,17 @@ fn invoice_request(s: &Service, q: &Quote) -> InvoiceRequest {
     }
 }
 
+/// 401 unless an edge's bearer token is presented (the store endpoints: no metric of their own).
+fn edge_only(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if authorized(state, headers) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        ApiErrorCode::Unauthorized,
+        "missing or wrong edge bearer token",
+    ))
+}
+
 fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
     let Some(presented) = headers
         .get(header::AUTHORIZATION)
@@ -317,12 +328,7 @@ async fn redeem(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    if !authorized(&state, &headers) {
-        return Err(ApiError::new(
-            ApiErrorCode::Unauthorized,
-            "missing or wrong edge bearer token",
-        ));
-    }
+    edge_only(&state, &headers)?;
     let req: RedeemRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(ApiErrorCode::InvalidRequest, e.to_string()))?;
     let hash = PaymentHash::from_hex(&req.payment_hash).ok_or_else(|| {
@@ -369,12 +375,7 @@ async fn allowance(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    if !authorized(&state, &headers) {
-        return Err(ApiError::new(
-            ApiErrorCode::Unauthorized,
-            "missing or wrong edge bearer token",
-        ));
-    }
+    edge_only(&state, &headers)?;
     let req = AllowanceRequest::parse(&body)
         .map_err(|e| ApiError::new(ApiErrorCode::InvalidRequest, e.to_string()))?;
     match state.spent.count(&req, (state.clock)()).await {

@@ -223,6 +223,42 @@ pub fn parse_challenge(resp: &Response) -> Result<Offer> {
     })
 }
 
+/// Sends `cred` to each URL in `urls` (round robin) from `n` threads released at once; every
+/// answer must be 200 or 402: the number of 200s.
+#[allow(clippy::panic)] // a test helper: a request that fails fails the test
+pub fn concurrent_oks(urls: &[String], cred: &str, n: usize) -> usize {
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(n));
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let (url, cred, barrier) = (
+                urls[i % urls.len()].clone(),
+                cred.to_owned(),
+                std::sync::Arc::clone(&barrier),
+            );
+            std::thread::spawn(move || {
+                let c = client();
+                barrier.wait();
+                c.get(&url)
+                    .header("authorization", &cred)
+                    .send()
+                    .map(|r| r.status().as_u16())
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = handles
+        .into_iter()
+        .map(|h| match h.join() {
+            Ok(Ok(s)) => s,
+            other => panic!("request failed: {other:?}"),
+        })
+        .collect();
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 402),
+        "only 200 or 402: {statuses:?}"
+    );
+    statuses.iter().filter(|s| **s == 200).count()
+}
+
 /// A blocking client with a generous timeout.
 pub fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()

@@ -13,14 +13,15 @@
 )]
 
 use std::path::Path;
-use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use testkit::envoy::{Envoy, EnvoyOptions};
 use testkit::invoice_service::InvoiceService;
 use testkit::redis::Redis;
 use testkit::workerd::Workerd;
-use wasm_tests::{KEYS, Stack, WorkerStack, client, filter_config, get, parse_challenge};
+use wasm_tests::{
+    KEYS, Stack, WorkerStack, client, concurrent_oks, filter_config, get, parse_challenge,
+};
 
 /// Buys a token at `url` (a 402, paid through the dev backend): the L402 credential.
 fn buy(url: &str, service: &InvoiceService) -> String {
@@ -58,37 +59,6 @@ fn assert_spent(resp: reqwest::blocking::Response, what: &str) {
         Some("allowance_spent"),
         "{what}: {body}"
     );
-}
-
-/// `n` requests with `cred`, round robin over `urls`, all released at once: the 200s.
-fn concurrent_oks(urls: &[String], cred: &str, n: usize) -> usize {
-    let barrier = Arc::new(Barrier::new(n));
-    let handles: Vec<_> = (0..n)
-        .map(|i| {
-            let (url, cred, barrier) = (
-                urls[i % urls.len()].clone(),
-                cred.to_owned(),
-                Arc::clone(&barrier),
-            );
-            std::thread::spawn(move || {
-                let c = client();
-                barrier.wait();
-                c.get(&url)
-                    .header("authorization", &cred)
-                    .send()
-                    .map(|r| r.status().as_u16())
-            })
-        })
-        .collect();
-    let statuses: Vec<u16> = handles
-        .into_iter()
-        .map(|h| h.join().unwrap().unwrap())
-        .collect();
-    assert!(
-        statuses.iter().all(|s| *s == 200 || *s == 402),
-        "only 200 or 402: {statuses:?}"
-    );
-    statuses.iter().filter(|s| **s == 200).count()
 }
 
 /// `n` requests one after another, round robin over `urls`: the 200s.

@@ -11,15 +11,13 @@
     missing_docs
 )]
 
-use std::sync::{Arc, Barrier};
-
 use l402_core::{PaymentChallenge, Preimage, b64url_decode, b64url_encode};
 use reqwest::blocking::Response;
 use testkit::invoice_service::InvoiceService;
 use testkit::redis::Redis;
 use wasm_tests::{
-    KEYS, Lightning, Stack, WorkerStack, client, filter_config, get, now, payment_challenge,
-    payment_credential, payment_receipt, problem,
+    KEYS, Lightning, Stack, WorkerStack, concurrent_oks, filter_config, get, now,
+    payment_challenge, payment_credential, payment_receipt, problem,
 };
 
 const PROBLEMS: &str = "https://paymentauth.org/problems/";
@@ -63,37 +61,6 @@ fn assert_refused(resp: Response, problem_type: &str, code: &str, what: &str) {
         (format!("{PROBLEMS}{problem_type}").as_str(), code),
         "{what}"
     );
-}
-
-/// Sends `cred` to each URL in `urls` (round robin) from `n` threads at once: the 200s.
-fn concurrent_oks(urls: &[String], cred: &str, n: usize) -> usize {
-    let barrier = Arc::new(Barrier::new(n));
-    let handles: Vec<_> = (0..n)
-        .map(|i| {
-            let (url, cred, barrier) = (
-                urls[i % urls.len()].clone(),
-                cred.to_owned(),
-                Arc::clone(&barrier),
-            );
-            std::thread::spawn(move || {
-                let c = client();
-                barrier.wait();
-                c.get(&url)
-                    .header("authorization", &cred)
-                    .send()
-                    .map(|r| r.status().as_u16())
-            })
-        })
-        .collect();
-    let statuses: Vec<u16> = handles
-        .into_iter()
-        .map(|h| h.join().unwrap().unwrap())
-        .collect();
-    assert!(
-        statuses.iter().all(|s| *s == 200 || *s == 402),
-        "only 200 or 402: {statuses:?}"
-    );
-    statuses.iter().filter(|s| **s == 200).count()
 }
 
 #[test]

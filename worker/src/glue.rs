@@ -93,6 +93,14 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response
     }
 }
 
+/// Core's next step with this isolate's state (a state already in use is a host failure).
+fn with_state(isolate: &Isolate, grpc: bool, next: impl FnOnce(&mut EdgeState) -> Step) -> Step {
+    match isolate.state.try_borrow_mut() {
+        Ok(mut s) => next(&mut s),
+        Err(_) => Step::Reply(isolate.config.edge.fail(HostFailure::State, grpc)),
+    }
+}
+
 async fn handle(req: Request, env: &Env, isolate: &Isolate) -> worker::Result<Response> {
     let edge = &isolate.config.edge;
     let headers: Vec<(String, String)> = req.headers().entries().collect();
@@ -125,10 +133,7 @@ async fn handle(req: Request, env: &Env, isolate: &Isolate) -> worker::Result<Re
         ),
     };
     let grpc = request.grpc();
-    let mut step = match isolate.state.try_borrow_mut() {
-        Ok(mut s) => edge.decide(&mut s, &request),
-        Err(_) => Step::Reply(edge.fail(HostFailure::State, grpc)),
-    };
+    let mut step = with_state(isolate, grpc, |s| edge.decide(s, &request));
     loop {
         step = match step {
             Step::Forward(f) => return forward(req, &isolate.config, &headers, &target, &f).await,
@@ -161,17 +166,11 @@ async fn handle(req: Request, env: &Env, isolate: &Isolate) -> worker::Result<Re
             }
             Step::Redeem(call) => {
                 let outcome = redeem(env, &isolate.config, &call).await;
-                match isolate.state.try_borrow_mut() {
-                    Ok(mut s) => edge.redeemed(&mut s, call, outcome),
-                    Err(_) => Step::Reply(edge.fail(HostFailure::State, grpc)),
-                }
+                with_state(isolate, grpc, |s| edge.redeemed(s, call, outcome))
             }
             Step::Meter(call) => {
                 let answer = meter(env, &isolate.config, &call).await;
-                match isolate.state.try_borrow_mut() {
-                    Ok(mut s) => edge.metered(&mut s, call, answer),
-                    Err(_) => Step::Reply(edge.fail(HostFailure::State, grpc)),
-                }
+                with_state(isolate, grpc, |s| edge.metered(s, call, answer))
             }
             Step::RateLimit(call) => {
                 // Cloudflare's rate limiting binding the route names, keyed on the token id.
@@ -191,10 +190,7 @@ async fn handle(req: Request, env: &Env, isolate: &Isolate) -> worker::Result<Re
                         Err(HostFailure::RateLimiter)
                     }
                 };
-                match isolate.state.try_borrow_mut() {
-                    Ok(mut s) => edge.rate_limited(&mut s, call, allowed),
-                    Err(_) => Step::Reply(edge.fail(HostFailure::State, grpc)),
-                }
+                with_state(isolate, grpc, |s| edge.rate_limited(s, call, allowed))
             }
             Step::CheckRevoked(check) => {
                 let revoked = match env.kv(DENYLIST) {
@@ -207,10 +203,7 @@ async fn handle(req: Request, env: &Env, isolate: &Isolate) -> worker::Result<Re
                     },
                     Err(_) => Err(HostFailure::Revocation),
                 };
-                match isolate.state.try_borrow_mut() {
-                    Ok(mut s) => edge.resume(&mut s, check, revoked),
-                    Err(_) => Step::Reply(edge.fail(HostFailure::State, grpc)),
-                }
+                with_state(isolate, grpc, |s| edge.resume(s, check, revoked))
             }
         };
     }

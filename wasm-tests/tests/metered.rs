@@ -256,7 +256,10 @@ fn two_envoys_and_two_replicas_on_redis_serve_exactly_the_allowance() {
 #[test]
 fn the_worker_counts_in_durable_objects_and_can_share_the_services_store() {
     let logs = tempfile::tempdir().unwrap();
-    let mut worker = WorkerStack::start(logs.path(), &[]).unwrap();
+    // 200 requests at once queue at one Durable Object in `wrangler dev` on 2 loaded cores:
+    // a store call may wait past the default second (and answer 503, as it should).
+    const PATIENT: (&str, &str) = ("INVOICE_SERVICE_TIMEOUT_MS", "20000");
+    let mut worker = WorkerStack::start(logs.path(), &[PATIENT]).unwrap();
     five_then_spent(&worker.worker.url("/five/x"), &worker.service, &|| {
         worker
             .upstream
@@ -324,7 +327,11 @@ fn the_worker_counts_in_durable_objects_and_can_share_the_services_store() {
     // Envoy and the Worker selling the same bundles: both count at the service.
     let mut envoy = Stack::start(logs.path(), &filter_config(2000, &[]), 2).unwrap();
     let origin = testkit::echo::Echo::start().unwrap();
-    let vars = wasm_tests::worker_vars(&origin, &envoy.service, &[("ALLOWANCE_STORE", "service")]);
+    let vars = wasm_tests::worker_vars(
+        &origin,
+        &envoy.service,
+        &[("ALLOWANCE_STORE", "service"), PATIENT],
+    );
     let shared = Workerd::start(logs.path(), &vars, true).unwrap();
     let urls = [envoy.envoy.url("/fifty"), shared.url("/fifty")];
     for round in 0..2 {

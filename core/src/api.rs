@@ -47,6 +47,49 @@ pub struct ChallengeResponse {
     /// services that predate the scheme.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment: Option<PaymentChallenge>,
+    /// What the token buys, for the paywall page: the service's description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Seconds the token lives once minted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifetime_secs: Option<u64>,
+    /// Requests the token serves (metered tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowance: Option<u64>,
+}
+
+/// Path of the invoice-status endpoint: whether an invoice is settled, and its preimage once
+/// it is (asked by the edge for a paywall page, for the holder of the challenge's macaroon).
+pub const INVOICE_STATUS_PATH: &str = "/v1/invoice-status";
+
+/// `POST /v1/invoice-status` body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvoiceStatusRequest {
+    /// Payment hash, 64 hex digits, from a macaroon the edge verified.
+    pub payment_hash: String,
+}
+
+/// Where an invoice stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvoiceState {
+    /// Not paid yet.
+    Open,
+    /// Paid: the preimage is in the answer.
+    Settled,
+    /// Expired, canceled, or unknown to the node: it will never be paid.
+    Expired,
+}
+
+/// `POST /v1/invoice-status` answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceStatus {
+    /// Where it stands.
+    pub state: InvoiceState,
+    /// The preimage, hex, when settled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preimage: Option<String>,
 }
 
 /// `POST /v1/redeem` body: spend the charge with this payment hash, remembered until the

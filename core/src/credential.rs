@@ -6,6 +6,9 @@
 //!   joined by `", "` in one value: each becomes a candidate, in order.
 //! - `Macaroon: <hex>` and `Grpc-Metadata-Macaroon: <hex>`: the macaroon carries the preimage
 //!   in a `preimage=` caveat.
+//! - `Cookie: L402=<macaroon>:<preimage>`: what the paywall page's status answer sets in a
+//!   browser (PROTOCOL.md §13.3); held to every rule a header credential is, and never
+//!   forwarded (the edge removes it from the `Cookie` it passes on).
 //!
 //! Parsing only decodes; [`crate::Verifier`] judges candidates in order, first success wins.
 
@@ -47,6 +50,33 @@ pub enum Source {
     Lsat,
     /// `Macaroon:` or `Grpc-Metadata-Macaroon:` (hex).
     MacaroonHeader,
+    /// The `L402` cookie the paywall set.
+    Cookie,
+}
+
+/// The cookie holding a paid credential (`<macaroon>:<preimage>`), set by the status answer.
+pub const CREDENTIAL_COOKIE: &str = "L402";
+/// Prefix of the cookie holding a paywall page's unpaid macaroon, named by the first 16 hex
+/// digits of its payment hash (so that two open pages do not overwrite each other).
+pub const PENDING_COOKIE_PREFIX: &str = "L402-pending-";
+
+/// `name=value` pairs of one `Cookie` header value (RFC 6265 §4.2.1), values unquoted.
+pub fn cookie_pairs(value: &str) -> impl Iterator<Item = (&str, &str)> {
+    value.split(';').filter_map(|pair| {
+        let (n, v) = pair.split_once('=')?;
+        let v = v.trim();
+        let v = v
+            .strip_prefix('"')
+            .and_then(|x| x.strip_suffix('"'))
+            .unwrap_or(v);
+        Some((n.trim(), v))
+    })
+}
+
+/// Whether a cookie is the edge's own (the credential or a pending challenge): such cookies
+/// never reach the origin.
+pub fn is_edge_cookie(name: &str) -> bool {
+    name == CREDENTIAL_COOKIE || name.starts_with(PENDING_COOKIE_PREFIX)
 }
 
 /// One macaroon with the preimage presented beside it (if any), decoded, not yet verified.
@@ -80,6 +110,21 @@ impl Candidate {
             // Only the V2 binary format: V1 and JSON are never minted here or by Aperture.
             _ => Err(malformed("not a V2 binary macaroon")),
         }
+    }
+
+    /// A macaroon presented without a preimage (the paywall's pending cookie).
+    pub(crate) fn unpaid(encoded: &str) -> Result<Self, Rejection> {
+        Self::decode(Source::Cookie, None, encoded.trim(), decode_b64_into)
+    }
+
+    /// A macaroon with its preimage, as the paywall's status answer pairs them.
+    pub(crate) fn paid(encoded: &str, preimage: &Preimage) -> Result<Self, Rejection> {
+        Self::decode(
+            Source::Cookie,
+            Some(preimage),
+            encoded.trim(),
+            decode_b64_into,
+        )
     }
 
     /// The binary (V2) macaroon.
@@ -138,6 +183,8 @@ pub enum HeaderKind {
     Authorization,
     /// `Macaroon` or `Grpc-Metadata-Macaroon`.
     Macaroon,
+    /// `Cookie` (only its `L402` cookie counts).
+    Cookie,
 }
 
 impl HeaderKind {
@@ -149,6 +196,8 @@ impl HeaderKind {
             || name.eq_ignore_ascii_case("grpc-metadata-macaroon")
         {
             Some(HeaderKind::Macaroon)
+        } else if name.eq_ignore_ascii_case("cookie") {
+            Some(HeaderKind::Cookie)
         } else {
             None
         }
@@ -184,6 +233,11 @@ impl Credentials {
         if self.too_large {
             return;
         }
+        if kind == HeaderKind::Cookie {
+            // Only the credential cookie counts toward the caps: other cookies are the site's.
+            self.add_cookies(value);
+            return;
+        }
         self.bytes = self.bytes.saturating_add(value.len());
         if self.bytes > MAX_CREDENTIAL_BYTES {
             self.too_large = true;
@@ -196,6 +250,7 @@ impl Credentials {
         };
         match kind {
             HeaderKind::Authorization => self.add_authorization(value),
+            HeaderKind::Cookie => {}
             HeaderKind::Macaroon => {
                 for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
                     let item =
@@ -286,6 +341,24 @@ impl Credentials {
             if let Some(source) = source {
                 self.add_l402(source, &macaroons);
             }
+        }
+    }
+
+    fn add_cookies(&mut self, value: &[u8]) {
+        let Ok(value) = core::str::from_utf8(value) else {
+            return; // Not ours to judge: the site's cookies may be anything.
+        };
+        for (name, v) in cookie_pairs(value) {
+            if name != CREDENTIAL_COOKIE || self.too_large {
+                continue;
+            }
+            self.bytes = self.bytes.saturating_add(v.len());
+            if self.bytes > MAX_CREDENTIAL_BYTES {
+                self.too_large = true;
+                return;
+            }
+            // One macaroon and its preimage; a comma is not a cookie-octet.
+            self.add_l402(Source::Cookie, &[v]);
         }
     }
 

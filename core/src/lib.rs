@@ -31,12 +31,14 @@ mod challenge;
 mod client_ip;
 mod context;
 mod credential;
+mod discovery;
 mod edge;
 mod ids;
 mod keyring;
 mod mint;
 mod path;
 mod payment;
+mod paywall;
 mod reason;
 mod routes;
 mod service;
@@ -49,7 +51,8 @@ pub use allowance::{
 };
 pub use api::{
     ApiErrorCode, CHALLENGES_PATH, ChallengeRequest, ChallengeResponse, ChallengeResponseError,
-    ErrorBody, REDEEM_PATH, RedeemRequest, Redeemed,
+    ErrorBody, INVOICE_STATUS_PATH, InvoiceState, InvoiceStatus, InvoiceStatusRequest, REDEEM_PATH,
+    RedeemRequest, Redeemed,
 };
 pub use challenge::{
     Challenge, ChallengeError, ChallengeForm, DEFAULT_RETRY_AFTER_SECS, Denial, GrpcCode,
@@ -62,8 +65,13 @@ pub use context::{
     MIN_CONTEXT_KEY_BYTES, sign_context, verify_context,
 };
 pub use credential::{
-    CREDENTIAL_HEADERS, Candidate, Credentials, HeaderKind, MAX_CAVEATS, MAX_CREDENTIAL_BYTES,
-    MAX_MACAROONS, Source,
+    CREDENTIAL_COOKIE, CREDENTIAL_HEADERS, Candidate, Credentials, HeaderKind, MAX_CAVEATS,
+    MAX_CREDENTIAL_BYTES, MAX_MACAROONS, PENDING_COOKIE_PREFIX, Source, cookie_pairs,
+    is_edge_cookie,
+};
+pub use discovery::{
+    CATALOG_PATH, Catalog, CatalogError, CatalogService, MANIFEST_LINK, MANIFEST_PATH,
+    MANIFEST_VERSION, Published, manifest, openapi,
 };
 pub use edge::{
     ChallengeCall, ChallengeLimiter, ChallengeRate, ClientAddress, DEFAULT_CACHE_SIZE,
@@ -71,8 +79,8 @@ pub use edge::{
     EdgeRequest, EdgeSettings, EdgeState, Forward, HEADER_PAYMENT_HASH, HostFailure, HostSale,
     MAX_CACHE_SIZE, MIN_EDGE_TOKEN_LEN, MeterCall, MeteredUnit, NonCanonicalPath, Outcome,
     PendingChallenge, Problem, RATE_LIMITED_CODE, RESERVED_HEADER_PREFIX, RateLimitCall,
-    RedeemCall, Reply, RevocationCheck, Setting, SettingsError, Step, check_edge_token,
-    misconfigured_reply,
+    RedeemCall, Reply, RevocationCheck, ServiceCall, Setting, SettingsError, Step,
+    check_edge_token, misconfigured_reply,
 };
 pub use ids::{
     IDENTIFIER_LEN, IDENTIFIER_VERSION, Identifier, IdentifierError, KeyId, PaymentHash, Preimage,
@@ -96,6 +104,10 @@ pub use payment::{
     PROBLEM_BASE, PaymentChallenge, PaymentChallengeError, PaymentCredential, RECEIPT_HEADER,
     Schemes, UnknownScheme, b64url_decode, b64url_encode, challenge_id, issue_charge, problem,
     refuses_lightning_charge, rfc3339,
+};
+pub use paywall::{
+    STATUS_PATH, StatusQuery, Terms, bolt11_amount_msat, content_security_policy, prefers_html,
+    render_page,
 };
 pub use reason::{Reason, Rejection};
 pub use routes::{Route, Routes, RoutesError};

@@ -140,6 +140,11 @@ impl Routes {
             .find(|r| crate::path::under_prefix(canonical_path, &r.path))
     }
 
+    /// The routes, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &Route> {
+        self.0.iter()
+    }
+
     /// No routes.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

@@ -85,6 +85,12 @@ impl VerifiedToken {
     pub fn token_id(&self) -> &TokenId {
         &self.identifier.token_id
     }
+
+    /// The earliest `_valid_until` of any service it names (when a cookie holding it should
+    /// go); `None`: no expiry caveat.
+    pub fn earliest_expiry(&self) -> Option<u64> {
+        self.claims.earliest_expiry
+    }
 }
 
 /// Proof that a request may pass. Only [`Verifier`] makes one; adapters forward a request
@@ -378,24 +384,7 @@ impl Verifier {
     /// Everything that does not depend on the request: decode, preimage, key, signature,
     /// caveat syntax.
     pub fn verify_token(&self, candidate: &Candidate) -> Result<VerifiedToken, Rejection> {
-        let mac = Macaroon::deserialize_binary(candidate.macaroon()).map_err(|e| match e {
-            MacaroonError::TooManyCaveats | MacaroonError::FieldTooLarge { .. } => {
-                Rejection::new(Reason::CredentialTooLarge, "macaroon over a size cap")
-            }
-            _ => malformed("macaroon does not decode"),
-        })?;
-        if mac.caveats().len() > MAX_CAVEATS {
-            return Err(Rejection::new(
-                Reason::CredentialTooLarge,
-                "macaroon has too many caveats",
-            ));
-        }
-        let identifier = Identifier::decode(mac.identifier()).map_err(|e| match e {
-            IdentifierError::UnsupportedVersion(_) => {
-                Rejection::new(Reason::UnsupportedVersion, "identifier version is not 0")
-            }
-            IdentifierError::WrongLength(_) => malformed("identifier is not 66 bytes"),
-        })?;
+        let (mac, identifier) = decode_macaroon(candidate.macaroon())?;
         let predicates = || {
             mac.caveats()
                 .iter()
@@ -412,6 +401,25 @@ impl Verifier {
                 "preimage does not hash to the payment hash",
             ));
         }
+        self.check_signature(&mac, &identifier)?;
+        let claims = Claims::parse(predicates(), &preimage)?;
+        Ok(VerifiedToken {
+            identifier,
+            claims,
+            source: candidate.source(),
+        })
+    }
+
+    /// A macaroon this keyring minted, not yet paid (the paywall's pending challenge): decode,
+    /// key, signature; its identifier names the invoice to ask about.
+    pub fn verify_unpaid(&self, macaroon_b64: &str) -> Result<Identifier, Rejection> {
+        let candidate = Candidate::unpaid(macaroon_b64)?;
+        let (mac, identifier) = decode_macaroon(candidate.macaroon())?;
+        self.check_signature(&mac, &identifier)?;
+        Ok(identifier)
+    }
+
+    fn check_signature(&self, mac: &Macaroon, identifier: &Identifier) -> Result<(), Rejection> {
         let root = self
             .keyring
             .root_key(&identifier.token_id)
@@ -426,19 +434,37 @@ impl Verifier {
                 "third-party caveat",
             ));
         }
-        if !self.signature_holds(&mac, &root) {
+        if !self.signature_holds(mac, &root) {
             return Err(Rejection::new(
                 Reason::BadSignature,
                 "signature chain does not verify",
             ));
         }
-        let claims = Claims::parse(predicates(), &preimage)?;
-        Ok(VerifiedToken {
-            identifier,
-            claims,
-            source: candidate.source(),
-        })
+        Ok(())
     }
+}
+
+/// Decodes a V2 binary macaroon and its identifier, within the caveat cap.
+fn decode_macaroon(bytes: &[u8]) -> Result<(Macaroon, Identifier), Rejection> {
+    let mac = Macaroon::deserialize_binary(bytes).map_err(|e| match e {
+        MacaroonError::TooManyCaveats | MacaroonError::FieldTooLarge { .. } => {
+            Rejection::new(Reason::CredentialTooLarge, "macaroon over a size cap")
+        }
+        _ => malformed("macaroon does not decode"),
+    })?;
+    if mac.caveats().len() > MAX_CAVEATS {
+        return Err(Rejection::new(
+            Reason::CredentialTooLarge,
+            "macaroon has too many caveats",
+        ));
+    }
+    let identifier = Identifier::decode(mac.identifier()).map_err(|e| match e {
+        IdentifierError::UnsupportedVersion(_) => {
+            Rejection::new(Reason::UnsupportedVersion, "identifier version is not 0")
+        }
+        IdentifierError::WrongLength(_) => malformed("identifier is not 66 bytes"),
+    })?;
+    Ok((mac, identifier))
 }
 
 fn authorize(

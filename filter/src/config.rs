@@ -31,8 +31,14 @@ struct Raw {
     schemes: Option<String>,
     allowance_lease: Option<u64>,
     allowance_lease_ms: Option<u64>,
+    discovery: Option<bool>,
+    paywall: Option<bool>,
+    openapi_path: Option<String>,
     #[serde(default)]
     routes: Vec<Route>,
+    /// Paths the manifest lists (sold through route metadata, which the filter cannot list).
+    #[serde(default)]
+    publish: Vec<Route>,
 }
 
 #[derive(Deserialize)]
@@ -194,6 +200,17 @@ impl FilterConfig {
             schemes: raw.schemes,
             allowance_lease: raw.allowance_lease,
             allowance_lease_ms: raw.allowance_lease_ms,
+            discovery: raw.discovery,
+            paywall: raw.paywall,
+            openapi_path: raw.openapi_path,
+            publish: if raw.publish.is_empty() {
+                None
+            } else {
+                Some(
+                    serde_json::to_string(&raw.publish)
+                        .map_err(|e| err("publish", e.to_string()))?,
+                )
+            },
         };
         let settings = options
             .validate()

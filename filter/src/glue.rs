@@ -8,7 +8,7 @@ use std::time::UNIX_EPOCH;
 use l402_core::{
     AllowanceAnswer, ClientAddress, Edge, EdgeRequest, EdgeState, Forward, GrpcCode, HostFailure,
     HostSale, HttpResponse, MeterCall, MeteredUnit, Outcome, PathError, PendingChallenge, Reason,
-    RedeemCall, Redeemed, Reply, Step, misconfigured_reply,
+    RedeemCall, Redeemed, Reply, ServiceCall, Step, misconfigured_reply,
 };
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -40,6 +40,8 @@ struct Stats {
     metered: Option<u32>,
     allowance_released: Option<u32>,
     token_rate_limited: Option<u32>,
+    discovery: Option<u32>,
+    paywall_settled: Option<u32>,
     rejected: Vec<(Reason, Option<u32>)>,
     bad_request: Vec<(PathError, Option<u32>)>,
     host_failure: Vec<(HostFailure, Option<u32>)>,
@@ -68,6 +70,8 @@ impl Stats {
             metered: counter("l402.metered"),
             allowance_released: counter("l402.allowance_released"),
             token_rate_limited: counter("l402.token_rate_limited"),
+            discovery: counter("l402.discovery_served"),
+            paywall_settled: counter("l402.paywall_settled"),
             rejected: Reason::ALL
                 .iter()
                 .map(|r| (*r, counter(&format!("l402.rejected.{}", r.as_str()))))
@@ -130,6 +134,12 @@ impl Stats {
             Outcome::HostFailure(f) => {
                 Self::inc(find(&self.host_failure, f));
                 Self::inc(self.unavailable);
+            }
+            Outcome::Discovery => Self::inc(self.discovery),
+            Outcome::PaymentStatus { settled } => {
+                if settled {
+                    Self::inc(self.paywall_settled);
+                }
             }
         }
     }
@@ -238,6 +248,8 @@ enum Pending {
     Redeem(RedeemCall),
     /// Waiting for the allowance store.
     Meter(MeterCall),
+    /// Waiting for the catalog or an invoice's state (the edge's own endpoints).
+    Ask(ServiceCall),
 }
 
 struct Http {
@@ -410,6 +422,14 @@ impl Http {
                     Err(()) => self.metered(shared, call, None, None, grpc, paused),
                 }
             }
+            // The edge's own endpoints: the catalog for discovery, an invoice for the paywall.
+            Step::Ask(call) => match call_invoice_service(shared, call.path, &call.body) {
+                Ok(_) => {
+                    self.pending = Some(Pending::Ask(call));
+                    Action::Pause
+                }
+                Err(()) => self.service_answered(shared, call, None, None),
+            },
             // Envoy limits tokens with local_ratelimit after this filter; the filter's route
             // table refuses a rate_limit, so core never asks.
             Step::RateLimit(_) => answer(
@@ -463,6 +483,10 @@ impl Context for Http {
                 self.metered(&shared, call, status, body(), grpc, true);
                 return;
             }
+            Pending::Ask(call) => {
+                self.service_answered(&shared, call, status, body());
+                return;
+            }
         };
         let body = body();
         let r = shared
@@ -507,6 +531,22 @@ impl Http {
             Err(_) => Step::Reply(shared.config.edge.fail(HostFailure::State, grpc)),
         };
         self.step(shared, step, grpc, paused)
+    }
+
+    /// The invoice-service answered one of the edge's own calls, or could not be called.
+    fn service_answered(
+        &mut self,
+        shared: &Shared,
+        call: ServiceCall,
+        status: Option<u16>,
+        body: Option<Vec<u8>>,
+    ) -> Action {
+        if status != Some(200) {
+            log_store_failure(call.path, status);
+        }
+        self.continue_with(shared, false, false, |edge, state| {
+            Step::Reply(edge.service_answered(state, call, status, body.as_deref()))
+        })
     }
 
     /// The spent-set answered (`status`), or could not be called (`None`).
@@ -609,6 +649,9 @@ impl HttpContext for Http {
             sale,
             now_ms: now_ms(),
             client_address: ClientAddress::OnDemand(&client),
+            // Envoy sets :scheme from the downstream connection (or a trusted proxy's
+            // x-forwarded-proto, per the connection manager's settings).
+            secure: pseudo(":scheme") == b"https",
         };
         let grpc = request.grpc();
         let step = match shared.state.try_borrow_mut() {

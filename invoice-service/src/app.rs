@@ -13,9 +13,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use l402_core::{
-    ALLOWANCE_PATH, AllowanceRequest, ApiErrorCode, CHALLENGES_PATH, ChallengeRequest,
-    ChallengeResponse, ChargeTerms, ErrorBody, PaymentHash, REDEEM_PATH, RedeemRequest, Redeemed,
-    ServiceEntry, issue_charge, mint_bound,
+    ALLOWANCE_PATH, AllowanceRequest, ApiErrorCode, CATALOG_PATH, CHALLENGES_PATH, Catalog,
+    CatalogService, ChallengeRequest, ChallengeResponse, ChargeTerms, ErrorBody,
+    INVOICE_STATUS_PATH, InvoiceState, InvoiceStatus, InvoiceStatusRequest, PaymentHash,
+    REDEEM_PATH, RedeemRequest, Redeemed, ServiceEntry, issue_charge, mint_bound,
 };
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -24,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::backend::dev::{DevBackend, DevPayError};
-use crate::backend::{self, Guarded, Invoice, InvoiceRequest};
+use crate::backend::{self, Guarded, Invoice, InvoiceLookup, InvoiceRequest};
 use crate::clock::Clock;
 use crate::config::{Config, Service};
 use crate::metrics::{ChallengeResult, Metrics};
@@ -166,6 +167,8 @@ impl AppState {
             .route(CHALLENGES_PATH, post(challenge))
             .route(REDEEM_PATH, post(redeem))
             .route(ALLOWANCE_PATH, post(allowance))
+            .route(CATALOG_PATH, get(catalog).post(catalog))
+            .route(INVOICE_STATUS_PATH, post(invoice_status))
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics));
@@ -317,6 +320,9 @@ async fn challenge(
             payment_hash: invoice.payment_hash.to_hex(),
             expires_at: invoice.expires_at,
             payment,
+            description: Some(service.memo.clone()).filter(|m| !m.is_empty()),
+            lifetime_secs: entry.lifetime_secs,
+            allowance: entry.allowance,
         }),
     ))
 }
@@ -397,6 +403,79 @@ async fn allowance(
             .retry_after(state.cfg.retry_after_secs))
         }
     }
+}
+
+/// The catalog as edges publish it (PROTOCOL.md §13.1): what each service costs and buys. The
+/// edge renders the discovery documents from it, so the prices shown are these.
+async fn catalog(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    edge_only(&state, &headers)?;
+    let services = state
+        .cfg
+        .services
+        .iter()
+        .map(|s| CatalogService {
+            name: s.entry.name.to_string(),
+            tier: s.entry.tier,
+            description: s.memo.clone(),
+            price_sat: s.pricing.is_none().then_some(s.price_sat),
+            max_price_sat: s.pricing.as_ref().map(|p| p.max_price_sat),
+            capabilities: s.entry.capabilities.clone(),
+            lifetime_secs: s.entry.lifetime_secs,
+            allowance: s.entry.allowance,
+            bind_client_ip: s.binding.is_some(),
+        })
+        .collect();
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::Json(Catalog {
+            provider: state.cfg.realm.clone(),
+            services,
+        }),
+    ))
+}
+
+/// Whether an invoice is paid, and its preimage once it is (PROTOCOL.md §13.3). The edge asks
+/// only for a payment hash from a macaroon it verified (the paywall page's holder).
+async fn invoice_status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    edge_only(&state, &headers)?;
+    let req: InvoiceStatusRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(ApiErrorCode::InvalidRequest, e.to_string()))?;
+    let hash = PaymentHash::from_hex(&req.payment_hash).ok_or_else(|| {
+        ApiError::new(
+            ApiErrorCode::InvalidRequest,
+            "payment_hash is not 64 hex digits",
+        )
+    })?;
+    let answer = match state.backend.lookup_invoice(&hash).await {
+        Ok(InvoiceLookup::Open) => InvoiceStatus {
+            state: InvoiceState::Open,
+            preimage: None,
+        },
+        Ok(InvoiceLookup::Gone) => InvoiceStatus {
+            state: InvoiceState::Expired,
+            preimage: None,
+        },
+        Ok(InvoiceLookup::Settled(p)) => InvoiceStatus {
+            state: InvoiceState::Settled,
+            preimage: Some(p.expose_hex()),
+        },
+        Err(e) => {
+            tracing::warn!(backend = state.backend.name(), error = %e, "invoice lookup failed");
+            return Err(ApiError::new(
+                ApiErrorCode::BackendUnavailable,
+                "the Lightning backend did not say",
+            )
+            .retry_after(state.cfg.retry_after_secs));
+        }
+    };
+    Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(answer)))
 }
 
 /// The challenge's terms: the catalog's, or the service's pricer's within them.

@@ -405,3 +405,64 @@ async fn dev_backend_refuses_a_public_listener() {
         r.shutdown.cancel();
     }
 }
+
+#[tokio::test]
+async fn catalog_and_invoice_status_for_the_edges_own_endpoints() {
+    let (_r, base) = dev_service().await;
+    // The catalog: the prices charged, edge-only.
+    let (status, _, _) = post(&format!("{base}/v1/catalog"), None, "{}").await;
+    assert_eq!(status, 401);
+    let (status, _, cat) = post(&format!("{base}/v1/catalog"), Some(EDGE), "{}").await;
+    assert_eq!(status, 200, "{cat}");
+    let cat: l402_core::Catalog = serde_json::from_value(cat).unwrap();
+    assert_eq!(cat.services[0].name, "weather");
+    assert_eq!(cat.services[0].price_sat, Some(10));
+    assert_eq!(cat.services[0].lifetime_secs, Some(3600));
+    assert_eq!(cat.services[1].price_sat, Some(3));
+    // A challenge says what it buys; its invoice is open until paid, then settled with the
+    // preimage that pays it.
+    let (_, _, body) = post(
+        &format!("{base}/v1/challenges"),
+        Some(EDGE),
+        r#"{"service":"weather"}"#,
+    )
+    .await;
+    let ch: ChallengeResponse = serde_json::from_value(body).unwrap();
+    assert_eq!(ch.lifetime_secs, Some(3600));
+    assert!(l402_core::bolt11_amount_msat(&ch.invoice) == Some(10_000));
+    let ask = |hash: String| {
+        let base = base.clone();
+        async move {
+            post(
+                &format!("{base}/v1/invoice-status"),
+                Some(EDGE),
+                json!({ "payment_hash": hash }).to_string(),
+            )
+            .await
+        }
+    };
+    let (status, _, s) = ask(ch.payment_hash.clone()).await;
+    assert_eq!((status, s["state"].as_str()), (200, Some("open")), "{s}");
+    assert!(s.get("preimage").is_none());
+    let (_, _, paid) = post(
+        &format!("{base}/v1/dev/pay"),
+        None,
+        json!({"invoice": ch.invoice}).to_string(),
+    )
+    .await;
+    let (status, _, s) = ask(ch.payment_hash.clone()).await;
+    assert_eq!((status, s["state"].as_str()), (200, Some("settled")));
+    assert_eq!(s["preimage"], paid["preimage"]);
+    // An invoice the node never made will never be paid; a bad hash is refused; no bearer, 401.
+    let (_, _, s) = ask("ab".repeat(32)).await;
+    assert_eq!(s["state"], "expired");
+    let (status, _, _) = ask("xyz".into()).await;
+    assert_eq!(status, 400);
+    let (status, _, _) = post(
+        &format!("{base}/v1/invoice-status"),
+        None,
+        json!({ "payment_hash": ch.payment_hash }).to_string(),
+    )
+    .await;
+    assert_eq!(status, 401);
+}

@@ -502,3 +502,186 @@ async fn node_redirects_are_not_followed() {
         "a node credential followed a redirect"
     );
 }
+
+/// The paywall's lookup, per node: an open invoice, a settled one (the preimage released), one
+/// the node does not know (404 or an empty list), and a node that lies about the preimage.
+#[tokio::test]
+async fn invoice_lookups_recorded_for_every_node() {
+    use invoice_service::backend::InvoiceLookup;
+    use invoice_service::backend::lnbits::Lnbits;
+    use l402_core::Preimage;
+
+    let preimage = Preimage::from_bytes([7; 32]);
+    let hash = preimage.payment_hash();
+    let hex = hash.to_hex();
+    let pre_hex = preimage.expose_hex();
+    let lie = "00".repeat(32);
+    // (node, [open answer, settled answer, lying answer], how the unknown one answers)
+    type Mount = Box<dyn Fn(&str) -> Mock>;
+    struct Case {
+        name: &'static str,
+        backend: Arc<dyn LightningBackend>,
+        server: MockServer,
+        answer: Mount,
+        unknown: Mock,
+    }
+    let mut cases = Vec::new();
+    {
+        let server = MockServer::start().await;
+        let p = format!("/v1/invoice/{hex}");
+        cases.push(Case {
+            name: "lnd",
+            backend: Arc::new(Lnd::new(&server.uri(), MACAROON_HEX, client())),
+            server,
+            answer: Box::new(move |body: &str| {
+                Mock::given(method("GET"))
+                    .and(path(p.clone()))
+                    .and(header("Grpc-Metadata-macaroon", MACAROON_HEX))
+                    .respond_with(
+                        ResponseTemplate::new(200)
+                            .set_body_raw(body.to_owned(), "application/json"),
+                    )
+            }),
+            unknown: Mock::given(method("GET"))
+                .respond_with(ResponseTemplate::new(404).set_body_json(
+                    json!({"code": 5, "message": "there are no existing invoices"}),
+                )),
+        });
+    }
+    {
+        let server = MockServer::start().await;
+        let h = hex.clone();
+        cases.push(Case {
+            name: "cln",
+            backend: Arc::new(Cln::new(&server.uri(), RUNE, client())),
+            server,
+            answer: Box::new(move |body: &str| {
+                Mock::given(method("POST"))
+                    .and(path("/v1/listinvoices"))
+                    .and(header("Rune", RUNE))
+                    .and(body_json(json!({"payment_hash": h})))
+                    .respond_with(
+                        ResponseTemplate::new(200)
+                            .set_body_raw(body.to_owned(), "application/json"),
+                    )
+            }),
+            unknown: Mock::given(method("POST"))
+                .respond_with(ResponseTemplate::new(200).set_body_json(json!({"invoices": []}))),
+        });
+    }
+    {
+        let server = MockServer::start().await;
+        let p = format!("/api/v1/payments/{hex}");
+        cases.push(Case {
+            name: "lnbits",
+            backend: Arc::new(Lnbits::new(&server.uri(), "invoice-key", client())),
+            server,
+            answer: Box::new(move |body: &str| {
+                Mock::given(method("GET"))
+                    .and(path(p.clone()))
+                    .and(header("X-Api-Key", "invoice-key"))
+                    .respond_with(
+                        ResponseTemplate::new(200)
+                            .set_body_raw(body.to_owned(), "application/json"),
+                    )
+            }),
+            unknown: Mock::given(method("GET")).respond_with(
+                ResponseTemplate::new(404)
+                    .set_body_json(json!({"detail": "Payment does not exist."})),
+            ),
+        });
+    }
+    {
+        let server = MockServer::start().await;
+        let p = format!("/payments/incoming/{hex}");
+        cases.push(Case {
+            name: "phoenixd",
+            backend: Arc::new(Phoenixd::new(&server.uri(), PASSWORD, client())),
+            server,
+            answer: Box::new(move |body: &str| {
+                Mock::given(method("GET"))
+                    .and(path(p.clone()))
+                    .respond_with(
+                        ResponseTemplate::new(200)
+                            .set_body_raw(body.to_owned(), "application/json"),
+                    )
+            }),
+            unknown: Mock::given(method("GET"))
+                .respond_with(ResponseTemplate::new(404).set_body_string("not found")),
+        });
+    }
+    {
+        let server = MockServer::start().await;
+        let h = hex.clone();
+        cases.push(Case {
+            name: "eclair",
+            backend: Arc::new(Eclair::new(&server.uri(), ECLAIR_PASSWORD, client())),
+            server,
+            answer: Box::new(move |body: &str| {
+                Mock::given(method("POST"))
+                    .and(path("/getreceivedinfo"))
+                    .and(body_string_contains(format!("paymentHash={h}")))
+                    .respond_with(
+                        ResponseTemplate::new(200)
+                            .set_body_raw(body.to_owned(), "application/json"),
+                    )
+            }),
+            unknown: Mock::given(method("POST")).respond_with(
+                ResponseTemplate::new(404).set_body_json(json!({"error": "Not found"})),
+            ),
+        });
+    }
+    // Each node's documented answer for: open, settled (preimage), settled with a lie.
+    let answers = |name: &str, pre: &str| -> [String; 2] {
+        match name {
+            "lnd" => [
+                json!({"state": "OPEN", "settled": false, "r_preimage": STANDARD.encode([7u8; 32])}).to_string(),
+                json!({"state": "SETTLED", "settled": true,
+                       "r_preimage": STANDARD.encode(hex::decode(pre).unwrap())}).to_string(),
+            ],
+            "cln" => [
+                json!({"invoices": [{"label": "l402-x", "status": "unpaid", "payment_hash": hex}]}).to_string(),
+                json!({"invoices": [{"label": "l402-x", "status": "paid", "payment_hash": hex, "payment_preimage": pre}]}).to_string(),
+            ],
+            "lnbits" => [
+                json!({"paid": false, "status": "pending", "preimage": null, "details": {}}).to_string(),
+                json!({"paid": true, "status": "success", "preimage": pre, "details": {}}).to_string(),
+            ],
+            "phoenixd" => [
+                json!({"paymentHash": hex, "isPaid": false, "receivedSat": 0}).to_string(),
+                json!({"paymentHash": hex, "preimage": pre, "isPaid": true, "receivedSat": 21}).to_string(),
+            ],
+            _ => [
+                json!({"paymentRequest": {}, "paymentPreimage": pre, "status": {"type": "pending"}}).to_string(),
+                json!({"paymentRequest": {}, "paymentPreimage": pre, "status": {"type": "received", "amount": 21000}}).to_string(),
+            ],
+        }
+    };
+    for case in cases {
+        let g = guarded(Arc::clone(&case.backend), Duration::from_secs(2), 1);
+        let [open, settled] = answers(case.name, &pre_hex);
+        let [_, lying] = answers(case.name, &lie);
+        for (body, want) in [(&open, "open"), (&settled, "settled"), (&lying, "lie")] {
+            case.server.reset().await;
+            (case.answer)(body).mount(&case.server).await;
+            let got = g.lookup_invoice(&hash).await;
+            match (want, got) {
+                ("open", Ok(InvoiceLookup::Open)) => {}
+                ("settled", Ok(InvoiceLookup::Settled(p))) => {
+                    assert_eq!(p.expose_hex(), pre_hex, "{}", case.name);
+                }
+                ("lie", Err(BackendError::BadResponse(m))) => {
+                    assert!(m.contains("preimage"), "{m}")
+                }
+                (want, got) => panic!("{}: wanted {want}, got {got:?}", case.name),
+            }
+        }
+        case.server.reset().await;
+        case.unknown.mount(&case.server).await;
+        assert!(
+            matches!(g.lookup_invoice(&hash).await, Ok(InvoiceLookup::Gone)),
+            "{}: an invoice the node does not know is gone",
+            case.name
+        );
+    }
+}

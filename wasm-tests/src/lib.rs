@@ -15,6 +15,7 @@ use testkit::workerd::Workerd;
 
 pub mod attacks;
 pub mod bench;
+pub mod browser;
 
 /// The keyring every e2e stack shares (test-only secret).
 pub const KEYS: &str = "1:1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a";

@@ -18,6 +18,8 @@ pub struct WorkerConfig {
     pub spent_set: StoreHost,
     /// `<invoice-service>/v1/allowance`.
     pub allowance_url: String,
+    /// The invoice-service's base URL, for the edge's own calls (the catalog, invoice states).
+    pub service_url: String,
     /// Where metered tokens are counted (`ALLOWANCE_STORE`).
     pub allowance: StoreHost,
     /// A Cloudflare Access service token for the invoice-service (`CF-Access-Client-Id`,
@@ -110,16 +112,20 @@ fn url(get: Get<'_>, name: &'static str) -> Result<String, ConfigError> {
     Ok(v.trim_end_matches('/').to_owned())
 }
 
+fn boolean(get: Get<'_>, s: Setting) -> Result<Option<bool>, ConfigError> {
+    match get(s.var_name()).as_deref().map(str::trim) {
+        None => Ok(None),
+        Some("true") => Ok(Some(true)),
+        Some("false") => Ok(Some(false)),
+        Some(_) => Err(err(s.var_name(), "expected true or false")),
+    }
+}
+
 impl WorkerConfig {
     /// Reads every variable through `get` (vars and secrets alike), given which optional
     /// bindings exist.
     pub fn parse(get: Get<'_>, bound: Bindings) -> Result<Self, ConfigError> {
-        let strip_credential = match get(Setting::StripCredential.var_name()).as_deref() {
-            None => None,
-            Some("true") => Some(true),
-            Some("false") => Some(false),
-            Some(_) => return Err(err("STRIP_CREDENTIAL", "expected true or false")),
-        };
+        let strip_credential = boolean(get, Setting::StripCredential)?;
         let deny_list = get(Setting::DenyList.var_name())
             .map(|v| {
                 v.split(',')
@@ -155,6 +161,10 @@ impl WorkerConfig {
             // there while other isolates refuse the token. One unit per call by default.
             allowance_lease: Some(number(get, Setting::AllowanceLease)?.unwrap_or(1)),
             allowance_lease_ms: number(get, Setting::AllowanceLeaseMs)?,
+            discovery: boolean(get, Setting::Discovery)?,
+            paywall: boolean(get, Setting::Paywall)?,
+            openapi_path: get(Setting::OpenApiPath.var_name()),
+            publish: get(Setting::Publish.var_name()),
         };
         let spent_set = store_host(get, "SPENT_SET", "L402_SPENT_SET", bound.spent_set)?;
         let allowance = store_host(get, "ALLOWANCE_STORE", "L402_ALLOWANCE", bound.allowance)?;
@@ -195,6 +205,7 @@ impl WorkerConfig {
             redeem_url: format!("{service}{}", l402_core::REDEEM_PATH),
             spent_set,
             allowance_url: format!("{service}{}", l402_core::ALLOWANCE_PATH),
+            service_url: service,
             allowance,
             access,
         })

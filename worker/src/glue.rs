@@ -131,6 +131,7 @@ async fn handle(req: Request, env: &Env, isolate: &Isolate) -> worker::Result<Re
                 .find(|(n, _)| *n == "cf-connecting-ip")
                 .map(|(_, v)| *v),
         ),
+        secure: url.scheme() == "https",
     };
     let grpc = request.grpc();
     let mut step = with_state(isolate, grpc, |s| edge.decide(s, &request));
@@ -163,6 +164,19 @@ async fn handle(req: Request, env: &Env, isolate: &Isolate) -> worker::Result<Re
                 .await;
                 let r = edge.challenge_answered(call.pending, status, body.as_deref());
                 return to_response(&r.response);
+            }
+            // The edge's own endpoints: the catalog for discovery, an invoice for the paywall.
+            Step::Ask(call) => {
+                let config = &isolate.config;
+                let url = format!("{}{}", config.service_url, call.path);
+                let (status, body) = with_timeout(
+                    config,
+                    call_invoice_service(config, &url, call.body.clone()),
+                )
+                .await;
+                with_state(isolate, grpc, |s| {
+                    Step::Reply(edge.service_answered(s, call, status, body.as_deref()))
+                })
             }
             Step::Redeem(call) => {
                 let outcome = redeem(env, &isolate.config, &call).await;

@@ -13,6 +13,8 @@
 //!                         ├─► CheckRevoked { token_id } ─► resume ─► Step
 //!                         ├─► Redeem { payment_hash } ─► redeemed ─► Step   (Payment scheme)
 //!                         ├─► Meter { take, release } ─► metered ─► Step   (metered tokens)
+//!                         ├─► Ask { catalog / invoice status } ─► service_answered ─► Reply
+//!                         │        (the edge's own endpoints: discovery, the paywall's status)
 //!                         └─► Reply { 400 / 401 / 402 / 503 }
 //! ```
 
@@ -33,17 +35,31 @@ use crate::allowance::{
     AllowanceAnswer, AllowanceRequest, HEADER_ALLOWANCE_REMAINING, Leases,
     RESPONSE_ALLOWANCE_REMAINING, Spend,
 };
-use crate::api::{ChallengeRequest, ChallengeResponse, RedeemRequest, Redeemed};
+use crate::api::{
+    ChallengeRequest, ChallengeResponse, INVOICE_STATUS_PATH, InvoiceState, InvoiceStatus,
+    InvoiceStatusRequest, RedeemRequest, Redeemed,
+};
 use crate::challenge::{DEFAULT_RETRY_AFTER_SECS, Denial, HttpResponse, is_grpc, render};
 use crate::client_ip::parse_client_address;
 use crate::context::{EdgeContext, sign_context};
-use crate::credential::{CREDENTIAL_HEADERS, Credentials};
+use crate::credential::{
+    CREDENTIAL_HEADERS, Candidate, Credentials, PENDING_COOKIE_PREFIX, cookie_pairs, is_edge_cookie,
+};
+use crate::discovery::{
+    CATALOG_PATH, Catalog, MANIFEST_LINK, MANIFEST_PATH, Published, manifest, openapi,
+};
 use crate::ids::TokenId;
+use crate::ids::{PaymentHash, Preimage};
 use crate::path::{PathError, canonicalize};
 use crate::payment::{Charge, RECEIPT_HEADER, Schemes, refuses_lightning_charge};
+use crate::paywall::{
+    STATUS_PATH, StatusQuery, Terms, content_security_policy, credential_cookie,
+    pending_cookie_name, prefers_html, render_page, render_status_page, set_cookie,
+};
 use crate::reason::{Reason, Rejection};
 use crate::service::{ServiceName, parse_capabilities};
 use crate::verify::{Authorized, DenyList, Request, VerifiedCache};
+use std::sync::Arc;
 
 /// Header the edge adds upstream with the payment hash of a redeemed Payment charge.
 pub const HEADER_PAYMENT_HASH: &str = "x-l402-payment-hash";
@@ -179,6 +195,13 @@ pub enum Outcome {
     InvoiceServiceFailed,
     /// 503: a host failure.
     HostFailure(HostFailure),
+    /// The manifest or the OpenAPI document was served.
+    Discovery,
+    /// The paywall's status endpoint answered; `settled`: with the credential cookie.
+    PaymentStatus {
+        /// The invoice was paid and the cookie set.
+        settled: bool,
+    },
 }
 
 /// One request as the host saw it.
@@ -199,6 +222,8 @@ pub struct EdgeRequest<'a> {
     /// The client's address as the host reports it (Envoy: the downstream remote address;
     /// Cloudflare: `CF-Connecting-IP`). Read by [`parse_client_address`].
     pub client_address: ClientAddress<'a>,
+    /// The client reached the edge over TLS (cookies the edge sets are then `Secure`).
+    pub secure: bool,
 }
 
 /// The client's address as the host can report it; never an `X-Forwarded-For` the client
@@ -280,12 +305,24 @@ impl ChallengeCall {
 }
 
 /// The state of a request waiting for its challenge.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct PendingChallenge {
     reason: Reason,
     grpc: bool,
     /// What the 402 offers: the route's schemes, less what the client refused.
     offer: Schemes,
+    /// A browser asked: answer with the paywall page.
+    page: Option<Box<PagePlan>>,
+}
+
+/// What a paywall page needs beyond the challenge.
+#[derive(Clone, Debug)]
+struct PagePlan {
+    service: String,
+    /// The request target to reload once paid (visible ASCII, origin-form).
+    return_to: String,
+    secure: bool,
+    now_secs: u64,
 }
 
 impl PendingChallenge {
@@ -326,6 +363,10 @@ struct Resume {
     revoked: HashSet<TokenId>,
     /// The route's per-token rate limiter, until the host has consulted it.
     rate_limit: Option<String>,
+    /// The `Cookie` the origin gets in place of the client's (without the edge's cookies).
+    cookie: Option<(String, String)>,
+    /// A browser asked for the page: the target to come back to, and TLS.
+    page: Option<(String, bool)>,
 }
 
 impl Resume {
@@ -403,6 +444,46 @@ pub struct MeteredUnit {
     expires_at: Option<u64>,
 }
 
+/// A call for the edge's own endpoints: `POST` `path` to the invoice-service with `body` and
+/// the bearer token, then hand the answer to [`Edge::service_answered`]. Never on the paid
+/// path: only the discovery documents and the paywall's status endpoint ask.
+#[derive(Debug)]
+pub struct ServiceCall {
+    /// [`crate::CATALOG_PATH`] or [`crate::INVOICE_STATUS_PATH`].
+    pub path: &'static str,
+    /// The JSON body.
+    pub body: Vec<u8>,
+    asked: Asked,
+}
+
+#[derive(Debug)]
+enum Asked {
+    Catalog {
+        document: Document,
+        now_ms: u64,
+    },
+    Status {
+        macaroon: String,
+        payment_hash: PaymentHash,
+        query: StatusQuery,
+        html: bool,
+        secure: bool,
+        now_ms: u64,
+    },
+}
+
+/// Which discovery document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Document {
+    Manifest,
+    OpenApi,
+}
+
+/// How long a fetched catalog is served before the next request for a document fetches it
+/// again, and how long a stale one stands in while the invoice-service does not answer.
+const CATALOG_FRESH_MS: u64 = 60_000;
+const CATALOG_STALE_MS: u64 = 3_600_000;
+
 /// What the host does next.
 #[derive(Debug)]
 pub enum Step {
@@ -418,6 +499,8 @@ pub enum Step {
     Meter(MeterCall),
     /// Ask the host's per-token rate limiter.
     RateLimit(RateLimitCall),
+    /// Ask the invoice-service for the edge's own endpoints (the catalog, an invoice's state).
+    Ask(ServiceCall),
     /// Answer the client.
     Reply(Reply),
 }
@@ -429,6 +512,8 @@ pub struct EdgeState {
     cache: VerifiedCache,
     limiter: ChallengeLimiter,
     leases: Leases,
+    /// The catalog as last fetched, and when (ms).
+    catalog: Option<(u64, Arc<Catalog>)>,
 }
 
 impl EdgeState {
@@ -517,6 +602,7 @@ impl Edge {
             cache: VerifiedCache::new(self.settings.cache_size),
             limiter: ChallengeLimiter::new(self.settings.challenge_rate),
             leases: Leases::default(),
+            catalog: None,
         }
     }
 
@@ -559,13 +645,28 @@ impl Edge {
         if target.changed() && self.settings.non_canonical_path == NonCanonicalPath::Refuse {
             return self.bad_request(PathError::NotCanonical, grpc);
         }
-        // 2. The edge's own headers leave every request.
+        // The edge's own endpoints: answered here, never forwarded.
+        if matches!(req.method, "GET" | "HEAD")
+            && let Some(step) = self.own_endpoint(state, req, &target, grpc)
+        {
+            return step;
+        }
+        // 2. The edge's own headers and cookies leave every request.
         let mut remove: Vec<String> = Vec::new();
-        for (name, _) in req.headers {
+        let mut edge_cookies = false;
+        for (name, value) in req.headers {
             if self.reserved(name) && !remove.iter().any(|r| r == name) {
                 remove.push((*name).to_owned());
             }
+            if name.eq_ignore_ascii_case("cookie") && has_edge_cookie(value) {
+                edge_cookies = true;
+            }
         }
+        let cookie = if edge_cookies {
+            rewrite_cookies(req.headers, &mut remove)
+        } else {
+            None
+        };
         // 3. What the route sells: the host's router first, then the route table.
         let (service, capabilities, schemes, rate_limit) = match req.sale {
             HostSale::Malformed => {
@@ -589,7 +690,7 @@ impl Edge {
                     r.schemes.as_str(),
                     r.rate_limit.as_str(),
                 ),
-                None => return self.forward(remove, Vec::new(), Outcome::Unsold),
+                None => return self.forward(remove, cookie.into_iter().collect(), Outcome::Unsold),
             },
         };
         let schemes = match schemes {
@@ -605,7 +706,7 @@ impl Edge {
             && header("access-control-request-method").is_some()
             && !self.has_body(req);
         if preflight {
-            return self.forward(remove, Vec::new(), Outcome::Preflight);
+            return self.forward(remove, cookie.into_iter().collect(), Outcome::Preflight);
         }
         let Some(now_ms) = req.now_ms else {
             return Step::Reply(self.fail(HostFailure::Clock, grpc));
@@ -640,6 +741,12 @@ impl Edge {
             client_ip_pending: matches!(req.client_address, ClientAddress::OnDemand(_)),
             revoked: HashSet::new(),
             rate_limit: (!rate_limit.is_empty()).then(|| rate_limit.to_owned()),
+            cookie,
+            page: if self.wants_page(req, grpc) {
+                page_target(req.target).map(|t| (t, req.secure))
+            } else {
+                None
+            },
         };
         self.judge(state, Box::new(resume), Some(&req.client_address))
     }
@@ -774,6 +881,14 @@ impl Edge {
                 reason,
                 grpc: r.grpc,
                 offer,
+                page: r.page.take().map(|(return_to, secure)| {
+                    Box::new(PagePlan {
+                        service: r.service.clone(),
+                        return_to,
+                        secure,
+                        now_secs: r.now_ms / 1000,
+                    })
+                }),
             },
         })
     }
@@ -834,10 +949,9 @@ impl Edge {
                 let charge = call.charge;
                 let s = &self.settings;
                 let hash = charge.payment_hash.to_hex();
-                let mut set = vec![
-                    (s.service_header.clone(), charge.service.clone()),
-                    (HEADER_PAYMENT_HASH.to_owned(), hash.clone()),
-                ];
+                let mut set: Vec<(String, String)> = r.cookie.iter().cloned().collect();
+                set.push((s.service_header.clone(), charge.service.clone()));
+                set.push((HEADER_PAYMENT_HASH.to_owned(), hash.clone()));
                 if let Some(key) = &s.context_key {
                     let ctx = EdgeContext {
                         token_id: hash,
@@ -1009,10 +1123,9 @@ impl Edge {
         remaining: Option<u64>,
     ) -> Step {
         let s = &self.settings;
-        let mut set = vec![
-            (s.token_id_header.clone(), authorized.token_id().to_hex()),
-            (s.service_header.clone(), authorized.service().to_owned()),
-        ];
+        let mut set: Vec<(String, String)> = r.cookie.iter().cloned().collect();
+        set.push((s.token_id_header.clone(), authorized.token_id().to_hex()));
+        set.push((s.service_header.clone(), authorized.service().to_owned()));
         if let Some(key) = &s.context_key {
             let ctx = EdgeContext {
                 token_id: authorized.token_id().to_hex(),
@@ -1109,8 +1222,8 @@ impl Edge {
         // A route that sells Payment alone needs the service's Payment form.
         let challenge = challenge.filter(|c| pending.offer.l402 || c.payment.is_some());
         match challenge {
-            Some(c) => Reply {
-                response: render(
+            Some(c) => {
+                let mut response = render(
                     &Denial::PaymentRequired {
                         offer: &c,
                         schemes: pending.offer,
@@ -1118,15 +1231,435 @@ impl Edge {
                         reason: pending.reason,
                     },
                     pending.grpc,
-                ),
-                outcome: Outcome::Challenged,
-            },
+                );
+                if self.settings.discovery {
+                    response.headers.push(("link", MANIFEST_LINK.to_owned()));
+                }
+                let terms = body.and_then(Terms::from_answer);
+                if let (Some(plan), Some(terms)) = (pending.page.as_deref(), terms) {
+                    paywall_page(&mut response, &c, &terms, plan);
+                }
+                Reply {
+                    response,
+                    outcome: Outcome::Challenged,
+                }
+            }
             None => self.unavailable(
                 crate::challenge::UNAVAILABLE_CODE,
                 pending.grpc,
                 Outcome::InvoiceServiceFailed,
             ),
         }
+    }
+}
+
+/// Whether a `Cookie` value carries one of the edge's cookies (a cheap scan first: this runs
+/// for every request that has cookies).
+fn has_edge_cookie(value: &[u8]) -> bool {
+    value.windows(4).any(|w| w == b"L402")
+        && core::str::from_utf8(value)
+            .is_ok_and(|v| cookie_pairs(v).any(|(n, _)| is_edge_cookie(n)))
+}
+
+/// Removes every `Cookie` header and gives back one without the edge's cookies (or none, if
+/// nothing else is left): the origin never sees a credential cookie.
+fn rewrite_cookies(
+    headers: &[(&str, &[u8])],
+    remove: &mut Vec<String>,
+) -> Option<(String, String)> {
+    let mut kept: Vec<&str> = Vec::new();
+    for (name, value) in headers {
+        if !name.eq_ignore_ascii_case("cookie") {
+            continue;
+        }
+        if !remove.iter().any(|r| r == name) {
+            remove.push((*name).to_owned());
+        }
+        // A value that is not UTF-8 is dropped whole: it cannot be split safely.
+        let Ok(v) = core::str::from_utf8(value) else {
+            continue;
+        };
+        kept.extend(
+            v.split(';')
+                .map(str::trim)
+                .filter(|pair| !pair.is_empty())
+                .filter(|pair| !is_edge_cookie(pair.split_once('=').map_or(*pair, |p| p.0).trim())),
+        );
+    }
+    (!kept.is_empty()).then(|| ("cookie".to_owned(), kept.join("; ")))
+}
+
+/// The target a paywall page reloads: the request's own, if it is visible ASCII.
+fn page_target(target: &[u8]) -> Option<String> {
+    let ok = target.first() == Some(&b'/')
+        && target.get(1) != Some(&b'/')
+        && target
+            .iter()
+            .all(|b| (0x21..0x7f).contains(b) && *b != b'\\');
+    ok.then(|| String::from_utf8_lossy(target).into_owned())
+}
+
+/// Turns a rendered 402 into the paywall page: same status and challenge headers, an HTML
+/// body, and the unpaid macaroon in a cookie only the status endpoint receives.
+fn paywall_page(response: &mut HttpResponse, offer: &crate::Offer, terms: &Terms, plan: &PagePlan) {
+    response.body = render_page(offer, terms, &plan.service, &plan.return_to);
+    response.headers.retain(|(n, _)| *n != "content-type");
+    response
+        .headers
+        .push(("content-type", "text/html; charset=utf-8".to_owned()));
+    response
+        .headers
+        .push(("content-security-policy", content_security_policy()));
+    response
+        .headers
+        .push(("x-content-type-options", "nosniff".to_owned()));
+    response.headers.push(("vary", "accept".to_owned()));
+    response.headers.push((
+        "set-cookie",
+        set_cookie(
+            &pending_cookie_name(&terms.payment_hash),
+            offer.l402.macaroon(),
+            STATUS_PATH,
+            Some(terms.expires_at.saturating_sub(plan.now_secs).max(1)),
+            plan.secure,
+        ),
+    ));
+}
+
+/// A small JSON answer from the edge itself.
+fn json_reply(status: u16, body: String, outcome: Outcome) -> Reply {
+    Reply {
+        response: HttpResponse {
+            status,
+            headers: vec![
+                ("content-type", "application/json".to_owned()),
+                ("cache-control", "no-store".to_owned()),
+            ],
+            body,
+            grpc: None,
+        },
+        outcome,
+    }
+}
+
+impl Edge {
+    /// Whether a 402 to this request is the paywall page: a browser navigating (`GET`, HTML
+    /// preferred), never gRPC, and the page switched on.
+    fn wants_page(&self, req: &EdgeRequest<'_>, grpc: bool) -> bool {
+        self.settings.paywall
+            && !grpc
+            && matches!(req.method, "GET" | "HEAD")
+            && prefers_html(
+                req.headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case("accept"))
+                    .map(|(_, v)| *v),
+            )
+    }
+
+    /// The edge's own endpoints (discovery, the paywall's status), if this is one.
+    fn own_endpoint(
+        &self,
+        state: &mut EdgeState,
+        req: &EdgeRequest<'_>,
+        target: &crate::CanonicalTarget,
+        grpc: bool,
+    ) -> Option<Step> {
+        let s = &self.settings;
+        let path = target.path();
+        let document = if s.discovery && path == MANIFEST_PATH {
+            Some(Document::Manifest)
+        } else if s.discovery && s.openapi_path.as_deref() == Some(path) {
+            Some(Document::OpenApi)
+        } else {
+            None
+        };
+        let status = s.paywall && path == STATUS_PATH;
+        if document.is_none() && !status {
+            return None;
+        }
+        let Some(now_ms) = req.now_ms else {
+            return Some(Step::Reply(self.fail(HostFailure::Clock, grpc)));
+        };
+        Some(match document {
+            Some(document) => self.discovery(state, document, now_ms),
+            None => self.payment_status(req, target.query(), now_ms),
+        })
+    }
+
+    /// Every path the manifest lists: the route table, then the published extras.
+    fn published(&self) -> Vec<Published<'_>> {
+        let s = &self.settings;
+        s.routes
+            .iter()
+            .chain(s.publish.iter())
+            .map(|route| Published {
+                route,
+                schemes: route.schemes.parse().unwrap_or(s.schemes),
+            })
+            .collect()
+    }
+
+    fn discovery(&self, state: &mut EdgeState, document: Document, now_ms: u64) -> Step {
+        match &state.catalog {
+            Some((at, c)) if now_ms.saturating_sub(*at) < CATALOG_FRESH_MS => {
+                Step::Reply(self.document(document, c))
+            }
+            _ => Step::Ask(ServiceCall {
+                path: CATALOG_PATH,
+                body: b"{}".to_vec(),
+                asked: Asked::Catalog { document, now_ms },
+            }),
+        }
+    }
+
+    fn document(&self, document: Document, catalog: &Catalog) -> Reply {
+        let published = self.published();
+        let body = match document {
+            Document::Manifest => {
+                manifest(catalog, &published, self.settings.openapi_path.as_deref())
+            }
+            Document::OpenApi => openapi(catalog, &published),
+        };
+        Reply {
+            response: HttpResponse {
+                status: 200,
+                headers: vec![
+                    ("content-type", "application/json".to_owned()),
+                    ("cache-control", "public, max-age=60".to_owned()),
+                    ("access-control-allow-origin", "*".to_owned()),
+                ],
+                body,
+                grpc: None,
+            },
+            outcome: Outcome::Discovery,
+        }
+    }
+
+    /// The paywall's status endpoint: the pending cookie's macaroon, verified here, names the
+    /// invoice; the invoice-service says whether it is paid.
+    fn payment_status(&self, req: &EdgeRequest<'_>, query: Option<&str>, now_ms: u64) -> Step {
+        let bad = |code: &str| {
+            Step::Reply(json_reply(
+                400,
+                format!("{{\"error\":\"{code}\"}}"),
+                Outcome::PaymentStatus { settled: false },
+            ))
+        };
+        let Some(query) = StatusQuery::parse(query) else {
+            return bad("bad_status_query");
+        };
+        let name = format!("{PENDING_COOKIE_PREFIX}{}", query.pending);
+        let macaroon = req
+            .headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
+            .filter_map(|(_, v)| core::str::from_utf8(v).ok())
+            .flat_map(cookie_pairs)
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.to_owned());
+        let Some(macaroon) = macaroon else {
+            return bad("no_pending_challenge");
+        };
+        let identifier = match self.settings.verifier.verify_unpaid(&macaroon) {
+            Ok(i) => i,
+            Err(r) => return bad(r.reason.as_str()),
+        };
+        let hash = identifier.payment_hash;
+        if !hash.to_hex().starts_with(&query.pending) {
+            return bad("no_pending_challenge");
+        }
+        Step::Ask(ServiceCall {
+            path: INVOICE_STATUS_PATH,
+            body: serde_json::to_vec(&InvoiceStatusRequest {
+                payment_hash: hash.to_hex(),
+            })
+            .unwrap_or_default(),
+            asked: Asked::Status {
+                macaroon,
+                payment_hash: hash,
+                query,
+                html: prefers_html(
+                    req.headers
+                        .iter()
+                        .find(|(n, _)| n.eq_ignore_ascii_case("accept"))
+                        .map(|(_, v)| *v),
+                ),
+                secure: req.secure,
+                now_ms,
+            },
+        })
+    }
+
+    /// The invoice-service's answer to a [`ServiceCall`]: `status` `None` when the call failed
+    /// or timed out.
+    pub fn service_answered(
+        &self,
+        state: &mut EdgeState,
+        call: ServiceCall,
+        status: Option<u16>,
+        body: Option<&[u8]>,
+    ) -> Reply {
+        let ok_body = match status {
+            Some(200) => body,
+            _ => None,
+        };
+        match call.asked {
+            Asked::Catalog { document, now_ms } => {
+                if let Some(c) = ok_body.and_then(|b| Catalog::parse(b).ok()) {
+                    let c = Arc::new(c);
+                    state.catalog = Some((now_ms, Arc::clone(&c)));
+                    return self.document(document, &c);
+                }
+                match &state.catalog {
+                    // The invoice-service is away: the last catalog stands in for a while.
+                    Some((at, c)) if now_ms.saturating_sub(*at) < CATALOG_STALE_MS => {
+                        self.document(document, c)
+                    }
+                    _ => self.unavailable(
+                        "catalog_unavailable",
+                        false,
+                        Outcome::InvoiceServiceFailed,
+                    ),
+                }
+            }
+            Asked::Status {
+                macaroon,
+                payment_hash,
+                query,
+                html,
+                secure,
+                now_ms,
+            } => {
+                let answer: Option<InvoiceStatus> =
+                    ok_body.and_then(|b| serde_json::from_slice(b).ok());
+                let Some(answer) = answer else {
+                    return self.unavailable(
+                        "invoice_status_unavailable",
+                        false,
+                        Outcome::InvoiceServiceFailed,
+                    );
+                };
+                let pending = pending_cookie_name(&payment_hash.to_hex());
+                let forget = set_cookie(&pending, "", STATUS_PATH, Some(0), secure);
+                let unpaid = |expired: bool| {
+                    let state = if expired { "expired" } else { "open" };
+                    let mut r = if html {
+                        html_reply(render_status_page(
+                            expired,
+                            &payment_hash.to_hex(),
+                            &query.return_to,
+                        ))
+                    } else {
+                        json_reply(
+                            200,
+                            format!("{{\"state\":\"{state}\"}}"),
+                            Outcome::PaymentStatus { settled: false },
+                        )
+                    };
+                    if expired {
+                        r.response.headers.push(("set-cookie", forget.clone()));
+                    }
+                    r
+                };
+                match answer.state {
+                    InvoiceState::Open => unpaid(false),
+                    InvoiceState::Expired => unpaid(true),
+                    InvoiceState::Settled => {
+                        let Some(cookie) = self.credential_cookie(
+                            &macaroon,
+                            &payment_hash,
+                            answer.preimage.as_deref(),
+                            &query.return_to,
+                            secure,
+                            now_ms / 1000,
+                        ) else {
+                            // A preimage that does not pay the hash, or a token that does not
+                            // verify: the service is wrong, and nothing is set.
+                            return self.unavailable(
+                                "invoice_status_unavailable",
+                                false,
+                                Outcome::InvoiceServiceFailed,
+                            );
+                        };
+                        let mut r = if html {
+                            let mut r = html_reply(String::new());
+                            r.response.status = 303;
+                            r.response
+                                .headers
+                                .push(("location", query.return_to.clone()));
+                            r
+                        } else {
+                            json_reply(
+                                200,
+                                "{\"state\":\"settled\"}".to_owned(),
+                                Outcome::PaymentStatus { settled: true },
+                            )
+                        };
+                        r.outcome = Outcome::PaymentStatus { settled: true };
+                        r.response.headers.push(("set-cookie", cookie));
+                        r.response.headers.push(("set-cookie", forget));
+                        r
+                    }
+                }
+            }
+        }
+    }
+
+    /// The credential cookie for a settled invoice, once the credential verifies here: its
+    /// `Path` the route that sells the page's target, its life the token's.
+    fn credential_cookie(
+        &self,
+        macaroon: &str,
+        hash: &PaymentHash,
+        preimage: Option<&str>,
+        return_to: &str,
+        secure: bool,
+        now_secs: u64,
+    ) -> Option<String> {
+        let preimage = Preimage::from_hex(preimage?)?;
+        if !hash.is_paid_by(&preimage) {
+            return None;
+        }
+        let candidate = Candidate::paid(macaroon, &preimage).ok()?;
+        let token = self.settings.verifier.verify_token(&candidate).ok()?;
+        let max_age = match token.earliest_expiry() {
+            Some(at) if at <= now_secs => return None,
+            Some(at) => Some(at - now_secs),
+            None => None,
+        };
+        let target = crate::path::canonicalize(return_to.as_bytes()).ok()?;
+        let s = &self.settings;
+        let path = s
+            .routes
+            .route_for(target.path())
+            .or_else(|| s.publish.route_for(target.path()))
+            .map_or(target.path(), |r| r.path.as_str());
+        Some(credential_cookie(
+            macaroon,
+            &preimage.expose_hex(),
+            path,
+            max_age,
+            secure,
+        ))
+    }
+}
+
+/// An HTML answer from the edge itself (the status endpoint's pages).
+fn html_reply(body: String) -> Reply {
+    Reply {
+        response: HttpResponse {
+            status: 200,
+            headers: vec![
+                ("content-type", "text/html; charset=utf-8".to_owned()),
+                ("cache-control", "no-store".to_owned()),
+                ("content-security-policy", content_security_policy()),
+                ("x-content-type-options", "nosniff".to_owned()),
+            ],
+            body,
+            grpc: None,
+        },
+        outcome: Outcome::PaymentStatus { settled: false },
     }
 }
 

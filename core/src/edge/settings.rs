@@ -73,6 +73,14 @@ pub enum Setting {
     AllowanceLease,
     /// How long unspent leased units are held before they go back.
     AllowanceLeaseMs,
+    /// Serve the discovery manifest and the `Link` to it on every 402.
+    Discovery,
+    /// Answer browsers' 402s with the paywall page, and serve its status endpoint.
+    Paywall,
+    /// Where to serve the OpenAPI document (empty: not served).
+    OpenApiPath,
+    /// Paths the manifest lists besides the route table (Envoy route metadata sells them).
+    Publish,
 }
 
 impl Setting {
@@ -99,6 +107,10 @@ impl Setting {
             Setting::Schemes => "schemes",
             Setting::AllowanceLease => "allowance_lease",
             Setting::AllowanceLeaseMs => "allowance_lease_ms",
+            Setting::Discovery => "discovery",
+            Setting::Paywall => "paywall",
+            Setting::OpenApiPath => "openapi_path",
+            Setting::Publish => "publish",
         }
     }
 
@@ -125,6 +137,10 @@ impl Setting {
             Setting::Schemes => "SCHEMES",
             Setting::AllowanceLease => "ALLOWANCE_LEASE",
             Setting::AllowanceLeaseMs => "ALLOWANCE_LEASE_MS",
+            Setting::Discovery => "DISCOVERY",
+            Setting::Paywall => "PAYWALL",
+            Setting::OpenApiPath => "OPENAPI_PATH",
+            Setting::Publish => "L402_PUBLISH",
         }
     }
 }
@@ -246,6 +262,14 @@ pub struct EdgeOptions {
     pub allowance_lease: Option<u64>,
     /// Unspent leased units go back after this many ms.
     pub allowance_lease_ms: Option<u64>,
+    /// Serve discovery (default on).
+    pub discovery: Option<bool>,
+    /// Serve the paywall page (default on).
+    pub paywall: Option<bool>,
+    /// OpenAPI document path (default: not served).
+    pub openapi_path: Option<String>,
+    /// Route-table JSON of paths to publish in the manifest only.
+    pub publish: Option<String>,
 }
 
 /// The validated settings.
@@ -289,6 +313,14 @@ pub struct EdgeSettings {
     pub allowance_lease: u64,
     /// Unspent leased units go back after this many ms.
     pub allowance_lease_ms: u64,
+    /// Serve `/.well-known/l402.json` and `Link` it from every 402.
+    pub discovery: bool,
+    /// Answer browsers' 402s with the paywall page; serve its status endpoint.
+    pub paywall: bool,
+    /// Where the OpenAPI document is served; `None`: it is not.
+    pub openapi_path: Option<String>,
+    /// Paths listed in the manifest besides `routes` (sold through Envoy route metadata).
+    pub publish: Routes,
 }
 
 /// The edge-token rule, shared with the invoice-service that checks the same tokens.
@@ -460,7 +492,30 @@ impl EdgeOptions {
             100,
             600_000,
         )?;
+        let publish = match self.publish.as_deref().map(str::trim) {
+            None | Some("") => Routes::default(),
+            Some(json) => Routes::from_json(json)
+                .or_else(|e| fail(S::Publish, Problem::Invalid(e.to_string())))?,
+        };
+        let openapi_path = match self.openapi_path.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(p) => {
+                let ok = crate::path::canonicalize(p.as_bytes())
+                    .is_ok_and(|t| !t.changed() && t.query().is_none());
+                if !ok {
+                    return fail(
+                        S::OpenApiPath,
+                        Problem::Invalid("must be a canonical absolute path".into()),
+                    );
+                }
+                Some(p.to_owned())
+            }
+        };
         Ok(EdgeSettings {
+            discovery: self.discovery.unwrap_or(true),
+            paywall: self.paywall.unwrap_or(true),
+            openapi_path,
+            publish,
             allowance_lease,
             allowance_lease_ms,
             verifier: Verifier::new(keyring),
@@ -571,6 +626,11 @@ mod tests {
             (
                 |o| o.allowance_lease_ms = Some(10),
                 Setting::AllowanceLeaseMs,
+            ),
+            (|o| o.publish = Some("[{}]".into()), Setting::Publish),
+            (
+                |o| o.openapi_path = Some("openapi.json".into()),
+                Setting::OpenApiPath,
             ),
         ];
         for (edit, want) in cases {

@@ -66,6 +66,7 @@ fn request<'a>(
         sale: HostSale::NotAttached,
         now_ms: Some(NOW_MS),
         client_address: ClientAddress::Known(None),
+        secure: false,
     }
 }
 
@@ -365,16 +366,16 @@ fn challenges_are_bounded_and_answered() {
                 let body: serde_json::Value = serde_json::from_slice(&c.body).unwrap();
                 assert_eq!(body["service"], "weather");
                 let ok = br#"{"macaroon":"AgEE","invoice":"lnbcrt10u1pqqq","payment_hash":"00","expires_at":1}"#;
-                let r = e.challenge_answered(c.pending, Some(200), Some(ok));
+                let r = e.challenge_answered(c.pending.clone(), Some(200), Some(ok));
                 assert_eq!((r.response.status, r.outcome), (402, Outcome::Challenged));
-                let r = e.challenge_answered(c.pending, Some(500), Some(ok));
+                let r = e.challenge_answered(c.pending.clone(), Some(500), Some(ok));
                 assert_eq!(
                     (r.response.status, r.outcome),
                     (503, Outcome::InvoiceServiceFailed)
                 );
-                let r = e.challenge_answered(c.pending, None, None);
+                let r = e.challenge_answered(c.pending.clone(), None, None);
                 assert_eq!(r.response.status, 503);
-                let r = e.challenge_answered(c.pending, Some(200), Some(b"<html>"));
+                let r = e.challenge_answered(c.pending.clone(), Some(200), Some(b"<html>"));
                 assert_eq!(r.response.status, 503);
                 let r = e.challenge_refused(c.pending);
                 assert_eq!((r.response.status, r.outcome), (503, Outcome::RateLimited));
@@ -1116,5 +1117,276 @@ fn far_from_the_end_concurrent_takes_lease_too() {
     assert!(
         calls.iter().all(|c| c.request.take == 8),
         "plenty left: each leases"
+    );
+}
+
+const BROWSER: &[u8] = b"text/html,application/xhtml+xml,*/*;q=0.8";
+
+/// The macaroon and preimage inside a [`credential`] header.
+fn parts(header: &str) -> (String, String) {
+    let (m, p) = header.trim_start_matches("L402 ").split_once(':').unwrap();
+    (m.to_owned(), p.to_owned())
+}
+
+fn header<'a>(r: &'a HttpResponse, name: &str) -> Vec<&'a str> {
+    r.headers
+        .iter()
+        .filter(|(n, _)| *n == name)
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+#[test]
+fn a_cookie_credential_is_held_to_every_rule_and_never_forwarded() {
+    let e = edge();
+    let mut st = e.new_state();
+    let (m, p) = parts(&credential("weather", &["read"], 7));
+    let cookie = format!("theme=dark; L402={m}:{p}; session=abc");
+    let h: &[(&str, &[u8])] = &[("Cookie", cookie.as_bytes())];
+    let f = forward(e.decide(&mut st, &request("GET", "/weather/x", h)));
+    assert!(matches!(f.outcome, Outcome::Authorized { .. }));
+    assert_eq!(f.remove, vec!["Cookie"]);
+    assert!(
+        f.set
+            .contains(&("cookie".to_owned(), "theme=dark; session=abc".to_owned()))
+    );
+    // The same cookie for another service, or a capability it lacks: refused like a header.
+    let h: &[(&str, &[u8])] = &[("cookie", cookie.as_bytes())];
+    match e.decide(&mut st, &request("GET", "/admin", h)) {
+        Step::Challenge(c) => assert_eq!(c.pending.reason(), Reason::ServiceNotAllowed),
+        other => panic!("{other:?}"),
+    }
+    // A wrong preimage in a cookie is a wrong preimage.
+    let bad = format!("L402={m}:{}", "00".repeat(32));
+    let h: &[(&str, &[u8])] = &[("cookie", bad.as_bytes())];
+    match e.decide(&mut st, &request("GET", "/weather", h)) {
+        Step::Challenge(c) => assert_eq!(c.pending.reason(), Reason::WrongPreimage),
+        other => panic!("{other:?}"),
+    }
+    // Revoked through the deny-list: refused.
+    let token_id = match e.decide(
+        &mut st,
+        &request("GET", "/weather", &[("cookie", cookie.as_bytes())]),
+    ) {
+        Step::Forward(f) => f
+            .set
+            .iter()
+            .find(|(n, _)| n == "x-l402-token-id")
+            .unwrap()
+            .1
+            .clone(),
+        other => panic!("{other:?}"),
+    };
+    let revoked = edge_with(|o| o.deny_list = vec![token_id], false);
+    let mut st2 = revoked.new_state();
+    match revoked.decide(
+        &mut st2,
+        &request("GET", "/weather", &[("cookie", cookie.as_bytes())]),
+    ) {
+        Step::Challenge(c) => assert_eq!(c.pending.reason(), Reason::Revoked),
+        other => panic!("{other:?}"),
+    }
+    // Unsold paths lose the edge's cookies too; a request with only those loses `Cookie`.
+    let only = format!("L402={m}:{p}; L402-pending-0011223344556677=x");
+    let f = forward(e.decide(
+        &mut st,
+        &request("GET", "/free", &[("cookie", only.as_bytes())]),
+    ));
+    assert_eq!((f.remove, f.set.len()), (vec!["cookie".to_owned()], 0));
+    // Cookies that are not the edge's pass untouched (nothing removed, nothing set).
+    let f = forward(e.decide(
+        &mut st,
+        &request("GET", "/free", &[("cookie", b"a=b; L402x=1")]),
+    ));
+    assert!(f.remove.is_empty() && f.set.is_empty());
+}
+
+fn catalog_body() -> Vec<u8> {
+    br#"{"provider":"Test","services":[{"name":"weather","price_sat":21,"capabilities":["read"],"lifetime_secs":3600},{"name":"admin","price_sat":5}]}"#.to_vec()
+}
+
+#[test]
+fn discovery_is_served_from_the_cached_catalog_and_never_forwarded() {
+    let e = edge_with(|o| o.openapi_path = Some("/openapi.json".into()), false);
+    let mut st = e.new_state();
+    let call = match e.decide(&mut st, &request("GET", "/.well-known/l402.json", &[])) {
+        Step::Ask(c) => c,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(call.path, CATALOG_PATH);
+    let r = e.service_answered(&mut st, call, Some(200), Some(&catalog_body()));
+    assert_eq!((r.response.status, r.outcome), (200, Outcome::Discovery));
+    let m: serde_json::Value = serde_json::from_str(&r.response.body).unwrap();
+    assert_eq!(m["services"][0]["resources"][0]["path"], "/weather");
+    assert_eq!(
+        m["services"][0]["resources"][0]["pricing"]["price_msat"],
+        21_000
+    );
+    assert_eq!(m["openapi"], "/openapi.json");
+    assert_eq!(
+        header(&r.response, "access-control-allow-origin"),
+        vec!["*"]
+    );
+    // Fresh: answered from the cache; the OpenAPI document too.
+    let (status, body, _) = reply(e.decide(&mut st, &request("GET", "/openapi.json", &[])));
+    assert_eq!(status, 200);
+    assert!(body.contains("x-payment-info"));
+    // Stale and the service away: the last catalog stands in; with none, 503.
+    let later = request("GET", "/.well-known/l402.json", &[]);
+    let later = EdgeRequest {
+        now_ms: Some(NOW_MS + CATALOG_FRESH_MS + 1),
+        ..later
+    };
+    let Step::Ask(call) = e.decide(&mut st, &later) else {
+        panic!("a stale catalog is fetched again")
+    };
+    let r = e.service_answered(&mut st, call, None, None);
+    assert_eq!(r.response.status, 200);
+    let mut fresh = e.new_state();
+    let Step::Ask(call) = e.decide(&mut fresh, &request("GET", "/.well-known/l402.json", &[]))
+    else {
+        panic!()
+    };
+    let r = e.service_answered(&mut fresh, call, Some(200), Some(b"{\"nope\":1}"));
+    assert_eq!(r.response.status, 503);
+    // Switched off: the paths are the origin's.
+    let off = edge_with(|o| o.discovery = Some(false), false);
+    let f = forward(off.decide(
+        &mut off.new_state(),
+        &request("GET", "/.well-known/l402.json", &[]),
+    ));
+    assert_eq!(f.outcome, Outcome::Unsold);
+}
+
+/// Asks for a page 402 on `/weather/today?x=1` and answers it with a challenge for `salt`.
+fn page_402(e: &Edge, st: &mut EdgeState, salt: u8) -> (HttpResponse, String, String) {
+    let (m, p) = parts(&credential("weather", &["read"], salt));
+    let hash = Preimage::from_hex(&p).unwrap().payment_hash().to_hex();
+    let h: &[(&str, &[u8])] = &[("accept", BROWSER)];
+    let call = match e.decide(st, &request("GET", "/weather/today?x=1", h)) {
+        Step::Challenge(c) => c,
+        other => panic!("{other:?}"),
+    };
+    let answer = serde_json::json!({
+        "macaroon": m, "invoice": "lnbcrt10u1pjqqqqqpp5qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqsdqqcqzzsxqyz5vq",
+        "payment_hash": hash, "expires_at": NOW_MS / 1000 + 600, "description": "Forecasts", "lifetime_secs": 3600
+    });
+    let r = e.challenge_answered(call.pending, Some(200), Some(answer.to_string().as_bytes()));
+    (r.response, m, p)
+}
+
+#[test]
+fn browsers_get_the_paywall_page_and_machines_todays_402() {
+    let e = edge();
+    let mut st = e.new_state();
+    let (r, m, p) = page_402(&e, &mut st, 9);
+    assert_eq!(r.status, 402);
+    assert_eq!(header(&r, "content-type"), vec!["text/html; charset=utf-8"]);
+    assert_eq!(
+        header(&r, "www-authenticate").len(),
+        2,
+        "the challenge stays in the headers"
+    );
+    assert_eq!(header(&r, "link"), vec![MANIFEST_LINK]);
+    let hash = Preimage::from_hex(&p).unwrap().payment_hash().to_hex();
+    let pending = header(&r, "set-cookie")[0];
+    assert!(pending.starts_with(&format!(
+        "L402-pending-{}={m}; Path=/.well-known/l402/status; HttpOnly",
+        &hash[..16]
+    )));
+    assert!(
+        r.body.contains("Forecasts") && r.body.contains("1 hour") && r.body.contains("1000 sat")
+    );
+    // A machine client: JSON, exactly as before, plus the Link.
+    let call = match e.decide(&mut st, &request("GET", "/weather", &[("accept", b"*/*")])) {
+        Step::Challenge(c) => c,
+        other => panic!("{other:?}"),
+    };
+    let ok =
+        br#"{"macaroon":"AgEE","invoice":"lnbcrt10u1pqqq","payment_hash":"00","expires_at":1}"#;
+    let r = e.challenge_answered(call.pending, Some(200), Some(ok));
+    assert_eq!(r.response.body, r#"{"error":"missing_credential"}"#);
+    assert!(header(&r.response, "set-cookie").is_empty());
+    // gRPC never gets a page, whatever it accepts.
+    let h: &[(&str, &[u8])] = &[("accept", BROWSER), ("content-type", b"application/grpc")];
+    match e.decide(&mut st, &request("GET", "/weather", h)) {
+        Step::Challenge(c) => assert!(c.pending.page.is_none()),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_status_endpoint_sets_the_credential_only_for_a_paid_invoice() {
+    let e = edge();
+    let mut st = e.new_state();
+    let (_, m, p) = page_402(&e, &mut st, 11);
+    let hash = Preimage::from_hex(&p).unwrap().payment_hash().to_hex();
+    let target = format!(
+        "/.well-known/l402/status?p={}&return=%2Fweather%2Ftoday%3Fx%3D1",
+        &hash[..16]
+    );
+    let cookie = format!("L402-pending-{}={m}", &hash[..16]);
+    let ask = |e: &Edge, st: &mut EdgeState, accept: &'static [u8]| {
+        let h: &[(&str, &[u8])] = &[("cookie", cookie.as_bytes()), ("accept", accept)];
+        match e.decide(st, &request("GET", &target, h)) {
+            Step::Ask(c) => c,
+            other => panic!("{other:?}"),
+        }
+    };
+    let call = ask(&e, &mut st, b"application/json");
+    assert_eq!(call.path, INVOICE_STATUS_PATH);
+    assert_eq!(
+        call.body,
+        format!("{{\"payment_hash\":\"{hash}\"}}").into_bytes()
+    );
+    let r = e.service_answered(&mut st, call, Some(200), Some(br#"{"state":"open"}"#));
+    assert_eq!(
+        (r.response.status, r.response.body.as_str()),
+        (200, r#"{"state":"open"}"#)
+    );
+    assert!(header(&r.response, "set-cookie").is_empty());
+    // A preimage that does not pay the hash: nothing set, 503.
+    let call = ask(&e, &mut st, b"application/json");
+    let lie = format!(r#"{{"state":"settled","preimage":"{}"}}"#, "00".repeat(32));
+    let r = e.service_answered(&mut st, call, Some(200), Some(lie.as_bytes()));
+    assert_eq!(r.response.status, 503);
+    assert!(header(&r.response, "set-cookie").is_empty());
+    // Settled: the credential cookie for the route, for the token's life; a browser without
+    // JavaScript is sent back to the page.
+    let paid = format!(r#"{{"state":"settled","preimage":"{p}"}}"#);
+    let call = ask(&e, &mut st, BROWSER);
+    let r = e.service_answered(&mut st, call, Some(200), Some(paid.as_bytes()));
+    assert_eq!(r.response.status, 303);
+    assert_eq!(header(&r.response, "location"), vec!["/weather/today?x=1"]);
+    let cookies = header(&r.response, "set-cookie");
+    assert!(
+        cookies[0].starts_with(&format!(
+            "L402={m}:{p}; Path=/weather; HttpOnly; SameSite=Lax; Max-Age="
+        )),
+        "{}",
+        cookies[0]
+    );
+    assert!(cookies[1].contains("Max-Age=0"));
+    // The cookie it set is a credential.
+    let set = format!("L402={m}:{p}");
+    let f = forward(e.decide(
+        &mut st,
+        &request("GET", "/weather/today", &[("cookie", set.as_bytes())]),
+    ));
+    assert!(matches!(f.outcome, Outcome::Authorized { .. }));
+    // No pending cookie, another page's cookie, or a forged macaroon: refused before any call.
+    let h: &[(&str, &[u8])] = &[];
+    assert_eq!(reply(e.decide(&mut st, &request("GET", &target, h))).0, 400);
+    let forged = format!("L402-pending-{}=AgEEbHNhdA", &hash[..16]);
+    let h: &[(&str, &[u8])] = &[("cookie", forged.as_bytes())];
+    assert_eq!(reply(e.decide(&mut st, &request("GET", &target, h))).0, 400);
+    let open_redirect = format!(
+        "/.well-known/l402/status?p={}&return=//evil.example",
+        &hash[..16]
+    );
+    let h: &[(&str, &[u8])] = &[("cookie", cookie.as_bytes())];
+    assert_eq!(
+        reply(e.decide(&mut st, &request("GET", &open_redirect, h))).0,
+        400
     );
 }

@@ -2,13 +2,14 @@
 //! restricted to the `invoice` method suffices.
 
 use async_trait::async_trait;
+use l402_core::PaymentHash;
 use serde::{Deserialize, Serialize};
 
 use crate::config::common::{ConfigError, Env, read_file, require_url, required_section, secret};
 
 use super::{
-    BackendError, Built, InvoiceRequest, Kind, LightningBackend, NodeConfig, NodeInvoice, hex_hash,
-    http_client, send_json, transport,
+    BackendError, Built, InvoiceLookup, InvoiceRequest, Kind, LightningBackend, NodeConfig,
+    NodeInvoice, hex_hash, hex_preimage, http_client, send_json, transport,
 };
 
 /// A Core Lightning node.
@@ -74,6 +75,37 @@ impl LightningBackend for Cln {
             bolt11: body.bolt11,
             payment_hash,
         })
+    }
+
+    async fn lookup_invoice(&self, hash: &PaymentHash) -> Result<InvoiceLookup, BackendError> {
+        /// `POST /v1/listinvoices {"payment_hash"}`: `status` is `unpaid`, `paid` or `expired`.
+        #[derive(Deserialize)]
+        struct Listed {
+            invoices: Vec<Listing>,
+        }
+        #[derive(Deserialize)]
+        struct Listing {
+            status: String,
+            payment_preimage: Option<String>,
+        }
+        let l: Listed = send_json(
+            self.http
+                .post(format!("{}/v1/listinvoices", self.url))
+                .header("Rune", &self.rune)
+                .json(&serde_json::json!({"payment_hash": hash.to_hex()})),
+        )
+        .await?;
+        match l.invoices.first() {
+            None => Ok(InvoiceLookup::Gone),
+            Some(i) => match i.status.as_str() {
+                "paid" => Ok(InvoiceLookup::Settled(hex_preimage(
+                    i.payment_preimage.as_deref(),
+                    "payment_preimage",
+                )?)),
+                "expired" => Ok(InvoiceLookup::Gone),
+                _ => Ok(InvoiceLookup::Open),
+            },
+        }
     }
 
     async fn check(&self) -> Result<(), BackendError> {

@@ -16,7 +16,10 @@ use lightning_invoice::{Bolt11Invoice, Currency, InvoiceBuilder, PaymentSecret};
 
 use crate::config::common::{ConfigError, Env, err, section};
 
-use super::{BackendError, Built, InvoiceRequest, Kind, LightningBackend, NodeConfig, NodeInvoice};
+use super::{
+    BackendError, Built, InvoiceLookup, InvoiceRequest, Kind, LightningBackend, NodeConfig,
+    NodeInvoice,
+};
 
 /// Invoices remembered at most; the oldest expired ones go first.
 const MAX_REMEMBERED: usize = 200_000;
@@ -149,6 +152,18 @@ impl LightningBackend for DevBackend {
 
     async fn check(&self) -> Result<(), BackendError> {
         Ok(())
+    }
+
+    async fn lookup_invoice(&self, hash: &PaymentHash) -> Result<InvoiceLookup, BackendError> {
+        let map = self
+            .invoices
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Ok(match map.get(&hash.0) {
+            Some(e) if e.paid => InvoiceLookup::Settled(e.preimage.clone()),
+            Some(e) if now().as_secs() < e.expires_at => InvoiceLookup::Open,
+            _ => InvoiceLookup::Gone,
+        })
     }
 }
 

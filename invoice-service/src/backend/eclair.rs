@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use l402_core::PaymentHash;
 use serde::{Deserialize, Serialize};
 
 use crate::config::common::{ConfigError, Env, url_and_secret};
 
 use super::{
-    BackendError, Built, InvoiceRequest, Kind, LightningBackend, NodeConfig, NodeInvoice, hex_hash,
-    http_client, send_json, send_ok,
+    BackendError, Built, InvoiceLookup, InvoiceRequest, Kind, LightningBackend, NodeConfig,
+    NodeInvoice, gone_if_unknown, hex_hash, hex_preimage, http_client, send_json, send_ok,
 };
 
 /// An Eclair node.
@@ -73,6 +74,37 @@ impl LightningBackend for Eclair {
             bolt11: body.serialized,
             payment_hash,
         })
+    }
+
+    async fn lookup_invoice(&self, hash: &PaymentHash) -> Result<InvoiceLookup, BackendError> {
+        /// `POST /getreceivedinfo`: `status.type` is `pending`, `received` or `expired`.
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Lookup {
+            payment_preimage: Option<String>,
+            status: Status,
+        }
+        #[derive(Deserialize)]
+        struct Status {
+            #[serde(rename = "type")]
+            kind: String,
+        }
+        let r = send_json::<Lookup>(
+            self.http
+                .post(format!("{}/getreceivedinfo", self.url))
+                .basic_auth("", Some(&self.password))
+                .form(&[("paymentHash", hash.to_hex())]),
+        )
+        .await
+        .and_then(|l| match l.status.kind.as_str() {
+            "received" => Ok(InvoiceLookup::Settled(hex_preimage(
+                l.payment_preimage.as_deref(),
+                "paymentPreimage",
+            )?)),
+            "expired" => Ok(InvoiceLookup::Gone),
+            _ => Ok(InvoiceLookup::Open),
+        });
+        gone_if_unknown(r)
     }
 
     async fn check(&self) -> Result<(), BackendError> {

@@ -10,9 +10,11 @@ use serde::{Deserialize, Serialize};
 use crate::config::common::{ConfigError, Env, url_and_secret};
 
 use super::{
-    BackendError, Built, InvoiceRequest, Kind, LightningBackend, NodeConfig, NodeInvoice, hex_hash,
-    http_client, send_json, send_ok, whole_sat,
+    BackendError, Built, InvoiceLookup, InvoiceRequest, Kind, LightningBackend, NodeConfig,
+    NodeInvoice, gone_if_unknown, hex_hash, hex_preimage, http_client, send_json, send_ok,
+    whole_sat,
 };
+use l402_core::PaymentHash;
 
 /// An LNbits wallet.
 pub struct Lnbits {
@@ -77,6 +79,32 @@ impl LightningBackend for Lnbits {
             bolt11,
             payment_hash,
         })
+    }
+
+    async fn lookup_invoice(&self, hash: &PaymentHash) -> Result<InvoiceLookup, BackendError> {
+        /// `GET /api/v1/payments/{hash}`: `paid`, and the preimage once paid; `status` in 1.x
+        /// (`pending`, `success`, `failed`).
+        #[derive(Deserialize)]
+        struct Lookup {
+            paid: bool,
+            preimage: Option<String>,
+            status: Option<String>,
+        }
+        let r = send_json::<Lookup>(
+            self.http
+                .get(format!("{}/api/v1/payments/{}", self.url, hash.to_hex()))
+                .header("X-Api-Key", &self.invoice_key),
+        )
+        .await
+        .and_then(|l| match (l.paid, l.status.as_deref()) {
+            (true, _) => Ok(InvoiceLookup::Settled(hex_preimage(
+                l.preimage.as_deref(),
+                "preimage",
+            )?)),
+            (false, Some("failed" | "expired")) => Ok(InvoiceLookup::Gone),
+            (false, _) => Ok(InvoiceLookup::Open),
+        });
+        gone_if_unknown(r)
     }
 
     async fn check(&self) -> Result<(), BackendError> {

@@ -4,14 +4,14 @@
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use l402_core::PaymentHash;
+use l402_core::{PaymentHash, Preimage};
 use serde::{Deserialize, Serialize};
 
 use crate::config::common::{ConfigError, Env, err, read_file, require_url, required_section};
 
 use super::{
-    BackendError, Built, InvoiceRequest, Kind, LightningBackend, NodeConfig, NodeInvoice,
-    http_client, send_json, send_ok,
+    BackendError, Built, InvoiceLookup, InvoiceRequest, Kind, LightningBackend, NodeConfig,
+    NodeInvoice, gone_if_unknown, http_client, send_json, send_ok,
 };
 
 /// An LND node.
@@ -74,6 +74,34 @@ impl LightningBackend for Lnd {
             bolt11: body.payment_request,
             payment_hash: PaymentHash(hash),
         })
+    }
+
+    async fn lookup_invoice(&self, hash: &PaymentHash) -> Result<InvoiceLookup, BackendError> {
+        #[derive(Deserialize)]
+        struct Lookup {
+            state: String,
+            /// Base64 (grpc-gateway).
+            #[serde(default)]
+            r_preimage: String,
+        }
+        let r = send_json::<Lookup>(
+            self.http
+                .get(format!("{}/v1/invoice/{}", self.url, hash.to_hex()))
+                .header("Grpc-Metadata-macaroon", &self.macaroon_hex),
+        )
+        .await
+        .and_then(|l| match l.state.as_str() {
+            "SETTLED" => STANDARD
+                .decode(&l.r_preimage)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .map(|b| InvoiceLookup::Settled(Preimage::from_bytes(b)))
+                .ok_or_else(|| BackendError::BadResponse("r_preimage is not 32 bytes".into())),
+            "CANCELED" => Ok(InvoiceLookup::Gone),
+            // OPEN, ACCEPTED (a hold invoice's HTLC is held, not settled).
+            _ => Ok(InvoiceLookup::Open),
+        });
+        gone_if_unknown(r)
     }
 
     async fn check(&self) -> Result<(), BackendError> {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use l402_core::PaymentHash;
+use l402_core::{PaymentHash, Preimage};
 use lightning_invoice::SignedRawBolt11Invoice;
 use tokio::sync::Semaphore;
 
@@ -99,6 +99,34 @@ pub struct Invoice {
     pub payment_hash: PaymentHash,
     /// When it expires, unix seconds (from the invoice itself).
     pub expires_at: u64,
+}
+
+/// Where an invoice stands, as its node says.
+#[derive(Clone, Debug)]
+pub enum InvoiceLookup {
+    /// Not paid yet.
+    Open,
+    /// Paid; the preimage the node released.
+    Settled(Preimage),
+    /// Expired, canceled, or unknown to the node: it will never be paid.
+    Gone,
+}
+
+/// A 404 from a node's lookup means it does not know the invoice (another node's, or
+/// forgotten): it will never be paid here.
+pub(crate) fn gone_if_unknown(
+    r: Result<InvoiceLookup, BackendError>,
+) -> Result<InvoiceLookup, BackendError> {
+    match r {
+        Err(BackendError::Refused { status: 404, .. }) => Ok(InvoiceLookup::Gone),
+        r => r,
+    }
+}
+
+/// A preimage the node reported as hex.
+pub(crate) fn hex_preimage(s: Option<&str>, field: &str) -> Result<Preimage, BackendError> {
+    s.and_then(Preimage::from_hex)
+        .ok_or_else(|| BackendError::BadResponse(format!("{field} is not 64 hex digits")))
 }
 
 /// Why a backend call failed. Messages carry no secrets (nodes do not echo them).
@@ -213,6 +241,8 @@ pub trait LightningBackend: Send + Sync {
     async fn create_invoice(&self, req: &InvoiceRequest) -> Result<NodeInvoice, BackendError>;
     /// Whether the node answers (for `/readyz`).
     async fn check(&self) -> Result<(), BackendError>;
+    /// Where the invoice with this payment hash stands (the paywall's status endpoint).
+    async fn lookup_invoice(&self, hash: &PaymentHash) -> Result<InvoiceLookup, BackendError>;
 }
 
 /// Default BOLT11 expiry when the invoice has no expiry field.
@@ -331,6 +361,35 @@ impl Guarded {
         self.metrics.observe_backend(
             self.name(),
             "create_invoice",
+            start.elapsed(),
+            result.as_ref().err().map(BackendError::kind),
+        );
+        result
+    }
+
+    /// Where an invoice stands, within the timeout; a preimage that does not pay `hash` is
+    /// the node's error, never passed on.
+    pub async fn lookup_invoice(&self, hash: &PaymentHash) -> Result<InvoiceLookup, BackendError> {
+        let start = Instant::now();
+        let result = tokio::time::timeout(self.timeout, async {
+            let _permit = self
+                .permits
+                .acquire()
+                .await
+                .map_err(|_| BackendError::Unreachable("backend closed".into()))?;
+            self.inner.lookup_invoice(hash).await
+        })
+        .await
+        .unwrap_or(Err(BackendError::Timeout(self.timeout)))
+        .and_then(|l| match l {
+            InvoiceLookup::Settled(p) if !hash.is_paid_by(&p) => Err(BackendError::BadResponse(
+                "the preimage does not pay the invoice".into(),
+            )),
+            l => Ok(l),
+        });
+        self.metrics.observe_backend(
+            self.name(),
+            "lookup_invoice",
             start.elapsed(),
             result.as_ref().err().map(BackendError::kind),
         );

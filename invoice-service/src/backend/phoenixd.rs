@@ -4,13 +4,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use l402_core::PaymentHash;
 use serde::{Deserialize, Serialize};
 
 use crate::config::common::{ConfigError, Env, url_and_secret};
 
 use super::{
-    BackendError, Built, InvoiceRequest, Kind, LightningBackend, NodeConfig, NodeInvoice, hex_hash,
-    http_client, send_json, send_ok, whole_sat,
+    BackendError, Built, InvoiceLookup, InvoiceRequest, Kind, LightningBackend, NodeConfig,
+    NodeInvoice, gone_if_unknown, hex_hash, hex_preimage, http_client, send_json, send_ok,
+    whole_sat,
 };
 
 /// A phoenixd node.
@@ -70,6 +72,33 @@ impl LightningBackend for Phoenixd {
             bolt11: body.serialized,
             payment_hash,
         })
+    }
+
+    async fn lookup_invoice(&self, hash: &PaymentHash) -> Result<InvoiceLookup, BackendError> {
+        /// `GET /payments/incoming/{paymentHash}`.
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Lookup {
+            is_paid: bool,
+            preimage: Option<String>,
+        }
+        let r = send_json::<Lookup>(
+            self.http
+                .get(format!("{}/payments/incoming/{}", self.url, hash.to_hex()))
+                .basic_auth("", Some(&self.password)),
+        )
+        .await
+        .and_then(|l| {
+            if l.is_paid {
+                Ok(InvoiceLookup::Settled(hex_preimage(
+                    l.preimage.as_deref(),
+                    "preimage",
+                )?))
+            } else {
+                Ok(InvoiceLookup::Open)
+            }
+        });
+        gone_if_unknown(r)
     }
 
     async fn check(&self) -> Result<(), BackendError> {

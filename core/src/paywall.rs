@@ -109,7 +109,7 @@ pub fn bolt11_amount_msat(invoice: &str) -> Option<u64> {
         Some('u') => n.checked_mul(100_000),
         Some('n') => n.checked_mul(100),
         // pico-BTC: a tenth of a msat each; only whole msat are payable.
-        _ => (n % 10 == 0).then_some(n / 10),
+        _ => n.is_multiple_of(10).then_some(n / 10),
     }
 }
 
@@ -247,7 +247,7 @@ fn duration(secs: u64) -> String {
         (1, "second"),
     ];
     for (size, name) in units {
-        if secs >= size && secs % size == 0 {
+        if secs >= size && secs.is_multiple_of(size) {
             let n = secs / size;
             return format!("{n} {name}{}", if n == 1 { "" } else { "s" });
         }
@@ -256,7 +256,7 @@ fn duration(secs: u64) -> String {
 }
 
 fn sat(msat: u64) -> String {
-    if msat % 1000 == 0 {
+    if msat.is_multiple_of(1000) {
         format!("{} sat", msat / 1000)
     } else {
         format!("{}.{:03} sat", msat / 1000, msat % 1000)

@@ -112,6 +112,64 @@ fn curl_walkthrough(edge: &str, edge_url: &str, lnbits: &Lnbits, payer: &Wallet)
     }
 }
 
+/// lnget-style discovery (lightninglabs/lnget#25): fetch the manifest, pick a service and
+/// its resource, check the 402's invoice charges the manifest's price, pay, retry with the
+/// credential. No L402 library: what an agent does from the documents alone.
+fn discovery_walk(edge: &str, edge_url: &str, lnbits: &Lnbits, payer: &Wallet) -> Case {
+    let run = || -> Result<String, String> {
+        let manifest: Value = wasm_tests::get(&format!("{edge_url}/.well-known/l402.json"), None)
+            .map_err(|e| e.to_string())?
+            .json()
+            .map_err(|e| e.to_string())?;
+        let service = manifest["services"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["name"] == "weather"))
+            .ok_or("no weather service in the manifest")?;
+        let resource = &service["resources"][0];
+        let path = resource["path"].as_str().ok_or("no resource path")?;
+        let price = resource["pricing"]["price_msat"]
+            .as_u64()
+            .ok_or("no fixed price")?;
+        let resp =
+            wasm_tests::get(&format!("{edge_url}{path}"), None).map_err(|e| e.to_string())?;
+        let link = resp
+            .headers()
+            .get("link")
+            .and_then(|l| l.to_str().ok())
+            .unwrap_or("");
+        if !link.contains("rel=\"l402-manifest\"") {
+            return Err(format!("the 402 does not link the manifest: {link:?}"));
+        }
+        let offer = parse_challenge(&resp).map_err(|e| e.to_string())?;
+        let charged = l402_core::bolt11_amount_msat(&offer.invoice);
+        if charged != Some(price) {
+            return Err(format!(
+                "manifest says {price} msat, the invoice {charged:?}"
+            ));
+        }
+        let pre = lnbits
+            .pay(payer, &offer.invoice)
+            .map_err(|e| e.to_string())?;
+        let paid = wasm_tests::get(
+            &format!("{edge_url}{path}"),
+            Some(&format!("L402 {}:{pre}", offer.macaroon)),
+        )
+        .map_err(|e| e.to_string())?;
+        match paid.status().as_u16() {
+            200 => Ok(format!("{path}, {price} msat")),
+            s => Err(format!("paid request answered {s}")),
+        }
+    };
+    let result = run();
+    Case {
+        client: "hand-built (reqwest)".into(),
+        edge: edge.into(),
+        case: "lnget-style discovery: manifest -> pick service -> 402 at the manifest's price -> pay -> 200".into(),
+        ok: result.is_ok(),
+        detail: result.unwrap_or_else(|e| e),
+    }
+}
+
 fn curl_version() -> String {
     let out = Command::new("curl").arg("--version").output().unwrap();
     String::from_utf8_lossy(&out.stdout)
@@ -258,7 +316,15 @@ fn existing_l402_clients_pass_against_both_edges() {
     let service = ln.service(logs.path(), None).unwrap();
     let service_url = service.url();
     let edge_token = service.edge_token.clone();
-    let stack = Stack::with_service(logs.path(), service, &filter_config(10_000, &[]), 2).unwrap();
+    // Envoy sells by route metadata; `publish` lists the path in its manifest.
+    let publish = json!([{"path": "/weather", "service": "weather", "capabilities": "read"}]);
+    let stack = Stack::with_service(
+        logs.path(),
+        service,
+        &filter_config(10_000, &[("publish", publish)]),
+        2,
+    )
+    .unwrap();
     let origin = testkit::echo::Echo::start().unwrap();
     let worker = Workerd::start(
         logs.path(),
@@ -356,6 +422,7 @@ fn existing_l402_clients_pass_against_both_edges() {
     cases.extend(run_driver(py_pay, "py_clients.py (Payment)"));
     for (name, url) in &edges {
         cases.push(curl_walkthrough(name, url, lnbits, payer));
+        cases.push(discovery_walk(name, url, lnbits, payer));
         cases.extend(variants(name, &format!("{url}/weather"), lnbits, payer));
     }
 

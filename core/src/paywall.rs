@@ -35,7 +35,7 @@ const SCRIPT: &str = "(function(){var d=document.getElementById('pay'),inv=d.get
 st=d.getAttribute('data-status'),msg=document.getElementById('msg'),done=false,timer;\
 function say(t){msg.textContent=t;}\
 function check(){fetch(st,{credentials:'same-origin',cache:'no-store',headers:{accept:'application/json'}})\
-.then(function(r){return r.json();}).then(function(j){if(done)return;\
+.then(function(r){return r.status===400?{state:'expired'}:r.json();}).then(function(j){if(done)return;\
 if(j.state==='settled'){done=true;clearInterval(timer);say('Paid. Loading\\u2026');location.reload();}\
 else if(j.state==='expired'){done=true;clearInterval(timer);say('This invoice expired. Reload the page for a new one.');}})\
 .catch(function(){});}\
@@ -204,7 +204,7 @@ fn qr_svg(data: &str) -> Option<String> {
     let at = image.find("<svg")?;
     let svg = image.get(at + 4..)?;
     Some(format!(
-        "<svg role=\"img\" aria-label=\"QR code of the Lightning invoice\"{svg}"
+        "<svg role=\"img\" aria-label=\"QR code of the Lightning invoice\" shape-rendering=\"crispEdges\"{svg}"
     ))
 }
 

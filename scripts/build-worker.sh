@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Worker with no download beyond the package registries: cargo
 # (wasm32-unknown-unknown, `wasm` profile), wasm-bindgen (the CLI pinned to Cargo.lock's
-# version, cached), wasm-opt (npm binaryen), and a small ES-module shim. Output: worker/build/.
+# version, cached), wasm-opt (npm binaryen), and the JavaScript entry module (worker/js/index.mjs). Output: worker/build/.
 # Prints the path of the entry module. wrangler.toml's [build] command runs this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,18 +23,5 @@ rm -rf "$out" && mkdir -p "$out"
   --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
   --enable-mutable-globals --enable-multivalue --enable-reference-types \
   "$out/l402_worker_bg.wasm" -o "$out/l402_worker_bg.wasm"
-cat > "$out/index.mjs" <<'JS'
-// Entry module: instantiate the Rust Worker once per isolate, then hand it every request.
-import { initSync, fetch as handle, SpentSet, Allowance } from "./l402_worker.js";
-import wasmModule from "./l402_worker_bg.wasm";
-initSync({ module: wasmModule });
-// The Durable Object classes: the spent-set (L402_SPENT_SET) and metered tokens' counts
-// (L402_ALLOWANCE), bound in wrangler.toml.
-export { SpentSet, Allowance };
-export default {
-  async fetch(request, env, ctx) {
-    return handle(request, env, ctx);
-  },
-};
-JS
+cp worker/js/index.mjs "$out/index.mjs"
 echo "$PWD/$out/index.mjs"

@@ -25,9 +25,13 @@ fn log(level: LogLevel, msg: &str) {
     let _ = hostcalls::log(level, msg);
 }
 
-/// Envoy stats (shown as `wasmcustom.l402.*`). Ids are defined once per VM.
+/// Envoy stats (shown as `wasmcustom.l402.*`). Ids are defined once per VM. Counts gather in
+/// the VM and reach Envoy on the 500 ms timer: a host call each (0.35 µs measured by the probe
+/// filter) would be two on every authorized request.
 #[derive(Default)]
 struct Stats {
+    /// Counts not yet given to Envoy, by metric id.
+    pending: RefCell<Vec<(u32, u64)>>,
     challenges: Option<u32>,
     authorized: Option<u32>,
     unauthorized: Option<u32>,
@@ -58,6 +62,7 @@ fn find<K: PartialEq + Copy>(ids: &[(K, Option<u32>)], key: K) -> Option<u32> {
 impl Stats {
     fn define() -> Stats {
         Stats {
+            pending: RefCell::new(Vec::new()),
             challenges: counter("l402.challenges"),
             authorized: counter("l402.authorized"),
             unauthorized: counter("l402.unauthorized"),
@@ -87,9 +92,23 @@ impl Stats {
         }
     }
 
-    fn inc(id: Option<u32>) {
-        if let Some(id) = id {
-            let _ = hostcalls::increment_metric(id, 1);
+    fn inc(&self, id: Option<u32>) {
+        let (Some(id), Ok(mut pending)) = (id, self.pending.try_borrow_mut()) else {
+            return;
+        };
+        match pending.iter_mut().find(|(i, _)| *i == id) {
+            Some((_, n)) => *n += 1,
+            None => pending.push((id, 1)),
+        }
+    }
+
+    /// Gives Envoy the counts gathered since the last flush.
+    fn flush(&self) {
+        let Ok(mut pending) = self.pending.try_borrow_mut() else {
+            return;
+        };
+        for (id, n) in pending.drain(..) {
+            let _ = hostcalls::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
 
@@ -97,48 +116,48 @@ impl Stats {
     fn count(&self, outcome: Outcome) {
         match outcome {
             Outcome::Unsold => {}
-            Outcome::Preflight => Self::inc(self.preflight),
+            Outcome::Preflight => self.inc(self.preflight),
             Outcome::Authorized { cache_hit } => {
-                Self::inc(self.authorized);
+                self.inc(self.authorized);
                 if cache_hit {
-                    Self::inc(self.cache_hits);
+                    self.inc(self.cache_hits);
                 }
             }
             Outcome::Metered { cache_hit } => {
-                Self::inc(self.authorized);
-                Self::inc(self.metered);
+                self.inc(self.authorized);
+                self.inc(self.metered);
                 if cache_hit {
-                    Self::inc(self.cache_hits);
+                    self.inc(self.cache_hits);
                 }
             }
             Outcome::Redeemed => {
-                Self::inc(self.authorized);
-                Self::inc(self.redeemed);
+                self.inc(self.authorized);
+                self.inc(self.redeemed);
             }
-            Outcome::Rejected(reason) => Self::inc(find(&self.rejected, reason)),
+            Outcome::Rejected(reason) => self.inc(find(&self.rejected, reason)),
             Outcome::Unauthorized(reason) => {
-                Self::inc(find(&self.rejected, reason));
-                Self::inc(self.unauthorized);
+                self.inc(find(&self.rejected, reason));
+                self.inc(self.unauthorized);
             }
-            Outcome::Challenged => Self::inc(self.challenges),
-            Outcome::BadRequest(e) => Self::inc(find(&self.bad_request, e)),
-            Outcome::TokenRateLimited => Self::inc(self.token_rate_limited),
+            Outcome::Challenged => self.inc(self.challenges),
+            Outcome::BadRequest(e) => self.inc(find(&self.bad_request, e)),
+            Outcome::TokenRateLimited => self.inc(self.token_rate_limited),
             Outcome::RateLimited => {
-                Self::inc(self.rate_limited);
-                Self::inc(self.unavailable);
+                self.inc(self.rate_limited);
+                self.inc(self.unavailable);
             }
             Outcome::InvoiceServiceFailed => {
-                Self::inc(self.invoice_service_errors);
-                Self::inc(self.unavailable);
+                self.inc(self.invoice_service_errors);
+                self.inc(self.unavailable);
             }
             Outcome::HostFailure(f) => {
-                Self::inc(find(&self.host_failure, f));
-                Self::inc(self.unavailable);
+                self.inc(find(&self.host_failure, f));
+                self.inc(self.unavailable);
             }
-            Outcome::Discovery => Self::inc(self.discovery),
+            Outcome::Discovery => self.inc(self.discovery),
             Outcome::PaymentStatus { settled } => {
                 if settled {
-                    Self::inc(self.paywall_settled);
+                    self.inc(self.paywall_settled);
                 }
             }
         }
@@ -163,6 +182,9 @@ impl Context for Root {
         // Envoy is draining this VM: give back every unit held (best effort; a release that
         // does not arrive loses those units for the client, it never serves one too many).
         self.release(true);
+        if let Some(shared) = &self.shared {
+            shared.stats.flush();
+        }
         true
     }
 }
@@ -218,6 +240,9 @@ impl RootContext for Root {
 
     fn on_tick(&mut self) {
         self.release(false);
+        if let Some(shared) = &self.shared {
+            shared.stats.flush();
+        }
     }
 }
 
@@ -234,7 +259,7 @@ impl Root {
         let path = &shared.config.invoice_service.allowance_path;
         for r in released {
             if call_invoice_service(shared, path, &r.to_body()).is_ok() {
-                Stats::inc(shared.stats.allowance_released);
+                shared.stats.inc(shared.stats.allowance_released);
             }
         }
     }

@@ -104,7 +104,9 @@ impl Envoy {
     }
 
     /// A counter from the admin `/stats` (the filter's are `wasmcustom.l402.*`); 0 if absent.
+    /// The filter gives Envoy its counts on a 500 ms timer: this waits one period first.
     pub fn stat(&self, name: &str) -> u64 {
+        std::thread::sleep(std::time::Duration::from_millis(600));
         let text = http()
             .get(format!(
                 "http://127.0.0.1:{}/stats?filter=^{}$",

@@ -2,6 +2,7 @@
 //! `l402_core::Edge` calls and back. Every decision is core's.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use futures_util::future::{Either, select};
@@ -9,9 +10,10 @@ use l402_core::{
     AllowanceAnswer, ClientAddress, EdgeRequest, EdgeState, Forward, HostFailure, HostSale,
     HttpResponse, MeterCall, RedeemCall, Redeemed, Step, misconfigured_reply,
 };
+use wasm_bindgen::prelude::*;
 use worker::{
-    Context, Date, Delay, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect,
-    Response, event,
+    Delay, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response, js_sys,
+    wasm_bindgen_futures, web_sys,
 };
 
 use crate::config::{Bindings, StoreHost, WorkerConfig};
@@ -73,24 +75,183 @@ fn to_response(r: &HttpResponse) -> worker::Result<Response> {
         .with_headers(headers))
 }
 
-#[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
-    let state = match isolate(&env) {
+/// The fast path: JavaScript (`worker/js/index.mjs`) keeps the request object and hands over
+/// only what the decision reads, in one string (`<method>\n<target>\n<1 if TLS>\n` then the
+/// headers as `name\nvalue\n` lines; none of these can hold a line feed) and the clock; core
+/// decides; a forward or a reply comes back as one string that JavaScript applies natively
+/// (`new Headers(request.headers)`, `fetch`). One string each way: every crossing costs.
+/// Anything that needs I/O (a challenge, a store, the deny-list) is parked here and finished
+/// by [`l402_resume`].
+///
+/// Answers: `F` then `\n-<name>` (remove) and `\n+<name>\n<value>` (set) lines; `R<status>\n<n>\n`
+/// then `n` header name/value lines and the body; `P<id>` (parked).
+#[wasm_bindgen]
+pub fn l402_decide(env: &Env, request: &str, now_ms: f64) -> String {
+    let isolate = match isolate(env) {
         Ok(s) => s,
         Err(msg) => {
             // The variable's name and problem go to the log; the public gets a bare 503.
             worker::console_error!("{msg}");
-            return to_response(&misconfigured_reply().response);
+            return encode_reply(&misconfigured_reply().response);
         }
     };
-    match handle(req, &env, &state).await {
-        Ok(r) => Ok(r),
-        Err(e) => {
-            // Fail closed: nothing unverified reaches the origin.
-            worker::console_error!("l402 worker: {e}");
-            to_response(&state.config.edge.fail(HostFailure::Origin, false).response)
-        }
+    let mut lines = request.splitn(4, '\n');
+    let (method, target, secure) = (
+        lines.next().unwrap_or_default(),
+        lines.next().unwrap_or_default(),
+        lines.next() == Some("1"),
+    );
+    let pairs = header_pairs(lines.next().unwrap_or_default());
+    // Date.now() of the runtime; anything else (NaN, 0) is a clock that failed.
+    let now_ms = (now_ms.is_finite() && now_ms >= 1.0).then_some(now_ms as u64);
+    let request = edge_request(method, target.as_bytes(), &pairs, secure, now_ms);
+    let grpc = request.grpc();
+    match with_state(&isolate, grpc, |s| isolate.config.edge.decide(s, &request)) {
+        Step::Forward(f) if f.respond.is_empty() => encode_forward(&f),
+        Step::Reply(r) => encode_reply(&r.response),
+        step => park(Parked {
+            step,
+            target: target.to_owned(),
+            grpc,
+        }),
     }
+}
+
+/// Where forwards go (`ORIGIN_URL`), for JavaScript to remember per isolate.
+#[wasm_bindgen]
+pub fn l402_origin(env: &Env) -> String {
+    isolate(env)
+        .map(|i| i.config.origin.clone())
+        .unwrap_or_default()
+}
+
+/// The 503 for an origin JavaScript could not reach (fail closed: the answer is core's).
+#[wasm_bindgen]
+pub fn l402_origin_failed(env: &Env) -> String {
+    match isolate(env) {
+        Ok(i) => encode_reply(&i.config.edge.fail(HostFailure::Origin, false).response),
+        Err(_) => encode_reply(&misconfigured_reply().response),
+    }
+}
+
+/// Finishes a parked step: its calls, then the forward or the reply, in Rust.
+#[wasm_bindgen]
+pub fn l402_resume(id: u32, req: web_sys::Request, env: Env) -> js_sys::Promise {
+    let parked = PARKED.with(|p| p.borrow_mut().remove(&id));
+    wasm_bindgen_futures::future_to_promise(async move {
+        let isolate = isolate(&env).map_err(|e| JsValue::from_str(&e))?;
+        let resp = match parked {
+            Some(parked) => match resume(parked, Request::from(req), &env, &isolate).await {
+                Ok(r) => Ok(r),
+                Err(e) => {
+                    // Fail closed: nothing unverified reaches the origin.
+                    worker::console_error!("l402 worker: {e}");
+                    to_response(
+                        &isolate
+                            .config
+                            .edge
+                            .fail(HostFailure::Origin, false)
+                            .response,
+                    )
+                }
+            },
+            None => to_response(&isolate.config.edge.fail(HostFailure::State, false).response),
+        };
+        resp.map(|r| JsValue::from(web_sys::Response::from(r)))
+            .map_err(|e| JsValue::from_str(&e.to_string()))
+    })
+}
+
+/// A step waiting for [`l402_resume`], with what the decision saw.
+struct Parked {
+    step: Step,
+    /// The target core judged: the one forwarded.
+    target: String,
+    grpc: bool,
+}
+
+thread_local! {
+    /// Steps waiting for [`l402_resume`], by id (JavaScript calls it at once).
+    static PARKED: RefCell<HashMap<u32, Parked>> = RefCell::new(HashMap::new());
+    static NEXT_ID: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+fn park(parked: Parked) -> String {
+    let id = NEXT_ID.with(|n| {
+        let id = n.get().wrapping_add(1);
+        n.set(id);
+        id
+    });
+    PARKED.with(|p| p.borrow_mut().insert(id, parked));
+    format!("P{id}")
+}
+
+/// `name\nvalue\n` pairs (header values cannot hold a line feed).
+fn header_pairs(blob: &str) -> Vec<(&str, &[u8])> {
+    let mut out = Vec::with_capacity(16);
+    let mut lines = blob.split('\n');
+    while let (Some(n), Some(v)) = (lines.next(), lines.next()) {
+        if n.is_empty() {
+            break;
+        }
+        out.push((n, v.as_bytes()));
+    }
+    out
+}
+
+fn edge_request<'a>(
+    method: &'a str,
+    target: &'a [u8],
+    pairs: &'a [(&'a str, &'a [u8])],
+    secure: bool,
+    now_ms: Option<u64>,
+) -> EdgeRequest<'a> {
+    EdgeRequest {
+        method,
+        target,
+        headers: pairs,
+        // HTTP/1.1 framing: a body exists only with Content-Length or Transfer-Encoding, which
+        // core reads from the headers; the runtime's body stream says nothing more.
+        body_follows: false,
+        sale: HostSale::NotAttached,
+        now_ms,
+        // Cloudflare sets it from the connection and replaces any value a client sent.
+        client_address: ClientAddress::Known(
+            pairs
+                .iter()
+                .find(|(n, _)| *n == "cf-connecting-ip")
+                .map(|(_, v)| *v),
+        ),
+        secure,
+    }
+}
+
+fn encode_forward(f: &Forward) -> String {
+    let mut out = String::with_capacity(128);
+    out.push('F');
+    for name in &f.remove {
+        out.push_str("\n-");
+        out.push_str(name);
+    }
+    for (name, value) in &f.set {
+        out.push_str("\n+");
+        out.push_str(name);
+        out.push('\n');
+        out.push_str(value);
+    }
+    out
+}
+
+fn encode_reply(r: &HttpResponse) -> String {
+    let mut out = format!("R{}\n{}\n", r.status, r.headers.len());
+    for (n, v) in &r.headers {
+        out.push_str(n);
+        out.push('\n');
+        out.push_str(v);
+        out.push('\n');
+    }
+    out.push_str(&r.body);
+    out
 }
 
 /// Core's next step with this isolate's state (a state already in use is a host failure).
@@ -101,40 +262,20 @@ fn with_state(isolate: &Isolate, grpc: bool, next: impl FnOnce(&mut EdgeState) -
     }
 }
 
-async fn handle(req: Request, env: &Env, isolate: &Isolate) -> worker::Result<Response> {
+/// Carries a parked step through its calls to the forward or the reply.
+async fn resume(
+    parked: Parked,
+    req: Request,
+    env: &Env,
+    isolate: &Isolate,
+) -> worker::Result<Response> {
     let edge = &isolate.config.edge;
+    let Parked {
+        mut step,
+        target,
+        grpc,
+    } = parked;
     let headers: Vec<(String, String)> = req.headers().entries().collect();
-    let pairs: Vec<(&str, &[u8])> = headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_bytes()))
-        .collect();
-    // The runtime has parsed the URL (WHATWG); core judges exactly what will be forwarded.
-    let url = req.url()?;
-    let target = match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_owned(),
-    };
-    let method = req.method().to_string();
-    let request = EdgeRequest {
-        method: &method,
-        target: target.as_bytes(),
-        headers: &pairs,
-        // HTTP/1.1 framing: a body exists only with Content-Length or Transfer-Encoding, which
-        // core reads from the headers; the runtime's body stream says nothing more.
-        body_follows: false,
-        sale: HostSale::NotAttached,
-        now_ms: Some(Date::now().as_millis()).filter(|ms| *ms > 0),
-        // Cloudflare sets it from the connection and replaces any value a client sent.
-        client_address: ClientAddress::Known(
-            pairs
-                .iter()
-                .find(|(n, _)| *n == "cf-connecting-ip")
-                .map(|(_, v)| *v),
-        ),
-        secure: url.scheme() == "https",
-    };
-    let grpc = request.grpc();
-    let mut step = with_state(isolate, grpc, |s| edge.decide(s, &request));
     loop {
         step = match step {
             Step::Forward(f) => return forward(req, &isolate.config, &headers, &target, &f).await,

@@ -12,7 +12,7 @@ pub mod config;
 #[cfg(target_arch = "wasm32")]
 pub mod allowance;
 #[cfg(target_arch = "wasm32")]
-mod glue;
+pub mod glue;
 #[cfg(target_arch = "wasm32")]
 pub mod spent;
 

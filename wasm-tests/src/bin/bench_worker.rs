@@ -1,5 +1,6 @@
 //! workerd CPU per request: a trivial Worker (returns 200), a JavaScript Worker that proxies to
-//! it, and the L402 Worker on authorized requests (with and without its cache) proxying to it —
+//! it, the plain-JavaScript L402 verifier (npm `macaroon` 3.0.4 and WebCrypto, with and without
+//! a cache, answering 200 itself: the peer the Rust Worker is held to), and the L402 Worker on authorized requests (with and without its cache) proxying to it —
 //! and a Payment charge spent in the Worker's `SpentSet` Durable Object (a fresh credential per
 //! request; the objects run in the same process, their storage in memory or SQLite on disk) —
 //! all in one `workerd serve` process (the binary wrangler ships), from a generated capnp
@@ -30,6 +31,20 @@ const PROXY: &str = r#"export default {
   },
 };"#;
 
+/// A probe: the JS proxy doing the L402 forward's header work (copy, drop `host`, set two
+/// headers, `fetch(url, init)`) with no Wasm, to split the L402 Worker's cost.
+const PROXY_HEADERS: &str = r#"export default {
+  async fetch(request) {
+    const url = new URL(request.url);
+    const headers = new Headers(request.headers);
+    headers.delete("host");
+    headers.delete("authorization");
+    headers.set("x-l402-token-id", "0000000000000000000000000000000000000000000000000000000000000000");
+    headers.set("x-l402-service", "weather");
+    return fetch("http://origin.internal" + url.pathname + url.search, { method: request.method, headers, redirect: "manual" });
+  },
+};"#;
+
 /// The L402 Worker's bindings (what `wrangler.toml` `[vars]` and secrets would give it).
 fn l402_bindings(cache_size: u32) -> String {
     testkit::workerd::text_bindings(&[
@@ -51,16 +66,65 @@ fn l402_bindings(cache_size: u32) -> String {
     ])
 }
 
+/// The plain-JavaScript verifier (`wasm-tests/bench-js/js_verifier.mjs`, npm `macaroon` 3.0.4
+/// from the interop clients' folder, CommonJS modules named as `require` asks): its modules.
+fn js_verifier_modules(dir: &Path) -> Result<String> {
+    let root = testkit::repo_root();
+    std::fs::copy(
+        root.join("wasm-tests/bench-js/js_verifier.mjs"),
+        dir.join("js_verifier.mjs"),
+    )?;
+    let node_modules =
+        testkit::artifacts::installed("L402_INTEROP_DIR", "install-interop-clients.sh")?
+            .join("node_modules");
+    let mut modules =
+        vec![r#"(name = "js_verifier.mjs", esModule = embed "js_verifier.mjs")"#.to_owned()];
+    for (name, file) in [
+        ("macaroon", "macaroon/macaroon.js"),
+        ("sjcl", "sjcl/sjcl.js"),
+        ("tweetnacl", "tweetnacl/nacl-fast.js"),
+        ("tweetnacl-util", "tweetnacl-util/nacl-util.js"),
+    ] {
+        let local = format!("cjs-{name}.js");
+        std::fs::copy(node_modules.join(file), dir.join(&local))?;
+        modules.push(format!(
+            r#"(name = "{name}", commonJsModule = embed "{local}")"#
+        ));
+    }
+    Ok(format!("[{}]", modules.join(", ")))
+}
+
 /// Writes the workerd config; returns the sockets' ports by name.
 fn write_config(dir: &Path, module_dir: &Path) -> Result<Vec<(&'static str, u16)>> {
     std::fs::write(dir.join("trivial.mjs"), TRIVIAL)?;
     std::fs::write(dir.join("proxy.mjs"), PROXY)?;
+    std::fs::write(dir.join("proxy-headers.mjs"), PROXY_HEADERS)?;
+    let js_modules = js_verifier_modules(dir)?;
     let l402_modules = testkit::workerd::embed_worker(dir, module_dir)?;
+    // A probe: the same Worker deciding only (its forward answered 200 instead of fetched).
+    let entry = std::fs::read_to_string(dir.join("l402/index.mjs"))?;
+    let decide_only = entry.replace(
+        "return await fetch(origin + target, init);",
+        "return new Response(\"ok\");",
+    );
+    if decide_only == entry {
+        bail!("the Worker's entry module no longer has the forward this probe replaces");
+    }
+    std::fs::write(dir.join("l402/decide-only.mjs"), decide_only)?;
+    let decide_modules = l402_modules.replacen(
+        r#"(name = "index.mjs", esModule = embed "l402/index.mjs")"#,
+        r#"(name = "decide-only.mjs", esModule = embed "l402/decide-only.mjs")"#,
+        1,
+    );
     let do_dir = dir.join("durable-objects");
     std::fs::create_dir_all(&do_dir)?;
     let ports: Vec<(&str, u16)> = [
         "trivial",
         "proxy",
+        "proxy-headers",
+        "l402-decide",
+        "js-verifier",
+        "js-verifier-nocache",
         "l402",
         "l402-nocache",
         "l402-pay",
@@ -83,6 +147,12 @@ const config :Workerd.Config = (
   services = [
     (name = "trivial", worker = (modules = [(name = "trivial.mjs", esModule = embed "trivial.mjs")], compatibilityDate = "2025-09-01")),
     (name = "proxy", worker = (modules = [(name = "proxy.mjs", esModule = embed "proxy.mjs")], compatibilityDate = "2025-09-01", globalOutbound = "trivial")),
+    (name = "proxy-headers", worker = (modules = [(name = "proxy-headers.mjs", esModule = embed "proxy-headers.mjs")], compatibilityDate = "2025-09-01", globalOutbound = "trivial")),
+    (name = "l402-decide", worker = (modules = {decide_modules}, compatibilityDate = "2025-09-01", bindings = [{b1}])),
+    (name = "js-verifier", worker = (modules = {js_modules}, compatibilityDate = "2025-09-01", compatibilityFlags = ["nodejs_compat"],
+      bindings = [(name = "L402_KEYS", text = "{keys}"), (name = "CACHE", text = "1")])),
+    (name = "js-verifier-nocache", worker = (modules = {js_modules}, compatibilityDate = "2025-09-01", compatibilityFlags = ["nodejs_compat"],
+      bindings = [(name = "L402_KEYS", text = "{keys}"), (name = "CACHE", text = "0")])),
     (name = "l402", worker = (modules = {l402_modules}, compatibilityDate = "2025-09-01", globalOutbound = "trivial", bindings = [{b1}])),
     (name = "l402-nocache", worker = (modules = {l402_modules}, compatibilityDate = "2025-09-01", globalOutbound = "trivial", bindings = [{b0}])),
     (name = "l402-pay", worker = (modules = {l402_modules}, compatibilityDate = "2025-09-01", globalOutbound = "trivial",
@@ -104,6 +174,7 @@ const config :Workerd.Config = (
   ],
 );
 "#,
+        keys = KEYS,
         b1 = l402_bindings(1024),
         b0 = l402_bindings(0),
         do_dir = do_dir.display(),
@@ -164,6 +235,26 @@ fn main() -> Result<()> {
     let variants: Vec<(&str, &str, Vec<String>)> = vec![
         ("trivial Worker (returns 200)", "trivial", vec![]),
         ("JS proxy Worker -> trivial", "proxy", vec![]),
+        (
+            "probe: JS proxy with the L402 forward's header work, no Wasm -> trivial",
+            "proxy-headers",
+            auth.clone(),
+        ),
+        (
+            "probe: L402 Worker deciding only (cache), answers 200 itself",
+            "l402-decide",
+            auth.clone(),
+        ),
+        (
+            "plain-JS L402 verifier (npm macaroon 3.0.4 + WebCrypto), authorized (cache), returns 200",
+            "js-verifier",
+            auth.clone(),
+        ),
+        (
+            "plain-JS L402 verifier, authorized (no cache), returns 200",
+            "js-verifier-nocache",
+            auth.clone(),
+        ),
         (
             "L402 Worker, authorized (cache) -> trivial",
             "l402",
@@ -233,7 +324,7 @@ fn main() -> Result<()> {
     }
     let version = Command::new(&bin).arg("--version").output()?;
     println!(
-        "{} `serve` on core 0 (one process, seven Workers and their Durable Objects); `wrk -t1 -c16` on core 1; {rounds} round(s) x {secs} s, alternated; median [min..max].\n",
+        "{} `serve` on core 0 (one process, eleven Workers and their Durable Objects); `wrk -t1 -c16` on core 1; {rounds} round(s) x {secs} s, alternated; median [min..max].\n",
         String::from_utf8_lossy(&version.stdout).trim()
     );
     println!("| variant | req/s | workerd CPU µs/req | p50 ms | p99 ms | requests |");
@@ -251,27 +342,40 @@ fn main() -> Result<()> {
         );
         cpus.push(cpu);
     }
+    let cpu = |name: &str| {
+        variants
+            .iter()
+            .position(|v| v.1 == name)
+            .map_or(f64::NAN, |i| cpus[i])
+    };
+    let (proxy, trivial) = (cpu("proxy"), cpu("trivial"));
     println!(
-        "\nL402 Worker CPU per authorized request: {:.1} µs with the cache ({:.1} µs above the JS proxy), \
-         {:.1} µs without ({:.1} µs above); goal <= 300 µs. A Payment charge spent in its Durable \
-         Object (a new object per payment hash, in the same process): {:.1} µs with in-memory \
-         storage ({:.1} µs above the L402 request with the cache), {:.1} µs with SQLite on local \
-         disk (workerd's own storage engine; Cloudflare's is not on this machine).",
-        cpus[2],
-        cpus[2] - cpus[1],
-        cpus[3],
-        cpus[3] - cpus[1],
-        cpus[4],
-        cpus[4] - cpus[2],
-        cpus[5]
+        "\nL402 Worker CPU per authorized request: {:.1} µs with the cache ({:+.1} µs above the JS \
+         proxy; goal <= +15), {:.1} µs without ({:+.1} µs above; goal <= +30). The plain-JavaScript \
+         verifier: {:.1} µs with its cache ({:+.1} µs above the trivial Worker), {:.1} µs without \
+         ({:+.1} µs above). A Payment charge spent in its Durable Object (a new object per payment \
+         hash, in the same process): {:.1} µs with in-memory storage ({:+.1} µs above the L402 \
+         request with the cache), {:.1} µs with SQLite on local disk (workerd's own storage \
+         engine; Cloudflare's is not on this machine).",
+        cpu("l402"),
+        cpu("l402") - proxy,
+        cpu("l402-nocache"),
+        cpu("l402-nocache") - proxy,
+        cpu("js-verifier"),
+        cpu("js-verifier") - trivial,
+        cpu("js-verifier-nocache"),
+        cpu("js-verifier-nocache") - trivial,
+        cpu("l402-pay"),
+        cpu("l402-pay") - cpu("l402"),
+        cpu("l402-pay-disk"),
     );
     println!(
         "Metered token counted in its Durable Object: {:.1} µs, {:.1} µs above the unmetered \
          request with the cache; one Durable Object call (the Payment charge's spend, SQLite on \
          disk) costs {:.1} µs above it. Goal: metered <= unmetered + one Durable Object call.",
-        cpus[6],
-        cpus[6] - cpus[2],
-        cpus[5] - cpus[2],
+        cpu("l402-metered"),
+        cpu("l402-metered") - cpu("l402"),
+        cpu("l402-pay-disk") - cpu("l402"),
     );
     Ok(())
 }

@@ -48,7 +48,13 @@ export default {
     const d = l402_decide(env, blob, Date.now());
     if (d.charCodeAt(0) === 70 /* F: forward, with core's removals and settings */) {
       origin ??= l402_origin(env);
-      const headers = new Headers(request.headers);
+      // One copy of the headers, made by the Request constructor (as a JavaScript proxy does);
+      // redirects are the client's to follow: a fetch that followed one would bring back
+      // whatever it points at, judged or not.
+      const init = { method: request.method, headers: request.headers, redirect: "manual" };
+      if (request.method !== "GET" && request.method !== "HEAD") init.body = request.body;
+      const out = new Request(origin + target, init);
+      const headers = out.headers;
       headers.delete("host");
       const lines = d.split("\n");
       for (let k = 1; k < lines.length; k++) {
@@ -56,12 +62,8 @@ export default {
         if (line.charCodeAt(0) === 45 /* - */) headers.delete(line.slice(1));
         else headers.set(line.slice(1), lines[++k]);
       }
-      // Redirects are the client's to follow: a fetch that followed one would bring back
-      // whatever it points at, judged or not.
-      const init = { method: request.method, headers, redirect: "manual" };
-      if (request.method !== "GET" && request.method !== "HEAD") init.body = request.body;
       try {
-        return await fetch(origin + target, init);
+        return await fetch(out);
       } catch (e) {
         console.error("l402 worker: origin fetch failed: " + e);
         return reply(l402_origin_failed(env));

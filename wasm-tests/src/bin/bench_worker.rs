@@ -31,17 +31,19 @@ const PROXY: &str = r#"export default {
   },
 };"#;
 
-/// A probe: the JS proxy doing the L402 forward's header work (copy, drop `host`, set two
-/// headers, `fetch(url, init)`) with no Wasm, to split the L402 Worker's cost.
+/// A probe: the JS proxy doing the L402 forward's header work (the request copied by the
+/// Request constructor, `host` and the credential dropped, two headers set) with no Wasm, to
+/// split the L402 Worker's cost.
 const PROXY_HEADERS: &str = r#"export default {
   async fetch(request) {
     const url = new URL(request.url);
-    const headers = new Headers(request.headers);
-    headers.delete("host");
-    headers.delete("authorization");
-    headers.set("x-l402-token-id", "0000000000000000000000000000000000000000000000000000000000000000");
-    headers.set("x-l402-service", "weather");
-    return fetch("http://origin.internal" + url.pathname + url.search, { method: request.method, headers, redirect: "manual" });
+    const out = new Request("http://origin.internal" + url.pathname + url.search,
+      { method: request.method, headers: request.headers, redirect: "manual" });
+    out.headers.delete("host");
+    out.headers.delete("authorization");
+    out.headers.set("x-l402-token-id", "0000000000000000000000000000000000000000000000000000000000000000");
+    out.headers.set("x-l402-service", "weather");
+    return fetch(out);
   },
 };"#;
 
@@ -104,7 +106,7 @@ fn write_config(dir: &Path, module_dir: &Path) -> Result<Vec<(&'static str, u16)
     // A probe: the same Worker deciding only (its forward answered 200 instead of fetched).
     let entry = std::fs::read_to_string(dir.join("l402/index.mjs"))?;
     let decide_only = entry.replace(
-        "return await fetch(origin + target, init);",
+        "return await fetch(out);",
         "return new Response(\"ok\");",
     );
     if decide_only == entry {

@@ -105,10 +105,7 @@ fn write_config(dir: &Path, module_dir: &Path) -> Result<Vec<(&'static str, u16)
     let l402_modules = testkit::workerd::embed_worker(dir, module_dir)?;
     // A probe: the same Worker deciding only (its forward answered 200 instead of fetched).
     let entry = std::fs::read_to_string(dir.join("l402/index.mjs"))?;
-    let decide_only = entry.replace(
-        "return await fetch(out);",
-        "return new Response(\"ok\");",
-    );
+    let decide_only = entry.replace("return await fetch(out);", "return new Response(\"ok\");");
     if decide_only == entry {
         bail!("the Worker's entry module no longer has the forward this probe replaces");
     }

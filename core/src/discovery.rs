@@ -390,25 +390,30 @@ mod tests {
         }
     }
 
+    /// `w` sold over both schemes, `f` over L402 only.
+    fn published<'a>(w: &'a Route, f: &'a Route) -> [Published<'a>; 2] {
+        [
+            Published {
+                route: w,
+                schemes: Schemes::BOTH,
+            },
+            Published {
+                route: f,
+                schemes: Schemes {
+                    l402: true,
+                    payment: false,
+                },
+            },
+        ]
+    }
+
     #[test]
     fn manifest_carries_the_catalog_prices_and_the_routes() {
         let (w, f) = (
             route("/weather", "weather", "read"),
             route("/five", "five", ""),
         );
-        let published = [
-            Published {
-                route: &w,
-                schemes: Schemes::BOTH,
-            },
-            Published {
-                route: &f,
-                schemes: Schemes {
-                    l402: true,
-                    payment: false,
-                },
-            },
-        ];
+        let published = published(&w, &f);
         let m: Value = serde_json::from_str(&manifest(&catalog(), &published, None)).unwrap();
         assert_eq!(m["version"], "1.0");
         assert_eq!(m["provider"]["name"], "Acme <API>");
@@ -436,19 +441,7 @@ mod tests {
             route("/weather", "weather", "read"),
             route("/five", "five", ""),
         );
-        let published = [
-            Published {
-                route: &w,
-                schemes: Schemes::BOTH,
-            },
-            Published {
-                route: &f,
-                schemes: Schemes {
-                    l402: true,
-                    payment: false,
-                },
-            },
-        ];
+        let published = published(&w, &f);
         let o: Value = serde_json::from_str(&openapi(&catalog(), &published)).unwrap();
         assert_eq!(o["openapi"], "3.1.0");
         let op = &o["paths"]["/weather"]["get"];

@@ -55,18 +55,21 @@ pub fn prefers_html(accept: Option<&[u8]>) -> bool {
     let (mut html, mut json) = (0u32, 0u32);
     for range in accept.split(',') {
         let mut parts = range.split(';');
-        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let media = parts.next().unwrap_or("").trim();
+        let is = |m: &str| media.eq_ignore_ascii_case(m);
         // q in thousandths; a malformed q counts as 0 (fail to JSON, the contract).
-        let q = parts
-            .filter_map(|p| p.trim().strip_prefix("q="))
-            .next()
-            .map_or(1000, parse_q);
-        match media.as_str() {
-            "text/html" | "application/xhtml+xml" => html = html.max(q),
-            "application/json" | "application/problem+json" | "application/*" => {
-                json = json.max(q);
-            }
-            _ => {}
+        let q = || {
+            parts
+                .clone()
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .next()
+                .map_or(1000, parse_q)
+        };
+        // No allocation: this reads the Accept of every sold request.
+        if is("text/html") || is("application/xhtml+xml") {
+            html = html.max(q());
+        } else if is("application/json") || is("application/problem+json") || is("application/*") {
+            json = json.max(q());
         }
     }
     html > 0 && html > json

@@ -138,6 +138,16 @@ fn secret(
     }
 }
 
+/// A route list as core's route-table JSON (core validates it); `None` when empty.
+fn route_table(routes: &[Route], field: &str) -> Result<Option<String>, ConfigError> {
+    if routes.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(routes)
+        .map(Some)
+        .map_err(|e| err(field, e.to_string()))
+}
+
 impl FilterConfig {
     /// Parses the plugin configuration; `env` reads the VM's environment.
     pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -173,11 +183,7 @@ impl FilterConfig {
                 "rate_limit is the Worker's; in Envoy, put local_ratelimit on the route (docs/ENVOY.md)",
             ));
         }
-        let routes = if raw.routes.is_empty() {
-            None
-        } else {
-            Some(serde_json::to_string(&raw.routes).map_err(|e| err("routes", e.to_string()))?)
-        };
+        let routes = route_table(&raw.routes, "routes")?;
         let options = EdgeOptions {
             keyring: secret(raw.keyring, raw.keyring_env, "keyring", env)?,
             routes,
@@ -203,14 +209,7 @@ impl FilterConfig {
             discovery: raw.discovery,
             paywall: raw.paywall,
             openapi_path: raw.openapi_path,
-            publish: if raw.publish.is_empty() {
-                None
-            } else {
-                Some(
-                    serde_json::to_string(&raw.publish)
-                        .map_err(|e| err("publish", e.to_string()))?,
-                )
-            },
+            publish: route_table(&raw.publish, "publish")?,
         };
         let settings = options
             .validate()

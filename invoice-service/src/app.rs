@@ -327,6 +327,16 @@ async fn challenge(
     ))
 }
 
+/// An edge's `payment_hash` field, or 400.
+fn payment_hash(hex: &str) -> Result<PaymentHash, ApiError> {
+    PaymentHash::from_hex(hex).ok_or_else(|| {
+        ApiError::new(
+            ApiErrorCode::InvalidRequest,
+            "payment_hash is not 64 hex digits",
+        )
+    })
+}
+
 /// Spends a Payment charge once (PROTOCOL.md §11.3): 200 the first time, 409 after, 503 when
 /// the store cannot say. The edge has verified the credential; this only counts.
 async fn redeem(
@@ -337,12 +347,7 @@ async fn redeem(
     edge_only(&state, &headers)?;
     let req: RedeemRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(ApiErrorCode::InvalidRequest, e.to_string()))?;
-    let hash = PaymentHash::from_hex(&req.payment_hash).ok_or_else(|| {
-        ApiError::new(
-            ApiErrorCode::InvalidRequest,
-            "payment_hash is not 64 hex digits",
-        )
-    })?;
+    let hash = payment_hash(&req.payment_hash)?;
     let now = (state.clock)();
     // Edges are trusted, but a store fills with what they send: no entry outlives a week.
     let expires_at = req.expires_at.min(now.saturating_add(MAX_REDEEM_TTL_SECS));
@@ -447,12 +452,7 @@ async fn invoice_status(
     edge_only(&state, &headers)?;
     let req: InvoiceStatusRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(ApiErrorCode::InvalidRequest, e.to_string()))?;
-    let hash = PaymentHash::from_hex(&req.payment_hash).ok_or_else(|| {
-        ApiError::new(
-            ApiErrorCode::InvalidRequest,
-            "payment_hash is not 64 hex digits",
-        )
-    })?;
+    let hash = payment_hash(&req.payment_hash)?;
     let answer = match state.backend.lookup_invoice(&hash).await {
         Ok(InvoiceLookup::Open) => InvoiceStatus {
             state: InvoiceState::Open,

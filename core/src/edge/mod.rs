@@ -1326,6 +1326,14 @@ fn paywall_page(response: &mut HttpResponse, offer: &crate::Offer, terms: &Terms
     ));
 }
 
+/// The request's `Accept`, for the page or JSON.
+fn accept<'a>(req: &EdgeRequest<'a>) -> Option<&'a [u8]> {
+    req.headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("accept"))
+        .map(|(_, v)| *v)
+}
+
 /// A small JSON answer from the edge itself.
 fn json_reply(status: u16, body: String, outcome: Outcome) -> Reply {
     Reply {
@@ -1349,12 +1357,7 @@ impl Edge {
         self.settings.paywall
             && !grpc
             && matches!(req.method, "GET" | "HEAD")
-            && prefers_html(
-                req.headers
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case("accept"))
-                    .map(|(_, v)| *v),
-            )
+            && prefers_html(accept(req))
     }
 
     /// The edge's own endpoints (discovery, the paywall's status), if this is one.
@@ -1479,12 +1482,7 @@ impl Edge {
                 macaroon,
                 payment_hash: hash,
                 query,
-                html: prefers_html(
-                    req.headers
-                        .iter()
-                        .find(|(n, _)| n.eq_ignore_ascii_case("accept"))
-                        .map(|(_, v)| *v),
-                ),
+                html: prefers_html(accept(req)),
                 secure: req.secure,
                 now_ms,
             },

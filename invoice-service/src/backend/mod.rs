@@ -342,34 +342,36 @@ impl Guarded {
 
     /// Makes and checks an invoice, within the timeout (waiting for a permit counts).
     pub async fn create_invoice(&self, req: &InvoiceRequest) -> Result<Invoice, BackendError> {
-        let start = Instant::now();
-        let result = tokio::time::timeout(self.timeout, async {
-            let _permit = self
-                .permits
-                .acquire()
-                .await
-                .map_err(|_| BackendError::Unreachable("backend closed".into()))?;
-            self.inner.create_invoice(req).await
+        self.bounded("create_invoice", self.inner.create_invoice(req), |inv| {
+            check_invoice(&inv.bolt11, Some(&inv.payment_hash), req.amount_msat)
         })
         .await
-        .unwrap_or(Err(BackendError::Timeout(self.timeout)))
-        .map_err(|e| match e {
-            BackendError::Timeout(_) => BackendError::Timeout(self.timeout),
-            e => e,
-        })
-        .and_then(|inv| check_invoice(&inv.bolt11, Some(&inv.payment_hash), req.amount_msat));
-        self.metrics.observe_backend(
-            self.name(),
-            "create_invoice",
-            start.elapsed(),
-            result.as_ref().err().map(BackendError::kind),
-        );
-        result
     }
 
     /// Where an invoice stands, within the timeout; a preimage that does not pay `hash` is
     /// the node's error, never passed on.
     pub async fn lookup_invoice(&self, hash: &PaymentHash) -> Result<InvoiceLookup, BackendError> {
+        self.bounded(
+            "lookup_invoice",
+            self.inner.lookup_invoice(hash),
+            |l| match l {
+                InvoiceLookup::Settled(p) if !hash.is_paid_by(&p) => Err(
+                    BackendError::BadResponse("the preimage does not pay the invoice".into()),
+                ),
+                l => Ok(l),
+            },
+        )
+        .await
+    }
+
+    /// Runs one node call under a permit and the timeout (waiting for the permit counts), then
+    /// `check` on its answer; the outcome, checked, is what the metrics see.
+    async fn bounded<T, U>(
+        &self,
+        op: &'static str,
+        call: impl std::future::Future<Output = Result<T, BackendError>>,
+        check: impl FnOnce(T) -> Result<U, BackendError>,
+    ) -> Result<U, BackendError> {
         let start = Instant::now();
         let result = tokio::time::timeout(self.timeout, async {
             let _permit = self
@@ -377,19 +379,19 @@ impl Guarded {
                 .acquire()
                 .await
                 .map_err(|_| BackendError::Unreachable("backend closed".into()))?;
-            self.inner.lookup_invoice(hash).await
+            call.await
         })
         .await
         .unwrap_or(Err(BackendError::Timeout(self.timeout)))
-        .and_then(|l| match l {
-            InvoiceLookup::Settled(p) if !hash.is_paid_by(&p) => Err(BackendError::BadResponse(
-                "the preimage does not pay the invoice".into(),
-            )),
-            l => Ok(l),
-        });
+        .map_err(|e| match e {
+            // The HTTP client's own timeout reports no duration: it is this one.
+            BackendError::Timeout(_) => BackendError::Timeout(self.timeout),
+            e => e,
+        })
+        .and_then(check);
         self.metrics.observe_backend(
             self.name(),
-            "lookup_invoice",
+            op,
             start.elapsed(),
             result.as_ref().err().map(BackendError::kind),
         );

@@ -246,15 +246,21 @@ pub fn manifest(catalog: &Catalog, published: &[Published<'_>], openapi: Option<
 /// its `402`.
 pub fn openapi(catalog: &Catalog, published: &[Published<'_>]) -> String {
     let mut paths = Map::new();
+    let mut ids = std::collections::HashSet::new();
     for p in published {
         let Some(s) = catalog.service(&p.route.service) else {
             continue;
         };
         let mut op = Map::new();
-        op.insert(
-            "operationId".into(),
-            format!("get{}", operation_suffix(&p.route.path)).into(),
-        );
+        // OpenAPI requires unique ids; `/a-b` and `/a_b` read alike: number the later one.
+        let base = format!("get{}", operation_suffix(&p.route.path));
+        let mut id = base.clone();
+        let mut n = 2;
+        while !ids.insert(id.clone()) {
+            id = format!("{base}{n}");
+            n += 1;
+        }
+        op.insert("operationId".into(), id.into());
         let summary = if s.description.is_empty() {
             format!("{} (paid)", s.name)
         } else {
@@ -465,6 +471,10 @@ mod tests {
             Ok(c)
         );
         assert_eq!(operation_suffix("/a-b/c_d"), "ABCD");
+        let (a, b) = (route("/a-b", "weather", ""), route("/a_b", "weather", ""));
+        let o: Value = serde_json::from_str(&openapi(&catalog(), &published(&a, &b))).unwrap();
+        assert_eq!(o["paths"]["/a-b"]["get"]["operationId"], "getAB");
+        assert_eq!(o["paths"]["/a_b"]["get"]["operationId"], "getAB2");
         assert_eq!(operation_suffix("/"), "Root");
     }
 }

@@ -6,8 +6,9 @@ use std::path::Path;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-/// The command line both benchmarks take: `[--seconds N] [--rounds N] [--quick]`.
-#[derive(Clone, Copy, Debug)]
+/// The command line both benchmarks take: `[--seconds N] [--rounds N] [--quick]`, and
+/// `[--only a,b]` (bench-worker's variants by short name).
+#[derive(Clone, Debug)]
 pub struct BenchArgs {
     /// `--quick`: every variant for one second, one round (what the test run does).
     pub quick: bool,
@@ -15,9 +16,19 @@ pub struct BenchArgs {
     pub secs: u64,
     /// Rounds (default 3).
     pub rounds: usize,
+    /// `--only a,b`: just these variants, for probing one cost (bench-worker; the summary is left
+    /// out, it needs every variant).
+    pub only: Option<Vec<String>>,
 }
 
 impl BenchArgs {
+    /// Whether the variant named `name` runs.
+    pub fn runs(&self, name: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|n| n == name))
+    }
+
     /// From `std::env::args()`.
     pub fn from_env() -> BenchArgs {
         let args: Vec<String> = std::env::args().collect();
@@ -29,8 +40,14 @@ impl BenchArgs {
                 .unwrap_or(default)
         };
         let quick = args.iter().any(|a| a == "--quick");
+        let only = args
+            .iter()
+            .position(|a| a == "--only")
+            .and_then(|i| args.get(i + 1))
+            .map(|v| v.split(',').map(str::to_owned).collect());
         BenchArgs {
             quick,
+            only,
             secs: if quick { 1 } else { arg("--seconds", 5) },
             rounds: if quick {
                 1

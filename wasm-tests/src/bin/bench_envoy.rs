@@ -217,6 +217,7 @@ fn main() -> Result<()> {
         quick,
         secs,
         rounds,
+        ..
     } = wasm_tests::bench::BenchArgs::from_env();
     let dir = tempfile::Builder::new()
         .prefix("l402-bench-envoy-")

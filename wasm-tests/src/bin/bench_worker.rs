@@ -5,12 +5,16 @@
 //! request; the objects run in the same process, their storage in memory or SQLite on disk) —
 //! all in one `workerd serve` process (the binary wrangler ships), from a generated capnp
 //! config, so no dev proxy sits in the path. Every Worker's `fetch()` goes to the trivial
-//! Worker (`globalOutbound`), so the origin's CPU is inside workerd's and equal for all.
+//! Worker (`globalOutbound`), so the origin's CPU is inside workerd's and equal for all. Probes
+//! split the L402 Worker's cost: deciding only, the JavaScript around the decision only, a JS
+//! proxy doing the forward's header work, and one `l402_decide` call in Node's V8 without
+//! workerd (docs/BENCHMARKS.md, "Speed at the edge").
 //!
 //! workerd is pinned to core 0, `wrk` (one thread, 16 connections) to core 1; rounds alternate;
 //! CPU from `/proc`; Markdown on stdout.
 //!
-//! `./scripts/bench-worker [--seconds 5] [--rounds 3] [--quick]`
+//! `./scripts/bench-worker [--seconds 5] [--rounds 3] [--quick] [--only trivial,l402,v8-alone,…]`
+//! (`--only`: the variants by their short names, for probing one cost).
 #![allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -49,7 +53,11 @@ const PROXY_HEADERS: &str = r#"export default {
 
 /// The L402 Worker's bindings (what `wrangler.toml` `[vars]` and secrets would give it).
 fn l402_bindings(cache_size: u32) -> String {
-    testkit::workerd::text_bindings(&[
+    testkit::workerd::text_bindings(&l402_vars(cache_size))
+}
+
+fn l402_vars(cache_size: u32) -> [(&'static str, String); 6] {
+    [
         ("L402_KEYS", KEYS.to_owned()),
         (
             "INVOICE_SERVICE_TOKEN",
@@ -65,7 +73,32 @@ fn l402_bindings(cache_size: u32) -> String {
             r#"[{"path":"/weather","service":"weather","capabilities":"read"}]"#.into(),
         ),
         ("CACHE_SIZE", cache_size.to_string()),
-    ])
+    ]
+}
+
+/// A probe: µs per `l402_decide` call through the same glue and Wasm in Node 22's V8 with no
+/// workerd around it (`wasm-tests/bench-js/v8_alone.mjs`), for the request `wrk` sends.
+fn v8_alone(module_dir: &Path, authorization: &str, cache_size: u32) -> Result<f64> {
+    let (node, _) = testkit::workerd::wrangler()?;
+    let env: serde_json::Map<String, serde_json::Value> = l402_vars(cache_size)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.into()))
+        .collect();
+    let blob = format!("GET\n/weather\n0\nhost\n127.0.0.1\nauthorization\n{authorization}\n");
+    let out = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(node)
+        .arg(testkit::repo_root().join("wasm-tests/bench-js/v8_alone.mjs"))
+        .arg(module_dir)
+        .arg(serde_json::Value::Object(env).to_string())
+        .arg(blob)
+        .arg("200000")
+        .output()?;
+    if !out.status.success() {
+        bail!("v8_alone.mjs: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    v["call_us"].as_f64().context("v8_alone.mjs output")
 }
 
 /// The plain-JavaScript verifier (`wasm-tests/bench-js/js_verifier.mjs`, npm `macaroon` 3.0.4
@@ -109,7 +142,22 @@ fn write_config(dir: &Path, module_dir: &Path) -> Result<Vec<(&'static str, u16)
     if decide_only == entry {
         bail!("the Worker's entry module no longer has the forward this probe replaces");
     }
+    // A probe: the JavaScript around the decision only (the request read into one string, the
+    // clock read), with a constant decision in place of the Wasm call.
+    let js_only = decide_only.replace(
+        "l402_decide(env, blob, Date.now())",
+        "blob.length > 0 && Date.now() > 0 ? \"F\\n-authorization\" : \"\"",
+    );
+    if js_only == decide_only {
+        bail!("the Worker's entry module no longer has the call this probe replaces");
+    }
     std::fs::write(dir.join("l402/decide-only.mjs"), decide_only)?;
+    std::fs::write(dir.join("l402/js-only.mjs"), js_only)?;
+    let js_only_modules = l402_modules.replacen(
+        r#"(name = "index.mjs", esModule = embed "l402/index.mjs")"#,
+        r#"(name = "js-only.mjs", esModule = embed "l402/js-only.mjs")"#,
+        1,
+    );
     let decide_modules = l402_modules.replacen(
         r#"(name = "index.mjs", esModule = embed "l402/index.mjs")"#,
         r#"(name = "decide-only.mjs", esModule = embed "l402/decide-only.mjs")"#,
@@ -122,6 +170,7 @@ fn write_config(dir: &Path, module_dir: &Path) -> Result<Vec<(&'static str, u16)
         "proxy",
         "proxy-headers",
         "l402-decide",
+        "l402-js-only",
         "js-verifier",
         "js-verifier-nocache",
         "l402",
@@ -148,6 +197,7 @@ const config :Workerd.Config = (
     (name = "proxy", worker = (modules = [(name = "proxy.mjs", esModule = embed "proxy.mjs")], compatibilityDate = "2025-09-01", globalOutbound = "trivial")),
     (name = "proxy-headers", worker = (modules = [(name = "proxy-headers.mjs", esModule = embed "proxy-headers.mjs")], compatibilityDate = "2025-09-01", globalOutbound = "trivial")),
     (name = "l402-decide", worker = (modules = {decide_modules}, compatibilityDate = "2025-09-01", bindings = [{b1}])),
+    (name = "l402-js-only", worker = (modules = {js_only_modules}, compatibilityDate = "2025-09-01", bindings = [{b1}])),
     (name = "js-verifier", worker = (modules = {js_modules}, compatibilityDate = "2025-09-01", compatibilityFlags = ["nodejs_compat"],
       bindings = [(name = "L402_KEYS", text = "{keys}"), (name = "CACHE", text = "1")])),
     (name = "js-verifier-nocache", worker = (modules = {js_modules}, compatibilityDate = "2025-09-01", compatibilityFlags = ["nodejs_compat"],
@@ -245,6 +295,11 @@ fn main() -> Result<()> {
             auth.clone(),
         ),
         (
+            "probe: the same, a constant decision in place of the Wasm call (JavaScript only)",
+            "l402-js-only",
+            auth.clone(),
+        ),
+        (
             "plain-JS L402 verifier (npm macaroon 3.0.4 + WebCrypto), authorized (cache), returns 200",
             "js-verifier",
             auth.clone(),
@@ -280,6 +335,7 @@ fn main() -> Result<()> {
             metered,
         ),
     ];
+    let variants: Vec<_> = variants.into_iter().filter(|v| args.runs(v.1)).collect();
     let mut results: Vec<Vec<(wrk::Run, f64)>> = variants.iter().map(|_| Vec::new()).collect();
     let mut runs = 0u32;
     let mut load = |v: &(&str, &str, Vec<String>), seconds: u64| -> Result<(wrk::Run, f64)> {
@@ -323,7 +379,7 @@ fn main() -> Result<()> {
     }
     let version = Command::new(&bin).arg("--version").output()?;
     println!(
-        "{} `serve` on core 0 (one process, eleven Workers and their Durable Objects); `wrk -t1 -c16` on core 1; {rounds} round(s) x {secs} s, alternated; median [min..max].\n",
+        "{} `serve` on core 0 (one process, twelve Workers and their Durable Objects); `wrk -t1 -c16` on core 1; {rounds} round(s) x {secs} s, alternated; median [min..max].\n",
         String::from_utf8_lossy(&version.stdout).trim()
     );
     println!("| variant | req/s | workerd CPU µs/req | p50 ms | p99 ms | requests |");
@@ -341,6 +397,16 @@ fn main() -> Result<()> {
         );
         cpus.push(cpu);
     }
+    if args.runs("v8-alone") {
+        let authorization = auth[0].trim_start_matches("Authorization: ");
+        println!(
+            "\nProbe, V8 alone: one `l402_decide` call through the same glue and Wasm in Node 22 \
+             (no workerd; 200,000 calls, the loop's own cost taken out): {:.2} µs with the cache, \
+             {:.2} µs without.",
+            v8_alone(module_dir, authorization, 1024)?,
+            v8_alone(module_dir, authorization, 0)?,
+        );
+    }
     let cpu = |name: &str| {
         variants
             .iter()
@@ -348,6 +414,9 @@ fn main() -> Result<()> {
             .map_or(f64::NAN, |i| cpus[i])
     };
     let (proxy, trivial) = (cpu("proxy"), cpu("trivial"));
+    if args.only.is_some() {
+        return Ok(()); // a probe run: the summary's figures need every variant
+    }
     println!(
         "\nL402 Worker CPU per authorized request: {:.1} µs with the cache ({:+.1} µs above the JS \
          proxy; goal <= +15), {:.1} µs without ({:+.1} µs above; goal <= +30). The plain-JavaScript \

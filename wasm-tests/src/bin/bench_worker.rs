@@ -151,18 +151,17 @@ fn write_config(dir: &Path, module_dir: &Path) -> Result<Vec<(&'static str, u16)
     if js_only == decide_only {
         bail!("the Worker's entry module no longer has the call this probe replaces");
     }
-    std::fs::write(dir.join("l402/decide-only.mjs"), decide_only)?;
-    std::fs::write(dir.join("l402/js-only.mjs"), js_only)?;
-    let js_only_modules = l402_modules.replacen(
-        r#"(name = "index.mjs", esModule = embed "l402/index.mjs")"#,
-        r#"(name = "js-only.mjs", esModule = embed "l402/js-only.mjs")"#,
-        1,
-    );
-    let decide_modules = l402_modules.replacen(
-        r#"(name = "index.mjs", esModule = embed "l402/index.mjs")"#,
-        r#"(name = "decide-only.mjs", esModule = embed "l402/decide-only.mjs")"#,
-        1,
-    );
+    // A probe's module list: the Worker's, with the probe's file as the entry module.
+    let probe_modules = |file: &str, text: String| -> Result<String> {
+        std::fs::write(dir.join("l402").join(file), text)?;
+        Ok(l402_modules.replacen(
+            r#"(name = "index.mjs", esModule = embed "l402/index.mjs")"#,
+            &format!(r#"(name = "{file}", esModule = embed "l402/{file}")"#),
+            1,
+        ))
+    };
+    let js_only_modules = probe_modules("js-only.mjs", js_only)?;
+    let decide_modules = probe_modules("decide-only.mjs", decide_only)?;
     let do_dir = dir.join("durable-objects");
     std::fs::create_dir_all(&do_dir)?;
     let ports: Vec<(&str, u16)> = [
@@ -335,6 +334,14 @@ fn main() -> Result<()> {
             metered,
         ),
     ];
+    if let Some(unknown) = args
+        .only
+        .iter()
+        .flatten()
+        .find(|n| n.as_str() != "v8-alone" && !variants.iter().any(|v| v.1 == n.as_str()))
+    {
+        bail!("--only: no variant named {unknown:?}");
+    }
     let variants: Vec<_> = variants.into_iter().filter(|v| args.runs(v.1)).collect();
     let mut results: Vec<Vec<(wrk::Run, f64)>> = variants.iter().map(|_| Vec::new()).collect();
     let mut runs = 0u32;

@@ -6,9 +6,10 @@
 //! all in one `workerd serve` process (the binary wrangler ships), from a generated capnp
 //! config, so no dev proxy sits in the path. Every Worker's `fetch()` goes to the trivial
 //! Worker (`globalOutbound`), so the origin's CPU is inside workerd's and equal for all. Probes
-//! split the L402 Worker's cost: deciding only, the JavaScript around the decision only, a JS
-//! proxy doing the forward's header work, and one `l402_decide` call in Node's V8 without
-//! workerd (docs/BENCHMARKS.md, "Speed at the edge").
+//! split the L402 Worker's cost: deciding only, the JavaScript around the decision only (the
+//! same decision applied, as a constant), the same with one crossing into the Wasm that does no
+//! work, a JS proxy doing the forward's header work, and one `l402_decide` call in Node's V8
+//! without workerd (docs/BENCHMARKS.md, "Speed at the edge"); differences are taken per round.
 //!
 //! workerd is pinned to core 0, `wrk` (one thread, 16 connections) to core 1; rounds alternate;
 //! CPU from `/proc`; Markdown on stdout.
@@ -76,9 +77,14 @@ fn l402_vars(cache_size: u32) -> [(&'static str, String); 6] {
     ]
 }
 
-/// A probe: µs per `l402_decide` call through the same glue and Wasm in Node 22's V8 with no
-/// workerd around it (`wasm-tests/bench-js/v8_alone.mjs`), for the request `wrk` sends.
-fn v8_alone(module_dir: &Path, authorization: &str, cache_size: u32) -> Result<f64> {
+/// Runs `wasm-tests/bench-js/v8_alone.mjs` in Node 22's V8 (no workerd) on the request `wrk`
+/// sends, with the Worker's generated glue and Wasm; `iterations` 0 asks for the decision.
+fn v8_alone_run(
+    module_dir: &Path,
+    authorization: &str,
+    cache_size: u32,
+    iterations: u32,
+) -> Result<serde_json::Value> {
     let (node, _) = testkit::workerd::wrangler()?;
     let env: serde_json::Map<String, serde_json::Value> = l402_vars(cache_size)
         .into_iter()
@@ -92,13 +98,29 @@ fn v8_alone(module_dir: &Path, authorization: &str, cache_size: u32) -> Result<f
         .arg(module_dir)
         .arg(serde_json::Value::Object(env).to_string())
         .arg(blob)
-        .arg("200000")
+        .arg(iterations.to_string())
         .output()?;
     if !out.status.success() {
         bail!("v8_alone.mjs: {}", String::from_utf8_lossy(&out.stderr));
     }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    v["call_us"].as_f64().context("v8_alone.mjs output")
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// A probe: µs per `l402_decide` call through the same glue and Wasm in V8 without workerd.
+fn v8_alone(module_dir: &Path, authorization: &str, cache_size: u32) -> Result<f64> {
+    v8_alone_run(module_dir, authorization, cache_size, 200_000)?["call_us"]
+        .as_f64()
+        .context("v8_alone.mjs output")
+}
+
+/// What `l402_decide` answers the request `wrk` sends (a forward), for the JavaScript-only
+/// probe to apply the same removals and settings without the call.
+fn decision(module_dir: &Path, authorization: &str) -> Result<String> {
+    let d = v8_alone_run(module_dir, authorization, 1024, 0)?;
+    d["decision"]
+        .as_str()
+        .map(str::to_owned)
+        .context("v8_alone.mjs decision")
 }
 
 /// The plain-JavaScript verifier (`wasm-tests/bench-js/js_verifier.mjs`, npm `macaroon` 3.0.4
@@ -129,8 +151,9 @@ fn js_verifier_modules(dir: &Path) -> Result<String> {
     Ok(format!("[{}]", modules.join(", ")))
 }
 
-/// Writes the workerd config; returns the sockets' ports by name.
-fn write_config(dir: &Path, module_dir: &Path) -> Result<Vec<(&'static str, u16)>> {
+/// Writes the workerd config; returns the sockets' ports by name. `decision`: what
+/// `l402_decide` answers the benchmark's request.
+fn write_config(dir: &Path, module_dir: &Path, decision: &str) -> Result<Vec<(&'static str, u16)>> {
     std::fs::write(dir.join("trivial.mjs"), TRIVIAL)?;
     std::fs::write(dir.join("proxy.mjs"), PROXY)?;
     std::fs::write(dir.join("proxy-headers.mjs"), PROXY_HEADERS)?;
@@ -143,13 +166,25 @@ fn write_config(dir: &Path, module_dir: &Path) -> Result<Vec<(&'static str, u16)
         bail!("the Worker's entry module no longer has the forward this probe replaces");
     }
     // A probe: the JavaScript around the decision only (the request read into one string, the
-    // clock read), with a constant decision in place of the Wasm call.
+    // clock read, the same forward applied: its removals and settings), with the decision the
+    // Wasm gives this request as a constant in place of the call.
+    let constant = serde_json::Value::from(decision).to_string();
     let js_only = decide_only.replace(
         "l402_decide(env, blob, Date.now())",
-        "blob.length > 0 && Date.now() > 0 ? \"F\\n-authorization\" : \"\"",
+        &format!("blob.length > 0 && Date.now() > 0 ? {constant} : \"\""),
     );
     if js_only == decide_only {
         bail!("the Worker's entry module no longer has the call this probe replaces");
+    }
+    // A probe: the same and one crossing into the same Wasm that does no work (`l402_origin`:
+    // the environment in, a short string back), to split the call from core's work.
+    let crossing = js_only.replacen(
+        "const d = ",
+        "const d = l402_origin(env).length === 0 ? \"\" : ",
+        1,
+    );
+    if crossing == js_only {
+        bail!("the Worker's entry module no longer has the decision this probe wraps");
     }
     // A probe's module list: the Worker's, with the probe's file as the entry module.
     let probe_modules = |file: &str, text: String| -> Result<String> {
@@ -161,6 +196,7 @@ fn write_config(dir: &Path, module_dir: &Path) -> Result<Vec<(&'static str, u16)
         ))
     };
     let js_only_modules = probe_modules("js-only.mjs", js_only)?;
+    let crossing_modules = probe_modules("crossing.mjs", crossing)?;
     let decide_modules = probe_modules("decide-only.mjs", decide_only)?;
     let do_dir = dir.join("durable-objects");
     std::fs::create_dir_all(&do_dir)?;
@@ -170,6 +206,7 @@ fn write_config(dir: &Path, module_dir: &Path) -> Result<Vec<(&'static str, u16)
         "proxy-headers",
         "l402-decide",
         "l402-js-only",
+        "l402-crossing",
         "js-verifier",
         "js-verifier-nocache",
         "l402",
@@ -197,6 +234,7 @@ const config :Workerd.Config = (
     (name = "proxy-headers", worker = (modules = [(name = "proxy-headers.mjs", esModule = embed "proxy-headers.mjs")], compatibilityDate = "2025-09-01", globalOutbound = "trivial")),
     (name = "l402-decide", worker = (modules = {decide_modules}, compatibilityDate = "2025-09-01", bindings = [{b1}])),
     (name = "l402-js-only", worker = (modules = {js_only_modules}, compatibilityDate = "2025-09-01", bindings = [{b1}])),
+    (name = "l402-crossing", worker = (modules = {crossing_modules}, compatibilityDate = "2025-09-01", bindings = [{b1}])),
     (name = "js-verifier", worker = (modules = {js_modules}, compatibilityDate = "2025-09-01", compatibilityFlags = ["nodejs_compat"],
       bindings = [(name = "L402_KEYS", text = "{keys}"), (name = "CACHE", text = "1")])),
     (name = "js-verifier-nocache", worker = (modules = {js_modules}, compatibilityDate = "2025-09-01", compatibilityFlags = ["nodejs_compat"],
@@ -239,20 +277,6 @@ fn main() -> Result<()> {
         .tempdir()?;
     let module = testkit::workerd::worker_module()?;
     let module_dir = module.parent().context("module path")?;
-    let ports = write_config(dir.path(), module_dir)?;
-    let bin = testkit::workerd::workerd_bin()?;
-    let mut cmd = Command::new("taskset");
-    cmd.args(["-c", "0"])
-        .arg(&bin)
-        .args(["serve", "bench.capnp"])
-        .current_dir(dir.path());
-    let mut proc = Proc::spawn("workerd", cmd, dir.path())?;
-    let port = |n: &str| ports.iter().find(|p| p.0 == n).map(|p| p.1).unwrap();
-    proc.wait_http(
-        &format!("http://127.0.0.1:{}/", port("trivial")),
-        Duration::from_secs(30),
-    )?;
-
     let p = Preimage::from_bytes([0x55; 32]);
     let token = wasm_tests::token("weather", &["read"], Some(86_400), wasm_tests::now(), &p, 5)?;
     let auth = vec![format!("Authorization: L402 {token}:{}", p.expose_hex())];
@@ -280,6 +304,25 @@ fn main() -> Result<()> {
             p.expose_hex()
         )]
     };
+    let authorization = auth[0].trim_start_matches("Authorization: ").to_owned();
+    let ports = write_config(
+        dir.path(),
+        module_dir,
+        &decision(module_dir, &authorization)?,
+    )?;
+    let bin = testkit::workerd::workerd_bin()?;
+    let mut cmd = Command::new("taskset");
+    cmd.args(["-c", "0"])
+        .arg(&bin)
+        .args(["serve", "bench.capnp"])
+        .current_dir(dir.path());
+    let mut proc = Proc::spawn("workerd", cmd, dir.path())?;
+    let port = |n: &str| ports.iter().find(|p| p.0 == n).map(|p| p.1).unwrap();
+    proc.wait_http(
+        &format!("http://127.0.0.1:{}/", port("trivial")),
+        Duration::from_secs(30),
+    )?;
+
     let variants: Vec<(&str, &str, Vec<String>)> = vec![
         ("trivial Worker (returns 200)", "trivial", vec![]),
         ("JS proxy Worker -> trivial", "proxy", vec![]),
@@ -294,8 +337,13 @@ fn main() -> Result<()> {
             auth.clone(),
         ),
         (
-            "probe: the same, a constant decision in place of the Wasm call (JavaScript only)",
+            "probe: the same, its decision as a constant in place of the Wasm call (JavaScript only)",
             "l402-js-only",
+            auth.clone(),
+        ),
+        (
+            "probe: the same and one crossing into the Wasm that does no work (`l402_origin`)",
+            "l402-crossing",
             auth.clone(),
         ),
         (
@@ -386,7 +434,7 @@ fn main() -> Result<()> {
     }
     let version = Command::new(&bin).arg("--version").output()?;
     println!(
-        "{} `serve` on core 0 (one process, twelve Workers and their Durable Objects); `wrk -t1 -c16` on core 1; {rounds} round(s) x {secs} s, alternated; median [min..max].\n",
+        "{} `serve` on core 0 (one process, thirteen Workers and their Durable Objects); `wrk -t1 -c16` on core 1; {rounds} round(s) x {secs} s, alternated; median [min..max].\n",
         String::from_utf8_lossy(&version.stdout).trim()
     );
     println!("| variant | req/s | workerd CPU µs/req | p50 ms | p99 ms | requests |");
@@ -405,13 +453,12 @@ fn main() -> Result<()> {
         cpus.push(cpu);
     }
     if args.runs("v8-alone") {
-        let authorization = auth[0].trim_start_matches("Authorization: ");
         println!(
             "\nProbe, V8 alone: one `l402_decide` call through the same glue and Wasm in Node 22 \
              (no workerd; 200,000 calls, the loop's own cost taken out): {:.2} µs with the cache, \
              {:.2} µs without.",
-            v8_alone(module_dir, authorization, 1024)?,
-            v8_alone(module_dir, authorization, 0)?,
+            v8_alone(module_dir, &authorization, 1024)?,
+            v8_alone(module_dir, &authorization, 0)?,
         );
     }
     let cpu = |name: &str| {
@@ -420,28 +467,66 @@ fn main() -> Result<()> {
             .position(|v| v.1 == name)
             .map_or(f64::NAN, |i| cpus[i])
     };
-    let (proxy, trivial) = (cpu("proxy"), cpu("trivial"));
+    let rounds = |name: &str| -> Vec<f64> {
+        variants
+            .iter()
+            .position(|v| v.1 == name)
+            .map_or_else(Vec::new, |i| results[i].iter().map(|r| r.1).collect())
+    };
+    // `a` above `b`: the median of the per-round differences.
+    let above = |a: &str, b: &str| wrk::paired(&rounds(a), &rounds(b));
+    let part = |a: &str, b: &str| {
+        let (d, lo, hi) = above(a, b);
+        format!("{d:.1} µs [{lo:.1}..{hi:.1}]")
+    };
+    let probes = [
+        "trivial",
+        "l402-js-only",
+        "l402-crossing",
+        "l402-decide",
+        "l402",
+    ];
+    if probes.iter().all(|n| args.runs(n)) {
+        println!(
+            "\nWhere the L402 Worker's CPU goes with the cache (per-round differences: median \
+             [quartiles]): the JavaScript around the decision, with the forward's header work, \
+             {} above the trivial Worker; one crossing into the Wasm that does no work {}; \
+             core's decision in workerd beyond that crossing {}; the fetch to the origin {}.",
+            part("l402-js-only", "trivial"),
+            part("l402-crossing", "l402-js-only"),
+            part("l402-decide", "l402-crossing"),
+            part("l402", "l402-decide"),
+        );
+    }
+    if args.runs("proxy") && args.runs("proxy-headers") {
+        println!(
+            "The forward's header work in a JS proxy with no Wasm (the request copied, `host` \
+             and the credential removed, two headers set): {} above the JS proxy.",
+            part("proxy-headers", "proxy"),
+        );
+    }
     if args.only.is_some() {
         return Ok(()); // a probe run: the summary's figures need every variant
     }
     println!(
         "\nL402 Worker CPU per authorized request: {:.1} µs with the cache ({:+.1} µs above the JS \
-         proxy; goal <= +15), {:.1} µs without ({:+.1} µs above; goal <= +30). The plain-JavaScript \
+         proxy, the median of the rounds' differences; goal <= +15), {:.1} µs without ({:+.1} µs \
+         above; goal <= +30). The plain-JavaScript \
          verifier: {:.1} µs with its cache ({:+.1} µs above the trivial Worker), {:.1} µs without \
          ({:+.1} µs above). A Payment charge spent in its Durable Object (a new object per payment \
          hash, in the same process): {:.1} µs with in-memory storage ({:+.1} µs above the L402 \
          request with the cache), {:.1} µs with SQLite on local disk (workerd's own storage \
          engine; Cloudflare's is not on this machine).",
         cpu("l402"),
-        cpu("l402") - proxy,
+        above("l402", "proxy").0,
         cpu("l402-nocache"),
-        cpu("l402-nocache") - proxy,
+        above("l402-nocache", "proxy").0,
         cpu("js-verifier"),
-        cpu("js-verifier") - trivial,
+        above("js-verifier", "trivial").0,
         cpu("js-verifier-nocache"),
-        cpu("js-verifier-nocache") - trivial,
+        above("js-verifier-nocache", "trivial").0,
         cpu("l402-pay"),
-        cpu("l402-pay") - cpu("l402"),
+        above("l402-pay", "l402").0,
         cpu("l402-pay-disk"),
     );
     println!(
@@ -449,8 +534,8 @@ fn main() -> Result<()> {
          request with the cache; one Durable Object call (the Payment charge's spend, SQLite on \
          disk) costs {:.1} µs above it. Goal: metered <= unmetered + one Durable Object call.",
         cpu("l402-metered"),
-        cpu("l402-metered") - cpu("l402"),
-        cpu("l402-pay-disk") - cpu("l402"),
+        above("l402-metered", "l402").0,
+        above("l402-pay-disk", "l402").0,
     );
     Ok(())
 }

@@ -19,13 +19,12 @@ pub const TOKEN_ID_RANDOM_LEN: usize = 28;
 /// `l402_decide` in V8 put 5 % of the call there).
 fn encode_hex32(bytes: &[u8; 32]) -> String {
     let mut out = [0u8; 64];
-    // Cannot fail: the buffer is exactly twice the input, and hex digits are ASCII.
-    match hex::encode_to_slice(bytes, &mut out) {
-        Ok(()) => core::str::from_utf8(&out)
-            .map(str::to_owned)
-            .unwrap_or_default(),
-        Err(_) => String::new(),
-    }
+    // Neither step can fail: the buffer is exactly twice the input, and hex digits are ASCII.
+    hex::encode_to_slice(bytes, &mut out)
+        .ok()
+        .and_then(|()| core::str::from_utf8(&out).ok())
+        .map(str::to_owned)
+        .unwrap_or_default()
 }
 
 /// Numbers a master secret in the keyring; the first four bytes of every token id.

@@ -434,8 +434,9 @@ fn main() -> Result<()> {
     }
     let version = Command::new(&bin).arg("--version").output()?;
     println!(
-        "{} `serve` on core 0 (one process, thirteen Workers and their Durable Objects); `wrk -t1 -c16` on core 1; {rounds} round(s) x {secs} s, alternated; median [min..max].\n",
-        String::from_utf8_lossy(&version.stdout).trim()
+        "{} `serve` on core 0 (one process, {} Workers and their Durable Objects); `wrk -t1 -c16` on core 1; {rounds} round(s) x {secs} s, alternated; median [min..max].\n",
+        String::from_utf8_lossy(&version.stdout).trim(),
+        ports.len()
     );
     println!("| variant | req/s | workerd CPU µs/req | p50 ms | p99 ms | requests |");
     println!("|---|---|---|---|---|---|");

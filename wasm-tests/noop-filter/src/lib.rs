@@ -69,6 +69,8 @@ mod glue {
     struct Root {
         ops: Rc<Vec<Op>>,
         metric: u32,
+        #[cfg(feature = "verify-size")]
+        verifier: Option<Rc<l402_core::Verifier>>,
     }
     impl Context for Root {}
     impl RootContext for Root {
@@ -86,12 +88,25 @@ mod glue {
             }
             self.metric =
                 hostcalls::define_metric(MetricType::Counter, "probe.requests").unwrap_or_default();
+            #[cfg(feature = "verify-size")]
+            {
+                // The keyring from the VM's environment, as the filter can take it.
+                let keys = std::env::var("L402_KEYS").unwrap_or_default();
+                self.verifier = keys
+                    .parse()
+                    .ok()
+                    .map(|k| Rc::new(l402_core::Verifier::new(k)));
+            }
             true
         }
         fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
             Some(Box::new(Probe {
                 ops: self.ops.clone(),
                 metric: self.metric,
+                #[cfg(feature = "verify-size")]
+                verifier: self.verifier.clone()?,
+                #[cfg(feature = "verify-size")]
+                cache: l402_core::VerifiedCache::new(1024),
             }))
         }
         fn get_type(&self) -> Option<ContextType> {
@@ -102,6 +117,10 @@ mod glue {
     struct Probe {
         ops: Rc<Vec<Op>>,
         metric: u32,
+        #[cfg(feature = "verify-size")]
+        verifier: Rc<l402_core::Verifier>,
+        #[cfg(feature = "verify-size")]
+        cache: l402_core::VerifiedCache,
     }
     impl Context for Probe {}
     impl HttpContext for Probe {
@@ -128,7 +147,44 @@ mod glue {
                     ),
                 };
             }
+            #[cfg(feature = "verify-size")]
+            return verify_only(&self.verifier, &mut self.cache);
+            #[cfg(not(feature = "verify-size"))]
             Action::Continue
+        }
+    }
+
+    /// The `verify-size` build's request path: the credential headers, verification with the
+    /// cache, the token id forwarded or the rejection's reason answered.
+    #[cfg(feature = "verify-size")]
+    fn verify_only(verifier: &l402_core::Verifier, cache: &mut l402_core::VerifiedCache) -> Action {
+        let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+        let credentials = l402_core::Credentials::from_headers(headers.iter().map(|(n, v)| (n, v)));
+        let now = hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        let request = l402_core::Request {
+            service: "weather",
+            capabilities: "read",
+            now,
+            client_ip: None,
+        };
+        match verifier.verify_cached(&credentials, &request, &l402_core::NoDenyList, cache) {
+            Ok(a) => {
+                let id = a.token_id().to_hex();
+                let _ = hostcalls::set_map_value(
+                    MapType::HttpRequestHeaders,
+                    "x-l402-token-id",
+                    Some(&id),
+                );
+                Action::Continue
+            }
+            Err(r) => {
+                let _ =
+                    hostcalls::send_http_response(401, vec![], Some(r.reason.as_str().as_bytes()));
+                Action::Pause
+            }
         }
     }
 }

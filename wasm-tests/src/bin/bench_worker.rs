@@ -8,8 +8,11 @@
 //! Worker (`globalOutbound`), so the origin's CPU is inside workerd's and equal for all. Probes
 //! split the L402 Worker's cost: deciding only, the JavaScript around the decision only (the
 //! same decision applied, as a constant), the same with one crossing into the Wasm that does no
-//! work, a JS proxy doing the forward's header work, and one `l402_decide` call in Node's V8
-//! without workerd (docs/BENCHMARKS.md, "Speed at the edge"); differences are taken per round.
+//! work, a JS proxy doing the forward's header work, a JS proxy awaiting its fetch in `try` (or
+//! with `.catch`), one `l402_decide` call in Node's V8 without workerd, and the request path's
+//! steps one by one, each done 50 times in one request so that the machine's noise is divided
+//! by 50 too (`wasm-tests/bench-js/host_ops.mjs`; docs/BENCHMARKS.md, "Speed at the edge");
+//! differences are taken per round.
 //!
 //! workerd is pinned to core 0, `wrk` (one thread, 16 connections) to core 1; rounds alternate;
 //! CPU from `/proc`; Markdown on stdout.
@@ -49,6 +52,51 @@ const PROXY_HEADERS: &str = r#"export default {
     out.headers.set("x-l402-token-id", "0000000000000000000000000000000000000000000000000000000000000000");
     out.headers.set("x-l402-service", "weather");
     return fetch(out);
+  },
+};"#;
+
+/// The steps of the request path timed one by one in workerd (`wasm-tests/bench-js/host_ops.mjs`),
+/// each done [`HOST_OPS_REPEAT`] times in one request: its `OP` and what it is.
+const HOST_OPS: [(&str, &str); 8] = [
+    ("none", "the loop alone"),
+    ("url", "the target read (`new URL`)"),
+    ("headers", "the headers read into the decision's string"),
+    ("copy", "a JS proxy's copy of the request"),
+    (
+        "forward",
+        "the Worker's forward (its copy, removals and settings)",
+    ),
+    ("crossing", "one crossing into the Wasm that does no work"),
+    (
+        "decide",
+        "the headers read and one `l402_decide` call (cache)",
+    ),
+    (
+        "decide-nocache",
+        "the headers read and one `l402_decide` call (no cache)",
+    ),
+];
+const HOST_OPS_REPEAT: u32 = 50;
+
+/// A probe: the JS proxy awaiting its fetch inside `try`, as the L402 Worker does to answer an
+/// unreachable origin itself.
+const PROXY_AWAIT: &str = r#"export default {
+  async fetch(request) {
+    const url = new URL(request.url);
+    try {
+      return await fetch(new Request("http://origin.internal" + url.pathname + url.search, request));
+    } catch (e) {
+      return new Response("origin unreachable", { status: 503 });
+    }
+  },
+};"#;
+
+/// A probe: the same with the failure handled by `.catch` on fetch's promise.
+const PROXY_CATCH: &str = r#"export default {
+  async fetch(request) {
+    const url = new URL(request.url);
+    return fetch(new Request("http://origin.internal" + url.pathname + url.search, request))
+      .catch(() => new Response("origin unreachable", { status: 503 }));
   },
 };"#;
 
@@ -153,10 +201,12 @@ fn js_verifier_modules(dir: &Path) -> Result<String> {
 
 /// Writes the workerd config; returns the sockets' ports by name. `decision`: what
 /// `l402_decide` answers the benchmark's request.
-fn write_config(dir: &Path, module_dir: &Path, decision: &str) -> Result<Vec<(&'static str, u16)>> {
+fn write_config(dir: &Path, module_dir: &Path, decision: &str) -> Result<Vec<(String, u16)>> {
     std::fs::write(dir.join("trivial.mjs"), TRIVIAL)?;
     std::fs::write(dir.join("proxy.mjs"), PROXY)?;
     std::fs::write(dir.join("proxy-headers.mjs"), PROXY_HEADERS)?;
+    std::fs::write(dir.join("proxy-await.mjs"), PROXY_AWAIT)?;
+    std::fs::write(dir.join("proxy-catch.mjs"), PROXY_CATCH)?;
     let js_modules = js_verifier_modules(dir)?;
     let l402_modules = testkit::workerd::embed_worker(dir, module_dir)?;
     // A probe: the same Worker deciding only (its forward answered 200 instead of fetched).
@@ -198,12 +248,34 @@ fn write_config(dir: &Path, module_dir: &Path, decision: &str) -> Result<Vec<(&'
     let js_only_modules = probe_modules("js-only.mjs", js_only)?;
     let crossing_modules = probe_modules("crossing.mjs", crossing)?;
     let decide_modules = probe_modules("decide-only.mjs", decide_only)?;
+    let host_ops_modules = probe_modules(
+        "host_ops.mjs",
+        std::fs::read_to_string(testkit::repo_root().join("wasm-tests/bench-js/host_ops.mjs"))?,
+    )?;
+    // The steps' Workers: the L402 Worker's bindings and the step's.
+    let host_ops_services: String = HOST_OPS
+        .iter()
+        .map(|(op, _)| {
+            format!(
+                r#"    (name = "host-{op}", worker = (modules = {host_ops_modules}, compatibilityDate = "2025-09-01", bindings = [{b1}, {step}])),
+"#,
+                b1 = l402_bindings(if *op == "decide-nocache" { 0 } else { 1024 }),
+                step = testkit::workerd::text_bindings(&[
+                    ("OP", (*op).to_owned()),
+                    ("REPEAT", HOST_OPS_REPEAT.to_string()),
+                    ("DECISION", decision.to_owned()),
+                ]),
+            )
+        })
+        .collect();
     let do_dir = dir.join("durable-objects");
     std::fs::create_dir_all(&do_dir)?;
-    let ports: Vec<(&str, u16)> = [
+    let ports: Vec<(String, u16)> = [
         "trivial",
         "proxy",
         "proxy-headers",
+        "proxy-await",
+        "proxy-catch",
         "l402-decide",
         "l402-js-only",
         "l402-crossing",
@@ -216,6 +288,8 @@ fn write_config(dir: &Path, module_dir: &Path, decision: &str) -> Result<Vec<(&'
         "l402-metered",
     ]
     .into_iter()
+    .map(str::to_owned)
+    .chain(HOST_OPS.iter().map(|(op, _)| format!("host-{op}")))
     .map(|n| (n, free_port()))
     .collect();
     let sockets = ports
@@ -232,6 +306,8 @@ const config :Workerd.Config = (
     (name = "trivial", worker = (modules = [(name = "trivial.mjs", esModule = embed "trivial.mjs")], compatibilityDate = "2025-09-01")),
     (name = "proxy", worker = (modules = [(name = "proxy.mjs", esModule = embed "proxy.mjs")], compatibilityDate = "2025-09-01", globalOutbound = "trivial")),
     (name = "proxy-headers", worker = (modules = [(name = "proxy-headers.mjs", esModule = embed "proxy-headers.mjs")], compatibilityDate = "2025-09-01", globalOutbound = "trivial")),
+    (name = "proxy-await", worker = (modules = [(name = "proxy-await.mjs", esModule = embed "proxy-await.mjs")], compatibilityDate = "2025-09-01", globalOutbound = "trivial")),
+    (name = "proxy-catch", worker = (modules = [(name = "proxy-catch.mjs", esModule = embed "proxy-catch.mjs")], compatibilityDate = "2025-09-01", globalOutbound = "trivial")),
     (name = "l402-decide", worker = (modules = {decide_modules}, compatibilityDate = "2025-09-01", bindings = [{b1}])),
     (name = "l402-js-only", worker = (modules = {js_only_modules}, compatibilityDate = "2025-09-01", bindings = [{b1}])),
     (name = "l402-crossing", worker = (modules = {crossing_modules}, compatibilityDate = "2025-09-01", bindings = [{b1}])),
@@ -253,7 +329,7 @@ const config :Workerd.Config = (
       bindings = [{b1}, (name = "L402_ALLOWANCE", durableObjectNamespace = "Allowance")],
       durableObjectNamespaces = [(className = "Allowance", uniqueKey = "l402-bench-allowance", enableSql = true)],
       durableObjectStorage = (localDisk = "do-disk"))),
-    (name = "do-disk", disk = (path = "{do_dir}", writable = true)),
+{host_ops_services}    (name = "do-disk", disk = (path = "{do_dir}", writable = true)),
   ],
   sockets = [
     {sockets}
@@ -323,13 +399,32 @@ fn main() -> Result<()> {
         Duration::from_secs(30),
     )?;
 
-    let variants: Vec<(&str, &str, Vec<String>)> = vec![
+    let host_ops: Vec<(String, String)> = HOST_OPS
+        .iter()
+        .map(|(op, what)| {
+            (
+                format!("probe: {what}, {HOST_OPS_REPEAT} times in one request, answers 200"),
+                format!("host-{op}"),
+            )
+        })
+        .collect();
+    let mut variants: Vec<(&str, &str, Vec<String>)> = vec![
         ("trivial Worker (returns 200)", "trivial", vec![]),
         ("JS proxy Worker -> trivial", "proxy", vec![]),
         (
             "probe: JS proxy with the L402 forward's header work, no Wasm -> trivial",
             "proxy-headers",
             auth.clone(),
+        ),
+        (
+            "probe: JS proxy awaiting its fetch in `try` -> trivial",
+            "proxy-await",
+            vec![],
+        ),
+        (
+            "probe: JS proxy handling a failed fetch with `.catch` -> trivial",
+            "proxy-catch",
+            vec![],
         ),
         (
             "probe: L402 Worker deciding only (cache), answers 200 itself",
@@ -382,6 +477,11 @@ fn main() -> Result<()> {
             metered,
         ),
     ];
+    variants.extend(
+        host_ops
+            .iter()
+            .map(|(label, name)| (label.as_str(), name.as_str(), auth.clone())),
+    );
     if let Some(unknown) = args
         .only
         .iter()
@@ -504,6 +604,77 @@ fn main() -> Result<()> {
             "The forward's header work in a JS proxy with no Wasm (the request copied, `host` \
              and the credential removed, two headers set): {} above the JS proxy.",
             part("proxy-headers", "proxy"),
+        );
+    }
+    if HOST_OPS
+        .iter()
+        .all(|(op, _)| args.runs(&format!("host-{op}")))
+    {
+        // Per round: a combination of the steps' Workers, less the loop alone, per step.
+        let per_step = |terms: &[(&str, f64)]| {
+            let loop_alone = rounds("host-none");
+            let mut sum = vec![0.0; loop_alone.len()];
+            for (op, k) in terms {
+                for (s, (x, l)) in sum
+                    .iter_mut()
+                    .zip(rounds(&format!("host-{op}")).iter().zip(&loop_alone))
+                {
+                    *s += k * (x - l) / f64::from(HOST_OPS_REPEAT);
+                }
+            }
+            let (d, lo, hi) = wrk::paired(&sum, &vec![0.0; sum.len()]);
+            format!("{d:.2} µs [{lo:.2}..{hi:.2}]")
+        };
+        println!(
+            "\nThe request path's steps in workerd, each done {HOST_OPS_REPEAT} times in one request \
+             (per round: the step's Worker less the loop alone, divided by {HOST_OPS_REPEAT}; median \
+             [quartiles]): the target read {}; the headers read into the decision's string {}; a JS \
+             proxy's copy of the request {}; the Worker's forward {}; one crossing into the Wasm \
+             that does no work {}; one `l402_decide` call {} with the cache, {} without.",
+            per_step(&[("url", 1.0)]),
+            per_step(&[("headers", 1.0)]),
+            per_step(&[("copy", 1.0)]),
+            per_step(&[("forward", 1.0)]),
+            per_step(&[("crossing", 1.0)]),
+            per_step(&[("decide", 1.0), ("headers", -1.0)]),
+            per_step(&[("decide-nocache", 1.0), ("headers", -1.0)]),
+        );
+        println!(
+            "What the L402 Worker's steps add to a JS proxy's: before any Wasm (the headers read, \
+             its forward less the proxy's copy) {}; with the call, {} with the cache (goal for the \
+             whole request: <= +15), {} without (goal: <= +30).",
+            per_step(&[("headers", 1.0), ("forward", 1.0), ("copy", -1.0)]),
+            per_step(&[("forward", 1.0), ("copy", -1.0), ("decide", 1.0)]),
+            per_step(&[("forward", 1.0), ("copy", -1.0), ("decide-nocache", 1.0)]),
+        );
+        if args.runs("trivial") {
+            println!(
+                "A Worker with the L402 Wasm loaded, doing the loop alone: {} above the trivial \
+                 Worker, per request.",
+                part("host-none", "trivial")
+            );
+        }
+    }
+    if ["proxy", "proxy-await", "proxy-catch"]
+        .iter()
+        .all(|n| args.runs(n))
+    {
+        println!(
+            "Awaiting the origin's fetch in `try` (to answer a failure itself): {} above the JS \
+             proxy; with `.catch` on fetch's promise instead: {}.",
+            part("proxy-await", "proxy"),
+            part("proxy-catch", "proxy"),
+        );
+    }
+    if args.only.is_some()
+        && ["proxy", "l402", "l402-nocache"]
+            .iter()
+            .all(|n| args.runs(n))
+    {
+        println!(
+            "The whole request, the L402 Worker above the JS proxy: {} with the cache, {} without.",
+            part("l402", "proxy"),
+            part("l402-nocache", "proxy"),
         );
     }
     if args.only.is_some() {

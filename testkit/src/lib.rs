@@ -64,6 +64,18 @@ pub fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// `n` distinct free loopback ports: held together while they are picked, so that none is
+/// handed out twice (one config with many sockets).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("a free loopback port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("a bound listener's address").port())
+        .collect()
+}
+
 /// A child process, stopped by its own PID when dropped; its output goes to files.
 pub struct Proc {
     name: String,
@@ -259,4 +271,18 @@ capabilities = ["read"]
 lifetime = "1h"
 "#
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_distinct() {
+        let mut ports = free_ports(64);
+        ports.sort_unstable();
+        ports.dedup();
+        assert_eq!(ports.len(), 64);
+        assert!(ports.iter().all(|p| *p != 0));
+    }
 }

@@ -16,6 +16,30 @@ function blobOf(request, target, secure) {
   return blob;
 }
 
+/// A JS proxy's copy of the request.
+function copyOf(request) {
+  return new Request("http://origin.internal/weather", request);
+}
+
+/// The Worker's forward: the copy with `redirect: "manual"`, `host` removed, then the
+/// decision's removals and settings (worker/js/index.mjs).
+function forwardOf(request, d) {
+  const init = { method: request.method, headers: request.headers, redirect: "manual" };
+  const out = new Request("http://origin.internal/weather", init);
+  // (bench_worker.rs checks that these lines are the entry module's.)
+  // entry module's lines: begin
+  const headers = out.headers;
+  headers.delete("host");
+  const lines = d.split("\n");
+  for (let k = 1; k < lines.length; k++) {
+    const line = lines[k];
+    if (line.charCodeAt(0) === 45 /* - */) headers.delete(line.slice(1));
+    else headers.set(line.slice(1), lines[++k]);
+  }
+  // entry module's lines: end
+  return out;
+}
+
 const steps = {
   // The loop alone.
   none: () => 1,
@@ -27,22 +51,14 @@ const steps = {
   // The headers read into the decision's string.
   headers: (request) => blobOf(request, "/weather", false).length,
   // A JS proxy's copy of the request (`new Request(url, request)`).
-  copy: (request) => new Request("http://origin.internal/weather", request).method.length,
-  // The Worker's forward: the copy with `redirect: "manual"`, `host` removed, then the
-  // decision's removals and settings.
-  forward: (request, env, d) => {
-    const init = { method: request.method, headers: request.headers, redirect: "manual" };
-    const out = new Request("http://origin.internal/weather", init);
-    const headers = out.headers;
-    headers.delete("host");
-    const lines = d.split("\n");
-    for (let k = 1; k < lines.length; k++) {
-      const line = lines[k];
-      if (line.charCodeAt(0) === 45 /* - */) headers.delete(line.slice(1));
-      else headers.set(line.slice(1), lines[++k]);
-    }
-    return lines.length;
-  },
+  copy: (request) => copyOf(request).method.length,
+  // The Worker's forward: its copy, removals and settings.
+  forward: (request, env, d) => forwardOf(request, d).method.length,
+  // A JS proxy's fetch: its copy fetched from the origin, the answer read.
+  "fetch-copy": async (request) => (await (await fetch(copyOf(request))).text()).length,
+  // The Worker's fetch: its forward fetched from the origin, the answer read.
+  "fetch-forward": async (request, env, d) =>
+    (await (await fetch(forwardOf(request, d))).text()).length,
   // One crossing into the Wasm that does no work.
   crossing: (request, env) => l402_origin(env).length,
   // The headers read and one decision (the verified-credential cache hit on every call but
@@ -57,7 +73,10 @@ export default {
     const step = steps[env.OP];
     const repeat = Number(env.REPEAT);
     let sink = 0;
-    for (let i = 0; i < repeat; i++) sink += step(request, env, env.DECISION);
+    for (let i = 0; i < repeat; i++) {
+      const r = step(request, env, env.DECISION);
+      sink += typeof r === "number" ? r : await r;
+    }
     return new Response(sink > 0 ? "ok" : "");
   },
 };

@@ -28,7 +28,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use l402_core::Preimage;
 use testkit::wrk::{self, Load, median};
-use testkit::{Proc, free_port};
+use testkit::{Proc, free_ports};
 use wasm_tests::KEYS;
 
 const TRIVIAL: &str = r#"export default { async fetch() { return new Response("ok"); } };"#;
@@ -57,7 +57,7 @@ const PROXY_HEADERS: &str = r#"export default {
 
 /// The steps of the request path timed one by one in workerd (`wasm-tests/bench-js/host_ops.mjs`),
 /// each done [`HOST_OPS_REPEAT`] times in one request: its `OP` and what it is.
-const HOST_OPS: [(&str, &str); 8] = [
+const HOST_OPS: [(&str, &str); 10] = [
     ("none", "the loop alone"),
     ("url", "the target read (`new URL`)"),
     ("headers", "the headers read into the decision's string"),
@@ -65,6 +65,14 @@ const HOST_OPS: [(&str, &str); 8] = [
     (
         "forward",
         "the Worker's forward (its copy, removals and settings)",
+    ),
+    (
+        "fetch-copy",
+        "a JS proxy's copy fetched from the origin, the answer read",
+    ),
+    (
+        "fetch-forward",
+        "the Worker's forward fetched from the origin, the answer read",
     ),
     ("crossing", "one crossing into the Wasm that does no work"),
     (
@@ -199,6 +207,28 @@ fn js_verifier_modules(dir: &Path) -> Result<String> {
     Ok(format!("[{}]", modules.join(", ")))
 }
 
+/// Whether the lines `probe` marks as the entry module's (between `// entry module's lines:
+/// begin` and `end`) are, indentation aside, lines of `entry`: a probe that times the entry
+/// module's statements must not drift from them.
+fn same_lines(entry: &str, probe: &str) -> bool {
+    fn trimmed(s: &str) -> Vec<&str> {
+        s.lines().map(str::trim).collect()
+    }
+    let probe = trimmed(probe);
+    let (Some(begin), Some(end)) = (
+        probe
+            .iter()
+            .position(|l| *l == "// entry module's lines: begin"),
+        probe
+            .iter()
+            .position(|l| *l == "// entry module's lines: end"),
+    ) else {
+        return false;
+    };
+    let block = &probe[begin + 1..end];
+    !block.is_empty() && trimmed(entry).windows(block.len()).any(|w| w == block)
+}
+
 /// Writes the workerd config; returns the sockets' ports by name. `decision`: what
 /// `l402_decide` answers the benchmark's request.
 fn write_config(dir: &Path, module_dir: &Path, decision: &str) -> Result<Vec<(String, u16)>> {
@@ -248,16 +278,18 @@ fn write_config(dir: &Path, module_dir: &Path, decision: &str) -> Result<Vec<(St
     let js_only_modules = probe_modules("js-only.mjs", js_only)?;
     let crossing_modules = probe_modules("crossing.mjs", crossing)?;
     let decide_modules = probe_modules("decide-only.mjs", decide_only)?;
-    let host_ops_modules = probe_modules(
-        "host_ops.mjs",
-        std::fs::read_to_string(testkit::repo_root().join("wasm-tests/bench-js/host_ops.mjs"))?,
-    )?;
+    let host_ops =
+        std::fs::read_to_string(testkit::repo_root().join("wasm-tests/bench-js/host_ops.mjs"))?;
+    if !same_lines(&entry, &host_ops) {
+        bail!("host_ops.mjs: its forward's lines are no longer the entry module's");
+    }
+    let host_ops_modules = probe_modules("host_ops.mjs", host_ops)?;
     // The steps' Workers: the L402 Worker's bindings and the step's.
     let host_ops_services: String = HOST_OPS
         .iter()
         .map(|(op, _)| {
             format!(
-                r#"    (name = "host-{op}", worker = (modules = {host_ops_modules}, compatibilityDate = "2025-09-01", bindings = [{b1}, {step}])),
+                r#"    (name = "host-{op}", worker = (modules = {host_ops_modules}, compatibilityDate = "2025-09-01", globalOutbound = "trivial", bindings = [{b1}, {step}])),
 "#,
                 b1 = l402_bindings(if *op == "decide-nocache" { 0 } else { 1024 }),
                 step = testkit::workerd::text_bindings(&[
@@ -270,7 +302,7 @@ fn write_config(dir: &Path, module_dir: &Path, decision: &str) -> Result<Vec<(St
         .collect();
     let do_dir = dir.join("durable-objects");
     std::fs::create_dir_all(&do_dir)?;
-    let ports: Vec<(String, u16)> = [
+    let names: Vec<String> = [
         "trivial",
         "proxy",
         "proxy-headers",
@@ -290,8 +322,12 @@ fn write_config(dir: &Path, module_dir: &Path, decision: &str) -> Result<Vec<(St
     .into_iter()
     .map(str::to_owned)
     .chain(HOST_OPS.iter().map(|(op, _)| format!("host-{op}")))
-    .map(|n| (n, free_port()))
     .collect();
+    let ports: Vec<(String, u16)> = free_ports(names.len())
+        .into_iter()
+        .zip(names)
+        .map(|(p, n)| (n, p))
+        .collect();
     let sockets = ports
         .iter()
         .map(|(n, p)| {
@@ -606,10 +642,7 @@ fn main() -> Result<()> {
             part("proxy-headers", "proxy"),
         );
     }
-    if HOST_OPS
-        .iter()
-        .all(|(op, _)| args.runs(&format!("host-{op}")))
-    {
+    if args.runs("host-none") {
         // Per round: a combination of the steps' Workers, less the loop alone, per step.
         let per_step = |terms: &[(&str, f64)]| {
             let loop_alone = rounds("host-none");
@@ -626,27 +659,41 @@ fn main() -> Result<()> {
             format!("{d:.2} µs [{lo:.2}..{hi:.2}]")
         };
         println!(
-            "\nThe request path's steps in workerd, each done {HOST_OPS_REPEAT} times in one request \
-             (per round: the step's Worker less the loop alone, divided by {HOST_OPS_REPEAT}; median \
-             [quartiles]): the target read {}; the headers read into the decision's string {}; a JS \
-             proxy's copy of the request {}; the Worker's forward {}; one crossing into the Wasm \
-             that does no work {}; one `l402_decide` call {} with the cache, {} without.",
-            per_step(&[("url", 1.0)]),
-            per_step(&[("headers", 1.0)]),
-            per_step(&[("copy", 1.0)]),
-            per_step(&[("forward", 1.0)]),
-            per_step(&[("crossing", 1.0)]),
-            per_step(&[("decide", 1.0), ("headers", -1.0)]),
-            per_step(&[("decide-nocache", 1.0), ("headers", -1.0)]),
+            "\nThe request path's steps in workerd, each done {HOST_OPS_REPEAT} times in one \
+             request (per round: the step's Worker less the loop alone, divided by \
+             {HOST_OPS_REPEAT}; median [quartiles]):\n\n| step | per step |\n|---|---|"
         );
-        println!(
-            "What the L402 Worker's steps add to a JS proxy's: before any Wasm (the headers read, \
-             its forward less the proxy's copy) {}; with the call, {} with the cache (goal for the \
-             whole request: <= +15), {} without (goal: <= +30).",
-            per_step(&[("headers", 1.0), ("forward", 1.0), ("copy", -1.0)]),
-            per_step(&[("forward", 1.0), ("copy", -1.0), ("decide", 1.0)]),
-            per_step(&[("forward", 1.0), ("copy", -1.0), ("decide-nocache", 1.0)]),
-        );
+        for (op, what) in &HOST_OPS {
+            if *op != "none" && args.runs(&format!("host-{op}")) {
+                println!("| {what} | {} |", per_step(&[(op, 1.0)]));
+            }
+        }
+        if HOST_OPS
+            .iter()
+            .all(|(op, _)| args.runs(&format!("host-{op}")))
+        {
+            println!(
+                "\nOne `l402_decide` call, the headers read taken out: {} with the cache, {} \
+                 without. What the L402 Worker's steps add to a JS proxy's: before any Wasm (the \
+                 headers read, its forward less the proxy's copy) {}; the origin's fetch of its \
+                 forward less the proxy's fetch of its copy {}; all of it with the call: {} with \
+                 the cache (goal for the whole request: <= +15), {} without (goal: <= +30).",
+                per_step(&[("decide", 1.0), ("headers", -1.0)]),
+                per_step(&[("decide-nocache", 1.0), ("headers", -1.0)]),
+                per_step(&[("headers", 1.0), ("forward", 1.0), ("copy", -1.0)]),
+                per_step(&[("fetch-forward", 1.0), ("fetch-copy", -1.0)]),
+                per_step(&[
+                    ("fetch-forward", 1.0),
+                    ("fetch-copy", -1.0),
+                    ("decide", 1.0)
+                ]),
+                per_step(&[
+                    ("fetch-forward", 1.0),
+                    ("fetch-copy", -1.0),
+                    ("decide-nocache", 1.0),
+                ]),
+            );
+        }
         if args.runs("trivial") {
             println!(
                 "A Worker with the L402 Wasm loaded, doing the loop alone: {} above the trivial \
@@ -710,4 +757,21 @@ fn main() -> Result<()> {
         above("l402-pay-disk", "l402").0,
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_lines;
+
+    #[test]
+    fn a_probe_s_marked_lines_must_be_the_entry_module_s() {
+        let entry = "a\n    b();\n    c();\nd\n";
+        let probe = |body: &str| {
+            format!("x\n// entry module's lines: begin\n{body}\n// entry module's lines: end\ny")
+        };
+        assert!(same_lines(entry, &probe("  b();\n  c();")));
+        assert!(!same_lines(entry, &probe("  b();\n  c(1);")));
+        assert!(!same_lines(entry, &probe("")));
+        assert!(!same_lines(entry, "b();\nc();"));
+    }
 }

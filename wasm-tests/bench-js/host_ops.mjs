@@ -3,7 +3,7 @@
 // workerd's CPU per request less that of the `none` step, divided by REPEAT, is one step's cost
 // with the machine's noise divided by REPEAT too. Bindings: OP (the step), REPEAT, DECISION
 // (what `l402_decide` answers this request: the forward the `forward` step applies), and the
-// L402 Worker's own.
+// L402 Worker's own. bench_worker.rs checks that the lines marked as the entry module's are.
 import { initSync, l402_decide, l402_origin } from "./l402_worker.js";
 import wasmModule from "./l402_worker_bg.wasm";
 
@@ -12,7 +12,9 @@ initSync({ module: wasmModule });
 /// The request line and headers as the Worker's entry module hands them to `l402_decide`.
 function blobOf(request, target, secure) {
   let blob = request.method + "\n" + target + (secure ? "\n1\n" : "\n0\n");
+  // entry module's lines: begin
   for (const [name, value] of request.headers) blob += name + "\n" + value + "\n";
+  // entry module's lines: end
   return blob;
 }
 
@@ -26,7 +28,6 @@ function copyOf(request) {
 function forwardOf(request, d) {
   const init = { method: request.method, headers: request.headers, redirect: "manual" };
   const out = new Request("http://origin.internal/weather", init);
-  // (bench_worker.rs checks that these lines are the entry module's.)
   // entry module's lines: begin
   const headers = out.headers;
   headers.delete("host");

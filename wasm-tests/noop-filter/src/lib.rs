@@ -70,7 +70,14 @@ mod glue {
         ops: Rc<Vec<Op>>,
         metric: u32,
         #[cfg(feature = "verify-size")]
-        verifier: Option<Rc<l402_core::Verifier>>,
+        verify: Option<Rc<Verify>>,
+    }
+
+    /// The `verify-size` build's state, shared by the VM's requests as the filter's is.
+    #[cfg(feature = "verify-size")]
+    struct Verify {
+        verifier: l402_core::Verifier,
+        cache: std::cell::RefCell<l402_core::VerifiedCache>,
     }
     impl Context for Root {}
     impl RootContext for Root {
@@ -90,12 +97,17 @@ mod glue {
                 hostcalls::define_metric(MetricType::Counter, "probe.requests").unwrap_or_default();
             #[cfg(feature = "verify-size")]
             {
-                // The keyring from the VM's environment, as the filter can take it.
+                // The keyring from the VM's environment, as the filter can take it; without
+                // one the configuration is refused.
                 let keys = std::env::var("L402_KEYS").unwrap_or_default();
-                self.verifier = keys
-                    .parse()
-                    .ok()
-                    .map(|k| Rc::new(l402_core::Verifier::new(k)));
+                let Ok(keyring) = keys.parse() else {
+                    let _ = hostcalls::log(LogLevel::Critical, "probe config: no valid L402_KEYS");
+                    return false;
+                };
+                self.verify = Some(Rc::new(Verify {
+                    verifier: l402_core::Verifier::new(keyring),
+                    cache: std::cell::RefCell::new(l402_core::VerifiedCache::new(1024)),
+                }));
             }
             true
         }
@@ -104,9 +116,7 @@ mod glue {
                 ops: self.ops.clone(),
                 metric: self.metric,
                 #[cfg(feature = "verify-size")]
-                verifier: self.verifier.clone()?,
-                #[cfg(feature = "verify-size")]
-                cache: l402_core::VerifiedCache::new(1024),
+                verify: self.verify.clone()?,
             }))
         }
         fn get_type(&self) -> Option<ContextType> {
@@ -118,9 +128,7 @@ mod glue {
         ops: Rc<Vec<Op>>,
         metric: u32,
         #[cfg(feature = "verify-size")]
-        verifier: Rc<l402_core::Verifier>,
-        #[cfg(feature = "verify-size")]
-        cache: l402_core::VerifiedCache,
+        verify: Rc<Verify>,
     }
     impl Context for Probe {}
     impl HttpContext for Probe {
@@ -148,29 +156,47 @@ mod glue {
                 };
             }
             #[cfg(feature = "verify-size")]
-            return verify_only(&self.verifier, &mut self.cache);
+            return verify_only(&self.verify);
             #[cfg(not(feature = "verify-size"))]
             Action::Continue
         }
     }
 
     /// The `verify-size` build's request path: the credential headers, verification with the
-    /// cache, the token id forwarded or the rejection's reason answered.
+    /// cache, the token id forwarded or the rejection's reason answered; a host call that
+    /// fails is answered 503.
     #[cfg(feature = "verify-size")]
-    fn verify_only(verifier: &l402_core::Verifier, cache: &mut l402_core::VerifiedCache) -> Action {
-        let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+    fn verify_only(verify: &Verify) -> Action {
+        let unavailable = || {
+            let _ = hostcalls::send_http_response(503, vec![], None);
+            Action::Pause
+        };
+        let Ok(headers) = hostcalls::get_map_bytes(MapType::HttpRequestHeaders) else {
+            return unavailable();
+        };
         let credentials = l402_core::Credentials::from_headers(headers.iter().map(|(n, v)| (n, v)));
-        let now = hostcalls::get_current_time()
+        let Some(now) = hostcalls::get_current_time()
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_secs());
+            .map(|d| d.as_secs())
+        else {
+            return unavailable();
+        };
+        let Ok(mut cache) = verify.cache.try_borrow_mut() else {
+            return unavailable();
+        };
         let request = l402_core::Request {
             service: "weather",
             capabilities: "read",
             now,
             client_ip: None,
         };
-        match verifier.verify_cached(&credentials, &request, &l402_core::NoDenyList, cache) {
+        match verify.verifier.verify_cached(
+            &credentials,
+            &request,
+            &l402_core::NoDenyList,
+            &mut cache,
+        ) {
             Ok(a) => {
                 let id = a.token_id().to_hex();
                 let _ = hostcalls::set_map_value(

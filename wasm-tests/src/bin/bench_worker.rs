@@ -207,26 +207,35 @@ fn js_verifier_modules(dir: &Path) -> Result<String> {
     Ok(format!("[{}]", modules.join(", ")))
 }
 
-/// Whether the lines `probe` marks as the entry module's (between `// entry module's lines:
-/// begin` and `end`) are, indentation aside, lines of `entry`: a probe that times the entry
-/// module's statements must not drift from them.
+/// Whether every block of lines `probe` marks as the entry module's (between `// entry
+/// module's lines: begin` and `end`) is, indentation aside, lines of `entry`, and there is at
+/// least one: a probe that times the entry module's statements must not drift from them.
 fn same_lines(entry: &str, probe: &str) -> bool {
     fn trimmed(s: &str) -> Vec<&str> {
         s.lines().map(str::trim).collect()
     }
-    let probe = trimmed(probe);
-    let (Some(begin), Some(end)) = (
-        probe
+    let entry = trimmed(entry);
+    let mut rest = &trimmed(probe)[..];
+    let mut blocks = 0;
+    while let Some(begin) = rest
+        .iter()
+        .position(|l| *l == "// entry module's lines: begin")
+    {
+        rest = &rest[begin + 1..];
+        let Some(end) = rest
             .iter()
-            .position(|l| *l == "// entry module's lines: begin"),
-        probe
-            .iter()
-            .position(|l| *l == "// entry module's lines: end"),
-    ) else {
-        return false;
-    };
-    let block = &probe[begin + 1..end];
-    !block.is_empty() && trimmed(entry).windows(block.len()).any(|w| w == block)
+            .position(|l| *l == "// entry module's lines: end")
+        else {
+            return false;
+        };
+        let block = &rest[..end];
+        if block.is_empty() || !entry.windows(block.len()).any(|w| w == block) {
+            return false;
+        }
+        blocks += 1;
+        rest = &rest[end + 1..];
+    }
+    blocks > 0
 }
 
 /// Writes the workerd config; returns the sockets' ports by name. `decision`: what
@@ -281,7 +290,7 @@ fn write_config(dir: &Path, module_dir: &Path, decision: &str) -> Result<Vec<(St
     let host_ops =
         std::fs::read_to_string(testkit::repo_root().join("wasm-tests/bench-js/host_ops.mjs"))?;
     if !same_lines(&entry, &host_ops) {
-        bail!("host_ops.mjs: its forward's lines are no longer the entry module's");
+        bail!("host_ops.mjs: the lines it marks are no longer the entry module's");
     }
     let host_ops_modules = probe_modules("host_ops.mjs", host_ops)?;
     // The steps' Workers: the L402 Worker's bindings and the step's.
@@ -773,5 +782,10 @@ mod tests {
         assert!(!same_lines(entry, &probe("  b();\n  c(1);")));
         assert!(!same_lines(entry, &probe("")));
         assert!(!same_lines(entry, "b();\nc();"));
+        // Every marked block counts.
+        let two = format!("{}\n{}", probe("  b();"), probe("  e();"));
+        assert!(!same_lines(entry, &two));
+        let two = format!("{}\n{}", probe("  b();"), probe("d"));
+        assert!(same_lines(entry, &two));
     }
 }

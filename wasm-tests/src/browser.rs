@@ -181,17 +181,35 @@ impl Browser {
 
     /// Waits until the page's text contains `needle`; the text it last saw.
     pub fn wait_for_text(&self, needle: &str, timeout: Duration) -> Result<String> {
+        self.wait_until(&format!("text {needle:?}"), timeout, || {
+            self.text().ok().filter(|t| t.contains(needle))
+        })
+    }
+
+    /// Waits until the page's title is `title` (a click that submits a form returns before
+    /// the next page has loaded).
+    pub fn wait_for_title(&self, title: &str, timeout: Duration) -> Result<String> {
+        self.wait_until(&format!("title {title:?}"), timeout, || {
+            self.title().ok().filter(|t| t == title)
+        })
+    }
+
+    fn wait_until(
+        &self,
+        what: &str,
+        timeout: Duration,
+        seen: impl Fn() -> Option<String>,
+    ) -> Result<String> {
         let deadline = Instant::now() + timeout;
         loop {
             // A reload in progress answers with an error or the old page: ask again.
-            if let Ok(t) = self.text()
-                && t.contains(needle)
-            {
-                return Ok(t);
+            if let Some(v) = seen() {
+                return Ok(v);
             }
             if Instant::now() > deadline {
                 bail!(
-                    "page never showed {needle:?}; it shows: {}",
+                    "page never showed {what}; its title is {:?}, its text: {}",
+                    self.title().unwrap_or_default(),
                     self.text().unwrap_or_default()
                 );
             }

@@ -217,7 +217,12 @@ fn paywall_without_javascript_works_by_its_button() {
     let invoice = browser.property("#invoice", "value").unwrap();
     // Not paid yet: the status page says so and offers to check again.
     browser.click("form button[type=submit]").unwrap();
-    assert_eq!(browser.title().unwrap(), "Not paid yet");
+    assert_eq!(
+        browser
+            .wait_for_title("Not paid yet", Duration::from_secs(15))
+            .unwrap(),
+        "Not paid yet"
+    );
     stack.service.dev_pay(&invoice).unwrap();
     browser.click("form button[type=submit]").unwrap();
     let text = browser

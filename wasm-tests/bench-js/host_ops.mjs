@@ -68,6 +68,11 @@ const steps = {
 };
 // The same call in a Worker whose cache is off (CACHE_SIZE 0): every call verifies.
 steps["decide-nocache"] = steps.decide;
+// A JS proxy's fetch, then the call: less `fetch-copy`, the call as a request meets it, after
+// workerd's own work for a request has cooled the caches (the loop above runs it hot).
+steps["fetch-decide"] = async (request, env, d) =>
+  (await steps["fetch-copy"](request)) + steps.decide(request, env, d);
+steps["fetch-decide-nocache"] = steps["fetch-decide"];
 
 export default {
   async fetch(request, env) {

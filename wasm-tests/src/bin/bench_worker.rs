@@ -11,7 +11,8 @@
 //! work, a JS proxy doing the forward's header work, a JS proxy awaiting its fetch in `try` (or
 //! with `.catch`), one `l402_decide` call in Node's V8 without workerd, and the request path's
 //! steps one by one, each done 50 times in one request so that the machine's noise is divided
-//! by 50 too (`wasm-tests/bench-js/host_ops.mjs`; docs/BENCHMARKS.md, "Speed at the edge");
+//! by 50 too (`wasm-tests/bench-js/host_ops.mjs`; docs/BENCHMARKS.md, "Speed at the edge"),
+//! the call also after an origin fetch each time (as a request meets it, caches cooled);
 //! differences are taken per round.
 //!
 //! workerd is pinned to core 0, `wrk` (one thread, 16 connections) to core 1; rounds alternate;
@@ -57,7 +58,7 @@ const PROXY_HEADERS: &str = r#"export default {
 
 /// The steps of the request path timed one by one in workerd (`wasm-tests/bench-js/host_ops.mjs`),
 /// each done [`HOST_OPS_REPEAT`] times in one request: its `OP` and what it is.
-const HOST_OPS: [(&str, &str); 10] = [
+const HOST_OPS: [(&str, &str); 12] = [
     ("none", "the loop alone"),
     ("url", "the target read (`new URL`)"),
     ("headers", "the headers read into the decision's string"),
@@ -82,6 +83,14 @@ const HOST_OPS: [(&str, &str); 10] = [
     (
         "decide-nocache",
         "the headers read and one `l402_decide` call (no cache)",
+    ),
+    (
+        "fetch-decide",
+        "a JS proxy's fetch, then the headers read and one `l402_decide` call (cache)",
+    ),
+    (
+        "fetch-decide-nocache",
+        "a JS proxy's fetch, then the headers read and one `l402_decide` call (no cache)",
     ),
 ];
 const HOST_OPS_REPEAT: u32 = 50;
@@ -300,7 +309,7 @@ fn write_config(dir: &Path, module_dir: &Path, decision: &str) -> Result<Vec<(St
             format!(
                 r#"    (name = "host-{op}", worker = (modules = {host_ops_modules}, compatibilityDate = "2025-09-01", globalOutbound = "trivial", bindings = [{b1}, {step}])),
 "#,
-                b1 = l402_bindings(if *op == "decide-nocache" { 0 } else { 1024 }),
+                b1 = l402_bindings(if op.ends_with("-nocache") { 0 } else { 1024 }),
                 step = testkit::workerd::text_bindings(&[
                     ("OP", (*op).to_owned()),
                     ("REPEAT", HOST_OPS_REPEAT.to_string()),
@@ -700,6 +709,32 @@ fn main() -> Result<()> {
                     ("fetch-forward", 1.0),
                     ("fetch-copy", -1.0),
                     ("decide-nocache", 1.0),
+                ]),
+            );
+            // The loop runs the call hot; a request meets it after workerd's own work.
+            println!(
+                "The same call after an origin fetch (a fetch then the call, less the fetch, the \
+                 headers read taken out): {} with the cache, {} without; all of it with that \
+                 call: {} with the cache, {} without.",
+                per_step(&[
+                    ("fetch-decide", 1.0),
+                    ("fetch-copy", -1.0),
+                    ("headers", -1.0)
+                ]),
+                per_step(&[
+                    ("fetch-decide-nocache", 1.0),
+                    ("fetch-copy", -1.0),
+                    ("headers", -1.0),
+                ]),
+                per_step(&[
+                    ("fetch-forward", 1.0),
+                    ("fetch-copy", -2.0),
+                    ("fetch-decide", 1.0)
+                ]),
+                per_step(&[
+                    ("fetch-forward", 1.0),
+                    ("fetch-copy", -2.0),
+                    ("fetch-decide-nocache", 1.0),
                 ]),
             );
         }

@@ -10,7 +10,8 @@
 //!   browser (PROTOCOL.md §13.3); held to every rule a header credential is, and never
 //!   forwarded (the edge removes it from the `Cookie` it passes on).
 //!
-//! Parsing only decodes; [`crate::Verifier`] judges candidates in order, first success wins.
+//! Parsing only splits; a macaroon is decoded when it is judged (a cached credential never
+//! is); [`crate::Verifier`] judges candidates in order, first success wins.
 
 use base64::Engine as _;
 use base64::alphabet;
@@ -79,24 +80,61 @@ pub fn is_edge_cookie(name: &str) -> bool {
     name == CREDENTIAL_COOKIE || name.starts_with(PENDING_COOKIE_PREFIX)
 }
 
-/// One macaroon with the preimage presented beside it (if any), decoded, not yet verified.
+/// How a presented macaroon is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Encoding {
+    /// Standard or URL-safe base64, padded or not (`Authorization`, the cookie).
+    Base64 = 0,
+    /// Hex (`Macaroon`, `Grpc-Metadata-Macaroon`).
+    Hex = 1,
+}
+
+/// A credential exactly as presented: `[encoding, has_preimage, preimage[32], encoded
+/// macaroon...]`. Equal keys decode to equal macaroons, so a cache that holds verified tokens
+/// by this key answers a repeated credential without decoding it; the encoding is in the key
+/// because one text can be both hex and base64 and mean different bytes.
+#[derive(Clone)]
+pub(crate) struct CredentialKey(Box<[u8]>);
+
+impl core::hash::Hash for CredentialKey {
+    /// The bytes, as `[u8]` hashes them: equal under [`PartialEq`] means equal bytes.
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl PartialEq for CredentialKey {
+    /// Word by word: on wasm32 `[u8] == [u8]` is a byte loop (`memcmp`), and every cache hit
+    /// compares a whole credential.
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (&self.0, &other.0);
+        if a.len() != b.len() {
+            return false;
+        }
+        let (mut x, mut y) = (a.chunks_exact(8), b.chunks_exact(8));
+        let word = |c: &[u8]| c.first_chunk::<8>().map_or(0, |w| u64::from_ne_bytes(*w));
+        x.by_ref().zip(y.by_ref()).all(|(p, q)| word(p) == word(q))
+            && x.remainder() == y.remainder()
+    }
+}
+
+impl Eq for CredentialKey {}
+
+/// Bytes of the key before the encoded macaroon.
+const KEY_HEAD: usize = 34;
+
+/// One macaroon with the preimage presented beside it (if any), not yet decoded: decoding
+/// waits until a cache has not answered, and a malformed one is refused then, in its turn.
 #[derive(Clone)]
 pub struct Candidate {
-    /// `[has_preimage, preimage[32], macaroon...]`: one buffer, so that a cache looks it up
-    /// by these exact bytes with no further allocation.
-    key: Vec<u8>,
+    key: CredentialKey,
     source: Source,
 }
 
 impl Candidate {
-    /// Decodes the macaroon straight into the candidate's buffer, behind the preimage.
-    fn decode(
-        source: Source,
-        preimage: Option<&Preimage>,
-        encoded: &str,
-        decode: fn(&str, &mut Vec<u8>) -> Result<(), Rejection>,
-    ) -> Result<Self, Rejection> {
-        let mut key = Vec::with_capacity(33 + encoded.len());
+    fn new(source: Source, preimage: Option<&Preimage>, encoded: &str, e: Encoding) -> Self {
+        let mut key = Vec::with_capacity(KEY_HEAD + encoded.len());
+        key.push(e as u8);
         match preimage {
             Some(p) => {
                 key.push(1);
@@ -104,48 +142,56 @@ impl Candidate {
             }
             None => key.extend_from_slice(&[0; 33]),
         }
-        decode(encoded, &mut key)?;
-        match key.get(33) {
-            Some(2) => Ok(Candidate { key, source }),
-            // Only the V2 binary format: V1 and JSON are never minted here or by Aperture.
-            _ => Err(malformed("not a V2 binary macaroon")),
+        key.extend_from_slice(encoded.as_bytes());
+        Candidate {
+            key: CredentialKey(key.into_boxed_slice()),
+            source,
         }
     }
 
     /// A macaroon presented without a preimage (the paywall's pending cookie).
-    pub(crate) fn unpaid(encoded: &str) -> Result<Self, Rejection> {
-        Self::decode(Source::Cookie, None, encoded.trim(), decode_b64_into)
+    pub(crate) fn unpaid(encoded: &str) -> Self {
+        Self::new(Source::Cookie, None, encoded.trim(), Encoding::Base64)
     }
 
     /// A macaroon with its preimage, as the paywall's status answer pairs them.
-    pub(crate) fn paid(encoded: &str, preimage: &Preimage) -> Result<Self, Rejection> {
-        Self::decode(
+    pub(crate) fn paid(encoded: &str, preimage: &Preimage) -> Self {
+        Self::new(
             Source::Cookie,
             Some(preimage),
             encoded.trim(),
-            decode_b64_into,
+            Encoding::Base64,
         )
     }
 
-    /// The binary (V2) macaroon.
-    pub(crate) fn macaroon(&self) -> &[u8] {
-        self.key.get(33..).unwrap_or_default()
+    /// The binary (V2) macaroon, decoded; refused if it is not one.
+    pub(crate) fn macaroon(&self) -> Result<Vec<u8>, Rejection> {
+        let (head, encoded) = self.key.0.split_at_checked(KEY_HEAD).unwrap_or_default();
+        // Always text: the key was built from a `&str`.
+        let encoded =
+            core::str::from_utf8(encoded).map_err(|_| malformed("macaroon is not text"))?;
+        let mut out = Vec::with_capacity(encoded.len());
+        match head.first() {
+            Some(&e) if e == Encoding::Hex as u8 => decode_hex_into(encoded, &mut out)?,
+            _ => decode_b64_into(encoded, &mut out)?,
+        }
+        match out.first() {
+            // Only the V2 binary format: V1 and JSON are never minted here or by Aperture.
+            Some(2) => Ok(out),
+            _ => Err(malformed("not a V2 binary macaroon")),
+        }
     }
 
     /// The preimage presented outside the macaroon, if any.
     pub(crate) fn explicit_preimage(&self) -> Option<Preimage> {
-        match self.key.split_first_chunk::<33>() {
-            Some((head, _)) if head[0] == 1 => {
-                let mut p = [0u8; 32];
-                p.copy_from_slice(&head[1..]);
-                Some(Preimage(p))
-            }
+        match self.key.0.get(1..KEY_HEAD) {
+            Some([1, p @ ..]) => p.try_into().ok().map(Preimage),
             _ => None,
         }
     }
 
-    /// The exact credential bytes (preimage and macaroon), a cache key.
-    pub(crate) fn cache_key(&self) -> &[u8] {
+    /// The credential as presented, a cache key.
+    pub(crate) fn cache_key(&self) -> &CredentialKey {
         &self.key
     }
 
@@ -159,7 +205,7 @@ impl core::fmt::Debug for Candidate {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Candidate")
             .field("source", &self.source)
-            .field("macaroon_len", &self.macaroon().len())
+            .field("encoded_len", &self.key.0.len().saturating_sub(KEY_HEAD))
             .finish_non_exhaustive()
     }
 }
@@ -253,9 +299,8 @@ impl Credentials {
             HeaderKind::Cookie => {}
             HeaderKind::Macaroon => {
                 for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                    let item =
-                        Candidate::decode(Source::MacaroonHeader, None, part, decode_hex_into);
-                    self.push(item);
+                    let item = Candidate::new(Source::MacaroonHeader, None, part, Encoding::Hex);
+                    self.push(Ok(item));
                 }
             }
         }
@@ -294,7 +339,7 @@ impl Credentials {
         self.payment.as_ref().map(|p| p.as_ref().map_err(|r| *r))
     }
 
-    /// The decoded candidates, in order.
+    /// The candidates presented, in order (each decoded when it is judged).
     pub fn candidates(&self) -> impl Iterator<Item = &Candidate> {
         self.items.iter().filter_map(|i| i.as_ref().ok())
     }
@@ -377,8 +422,8 @@ impl Credentials {
             None => (*last, None),
         };
         for m in rest.iter().copied().chain(core::iter::once(last)) {
-            let item = Candidate::decode(source, preimage.as_ref(), m, decode_b64_into);
-            self.push(item);
+            let item = Candidate::new(source, preimage.as_ref(), m, Encoding::Base64);
+            self.push(Ok(item));
         }
     }
 }
@@ -440,8 +485,20 @@ mod tests {
         Credentials::from_headers(values.iter().map(|v| ("Authorization", v.as_bytes())))
     }
 
+    /// Candidates that decode.
     fn ok_count(c: &Credentials) -> usize {
-        c.candidates().count()
+        c.candidates().filter(|c| c.macaroon().is_ok()).count()
+    }
+
+    /// Each item's refusal, at parsing or at decoding (`None`: it decodes).
+    fn refusals(c: &Credentials) -> Vec<Option<Reason>> {
+        c.items
+            .iter()
+            .map(|i| match i {
+                Ok(cand) => cand.macaroon().err().map(|r| r.reason),
+                Err(r) => Some(r.reason),
+            })
+            .collect()
     }
 
     #[test]
@@ -456,7 +513,7 @@ mod tests {
             let c = parse(&[&v]);
             assert_eq!(ok_count(&c), 1, "{v}");
             let cand = c.candidates().next().unwrap();
-            assert_eq!(cand.macaroon(), M);
+            assert_eq!(cand.macaroon().unwrap(), M);
             assert_eq!(cand.explicit_preimage().unwrap().0, [0xab; 32]);
         }
     }
@@ -476,12 +533,16 @@ mod tests {
             url.trim_end_matches('=').to_owned(),
         ] {
             let c = parse(&[&format!("L402 {enc}:{pre}")]);
-            assert_eq!(c.candidates().next().unwrap().macaroon(), &m[..], "{enc}");
+            assert_eq!(
+                c.candidates().next().unwrap().macaroon().unwrap(),
+                m,
+                "{enc}"
+            );
         }
         let mixed = format!("L402 {}_:{pre}", std.trim_end_matches('='));
         assert_eq!(
-            parse(&[&mixed]).items[0].as_ref().unwrap_err().reason,
-            Reason::MalformedCredential
+            refusals(&parse(&[&mixed])),
+            [Some(Reason::MalformedCredential)]
         );
     }
 
@@ -519,10 +580,18 @@ mod tests {
                 .all(|c| c.explicit_preimage().is_none() && c.source() == Source::MacaroonHeader)
         );
         let bad = Credentials::from_headers([("macaroon", "xyz")]);
-        assert_eq!(
-            bad.items[0].as_ref().unwrap_err().reason,
-            Reason::MalformedCredential
+        assert_eq!(refusals(&bad), [Some(Reason::MalformedCredential)]);
+        // One text can be hex and base64 at once: decoded as the header it came in says.
+        let both = hex::encode(M);
+        let b = Credentials::from_headers([("macaroon", both.as_str())]);
+        let a = parse(&[&format!("L402 {both}:{}", "00".repeat(32))]);
+        let (b, a) = (
+            b.candidates().next().unwrap(),
+            a.candidates().next().unwrap(),
         );
+        assert_eq!(b.macaroon().unwrap(), M);
+        assert!(a.macaroon().is_err());
+        assert!(a.cache_key() != b.cache_key());
     }
 
     #[test]
@@ -538,18 +607,14 @@ mod tests {
         ] {
             let c = parse(&[&v]);
             assert_eq!(ok_count(&c), 0, "{v}");
+            let r = refusals(&c);
             assert!(
-                c.items
-                    .iter()
-                    .all(|i| i.as_ref().unwrap_err().reason == Reason::MalformedCredential),
+                r.iter().all(|r| *r == Some(Reason::MalformedCredential)),
                 "{v}"
             );
         }
         let c = Credentials::from_headers([("authorization", &b"L402 \xff\xfe"[..])]);
-        assert_eq!(
-            c.items[0].as_ref().unwrap_err().reason,
-            Reason::MalformedCredential
-        );
+        assert_eq!(refusals(&c), [Some(Reason::MalformedCredential)]);
     }
 
     #[test]
@@ -596,6 +661,23 @@ mod tests {
             parse(&[""]).precheck().unwrap_err().reason,
             Reason::MissingCredential
         );
+    }
+
+    #[test]
+    fn keys_equal_only_byte_for_byte() {
+        let key = |b: &[u8]| CredentialKey(b.into());
+        for n in [0, 1, 7, 8, 9, 16, 33, 34, 250] {
+            let a: Vec<u8> = (0..n).map(|i| i as u8).collect();
+            assert!(key(&a) == key(&a), "{n}");
+            for i in 0..n {
+                let mut b = a.clone();
+                b[i] ^= 0x80;
+                assert!(key(&a) != key(&b), "{n} {i}");
+            }
+            let mut longer = a.clone();
+            longer.push(0);
+            assert!(key(&a) != key(&longer), "{n}");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::caveat::{Claims, preimage_from_caveats};
-use crate::credential::{Candidate, Credentials, MAX_CAVEATS, Source};
+use crate::credential::{Candidate, CredentialKey, Credentials, MAX_CAVEATS, Source};
 use crate::ids::{Identifier, IdentifierError, KeyId, PaymentHash, TokenId};
 use crate::keyring::{Keyring, RootKey};
 use crate::reason::{Reason, Rejection};
@@ -150,10 +150,10 @@ impl Authorized {
 }
 
 /// Per-VM cache of verified credentials (like Envoy jwt_authn's `jwt_cache_config`): the key
-/// is the exact credential bytes, compared in full; a hit skips the HMAC chain but every
-/// request-dependent check still runs. Entries leave at the token's earliest expiry.
+/// is the credential as presented, compared in full; a hit skips decoding and the HMAC chain
+/// but every request-dependent check still runs. Entries leave at the token's earliest expiry.
 pub struct VerifiedCache {
-    lru: Option<LruCache<Box<[u8]>, Arc<VerifiedToken>>>,
+    lru: Option<LruCache<CredentialKey, Arc<VerifiedToken>>>,
     hits: u64,
     misses: u64,
 }
@@ -183,7 +183,7 @@ impl VerifiedCache {
         (self.hits, self.misses)
     }
 
-    fn get(&mut self, key: &[u8], now: u64) -> Option<Arc<VerifiedToken>> {
+    fn get(&mut self, key: &CredentialKey, now: u64) -> Option<Arc<VerifiedToken>> {
         let lru = self.lru.as_mut()?;
         let hit = match lru.get(key) {
             Some(t) if t.claims.earliest_expiry.is_some_and(|e| now >= e) => {
@@ -201,11 +201,11 @@ impl VerifiedCache {
         hit
     }
 
-    fn put(&mut self, key: &[u8], token: &Arc<VerifiedToken>, now: u64) {
+    fn put(&mut self, key: &CredentialKey, token: &Arc<VerifiedToken>, now: u64) {
         if let Some(lru) = self.lru.as_mut()
             && token.claims.earliest_expiry.is_none_or(|e| now < e)
         {
-            lru.put(key.into(), Arc::clone(token));
+            lru.put(key.clone(), Arc::clone(token));
         }
     }
 }
@@ -384,7 +384,7 @@ impl Verifier {
     /// Everything that does not depend on the request: decode, preimage, key, signature,
     /// caveat syntax.
     pub fn verify_token(&self, candidate: &Candidate) -> Result<VerifiedToken, Rejection> {
-        let (mac, identifier) = decode_macaroon(candidate.macaroon())?;
+        let (mac, identifier) = decode_macaroon(&candidate.macaroon()?)?;
         let predicates = || {
             mac.caveats()
                 .iter()
@@ -413,8 +413,8 @@ impl Verifier {
     /// A macaroon this keyring minted, not yet paid (the paywall's pending challenge): decode,
     /// key, signature; its identifier names the invoice to ask about.
     pub fn verify_unpaid(&self, macaroon_b64: &str) -> Result<Identifier, Rejection> {
-        let candidate = Candidate::unpaid(macaroon_b64)?;
-        let (mac, identifier) = decode_macaroon(candidate.macaroon())?;
+        let candidate = Candidate::unpaid(macaroon_b64);
+        let (mac, identifier) = decode_macaroon(&candidate.macaroon()?)?;
         self.check_signature(&mac, &identifier)?;
         Ok(identifier)
     }

@@ -657,6 +657,64 @@ fn cache_hits_skip_the_chain_but_not_the_request_checks() {
 }
 
 #[test]
+fn cache_is_keyed_by_the_credential_as_presented() {
+    let f = fixture();
+    let mut cache = VerifiedCache::new(16);
+    let req = Request {
+        service: "weather",
+        capabilities: "read",
+        now: NOW,
+        client_ip: None,
+    };
+    let pre = f.preimage.expose_hex();
+    let raw = f.raw();
+    let mut verify = |headers: &[(&str, &str)]| {
+        let creds = Credentials::from_headers(headers.iter().copied());
+        f.verifier
+            .verify_cached(&creds, &req, &NoDenyList, &mut cache)
+            .map(|_| ())
+            .map_err(|r| r.reason)
+    };
+    // One token in several spellings: an entry each, answered from the cache the second time.
+    let mut spellings = vec![
+        f.b64.clone(),
+        STANDARD.encode(&raw),
+        STANDARD.encode(&raw).trim_end_matches('=').to_owned(),
+        URL_SAFE_NO_PAD.encode(&raw),
+    ];
+    spellings.sort();
+    spellings.dedup();
+    let d = spellings.len() as u64;
+    assert!(d >= 2, "the fixture's spellings should differ");
+    for _ in 0..2 {
+        for m in &spellings {
+            assert!(verify(&[("Authorization", &format!("L402 {m}:{pre}"))]).is_ok());
+        }
+    }
+    // A malformed macaroon is refused when judged, in its turn: first success still wins.
+    let junk = format!("L402 !!!!:{pre}");
+    assert_eq!(
+        verify(&[("Authorization", &junk)]),
+        Err(Reason::MalformedCredential)
+    );
+    assert!(verify(&[("Authorization", &junk), ("Authorization", &f.auth(&f.b64))]).is_ok());
+    // The same text as hex (Macaroon header) and as base64 (Authorization) is two credentials:
+    // the one cached from the header never answers the other.
+    let with_pre = attenuate(&f.b64, &format!("preimage={pre}")).unwrap();
+    let hexed = hex::encode(STANDARD.decode(&with_pre).unwrap());
+    assert!(verify(&[("Macaroon", &hexed)]).is_ok());
+    assert!(verify(&[("Macaroon", &hexed)]).is_ok());
+    assert_eq!(
+        verify(&[("Authorization", &format!("L402 {hexed}:{pre}"))]),
+        Err(Reason::MalformedCredential)
+    );
+    assert_eq!(cache.len() as u64, d + 1);
+    // Hits: the spellings' second round, the genuine token after the junk, the header again.
+    // Misses: each spelling's first time, the junk twice, the header's first, the base64 read.
+    assert_eq!(cache.stats(), (d + 2, d + 4));
+}
+
+#[test]
 fn cache_is_bounded() {
     let f = fixture();
     let ring: Keyring = K7.parse().unwrap();

@@ -11,11 +11,12 @@ initSync({ module: wasmModule });
 
 /// The request line and headers as the Worker's entry module hands them to `l402_decide`.
 function blobOf(request, target, secure) {
-  let blob = request.method + "\n" + target + (secure ? "\n1\n" : "\n0\n");
+  const parts = [request.method, target, secure ? "1" : "0"];
   // entry module's lines: begin
-  for (const [name, value] of request.headers) blob += name + "\n" + value + "\n";
+  for (const [name, value] of request.headers) parts.push(name, value);
+  parts.push("");
   // entry module's lines: end
-  return blob;
+  return parts.join("\n");
 }
 
 /// A JS proxy's copy of the request.

@@ -43,8 +43,12 @@ export default {
   async fetch(request, env) {
     const url = new URL(request.url);
     const target = url.pathname + url.search;
-    let blob = request.method + "\n" + target + (url.protocol === "https:" ? "\n1\n" : "\n0\n");
-    for (const [name, value] of request.headers) blob += name + "\n" + value + "\n";
+    // One flat string, made by join: a string grown by `+=` is a rope that the glue's copy into
+    // the Wasm's memory must first flatten (a second copy, and garbage: docs/BENCHMARKS.md, fifth look).
+    const parts = [request.method, target, url.protocol === "https:" ? "1" : "0"];
+    for (const [name, value] of request.headers) parts.push(name, value);
+    parts.push("");
+    const blob = parts.join("\n");
     const d = l402_decide(env, blob, Date.now());
     if (d.charCodeAt(0) === 70 /* F: forward, with core's removals and settings */) {
       origin ??= l402_origin(env);

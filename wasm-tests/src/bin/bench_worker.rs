@@ -610,8 +610,8 @@ fn main() -> Result<()> {
     if args.runs("v8-alone") {
         println!(
             "\nProbe, V8 alone: one `l402_decide` call through the same glue and Wasm in Node 22 \
-             (no workerd; 200,000 calls, the loop's own cost taken out): {:.2} µs with the cache, \
-             {:.2} µs without.",
+             (no workerd; 200,000 calls in five rounds, the loop's own cost taken out, the median round): \
+             {:.2} µs with the cache, {:.2} µs without.",
             v8_alone(module_dir, &authorization, 1024)?,
             v8_alone(module_dir, &authorization, 0)?,
         );

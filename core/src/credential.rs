@@ -167,19 +167,7 @@ impl Candidate {
     /// The binary (V2) macaroon, decoded; refused if it is not one.
     pub(crate) fn macaroon(&self) -> Result<Vec<u8>, Rejection> {
         let (head, encoded) = self.key.0.split_at_checked(KEY_HEAD).unwrap_or_default();
-        // Always text: the key was built from a `&str`.
-        let encoded =
-            core::str::from_utf8(encoded).map_err(|_| malformed("macaroon is not text"))?;
-        let mut out = Vec::with_capacity(encoded.len());
-        match head.first() {
-            Some(&e) if e == Encoding::Hex as u8 => decode_hex_into(encoded, &mut out)?,
-            _ => decode_b64_into(encoded, &mut out)?,
-        }
-        match out.first() {
-            // Only the V2 binary format: V1 and JSON are never minted here or by Aperture.
-            Some(2) => Ok(out),
-            _ => Err(malformed("not a V2 binary macaroon")),
-        }
+        Encoding::of_tag(head.first()).decode_v2(encoded)
     }
 
     /// The preimage presented outside the macaroon, if any.
@@ -437,36 +425,45 @@ fn is_ows(b: u8) -> bool {
 }
 
 /// Standard or URL-safe base64, padded or not, appended to `out`.
-fn decode_b64_into(s: &str, out: &mut Vec<u8>) -> Result<(), Rejection> {
-    if s.is_empty() {
-        return Err(malformed("empty macaroon"));
+impl Encoding {
+    /// The encoding a key's first byte names.
+    fn of_tag(tag: Option<&u8>) -> Encoding {
+        match tag {
+            Some(&t) if t == Encoding::Hex as u8 => Encoding::Hex,
+            _ => Encoding::Base64,
+        }
     }
-    // A byte scan, not a char pattern: this runs on every request.
-    let engine = if s.bytes().any(|b| b == b'-' || b == b'_') {
-        &URL
-    } else {
-        &STD
-    };
-    engine
-        .decode_vec(s, out)
-        .map_err(|_| malformed("macaroon is not base64"))
-}
 
-fn decode_hex_into(s: &str, out: &mut Vec<u8>) -> Result<(), Rejection> {
-    let start = out.len();
-    out.resize(start + s.len() / 2, 0);
-    let dst = out.get_mut(start..).unwrap_or_default();
-    hex::decode_to_slice(s, dst).map_err(|_| malformed("macaroon header is not hex"))
+    /// Decodes a presented macaroon as the verifier does: V2 binary only.
+    fn decode_v2(self, encoded: &[u8]) -> Result<Vec<u8>, Rejection> {
+        let out = match self {
+            Encoding::Base64 if encoded.is_empty() => return Err(malformed("empty macaroon")),
+            Encoding::Base64 => {
+                // Either alphabet, told apart by a byte scan.
+                let engine = if encoded.iter().any(|b| *b == b'-' || *b == b'_') {
+                    &URL
+                } else {
+                    &STD
+                };
+                engine
+                    .decode(encoded)
+                    .map_err(|_| malformed("macaroon is not base64"))?
+            }
+            Encoding::Hex => {
+                hex::decode(encoded).map_err(|_| malformed("macaroon header is not hex"))?
+            }
+        };
+        match out.first() {
+            // Only the V2 binary format: V1 and JSON are never minted here or by Aperture.
+            Some(2) => Ok(out),
+            _ => Err(malformed("not a V2 binary macaroon")),
+        }
+    }
 }
 
 /// Decodes a base64 macaroon as the verifier does: V2 binary only.
 pub(crate) fn decode_b64_macaroon(s: &str) -> Result<Vec<u8>, Rejection> {
-    let mut out = Vec::with_capacity(s.len());
-    decode_b64_into(s, &mut out)?;
-    match out.first() {
-        Some(2) => Ok(out),
-        _ => Err(malformed("not a V2 binary macaroon")),
-    }
+    Encoding::Base64.decode_v2(s.as_bytes())
 }
 
 #[cfg(test)]

@@ -14,9 +14,15 @@
 //!                                                 ─► store: Counter::apply ─► Edge::metered
 //! ```
 
-use std::collections::HashMap;
+#[allow(unused_imports)]
+use crate::prelude::*;
 
-use serde::{Deserialize, Serialize};
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use hashbrown::HashMap;
+
+use crate::json::{Field, JsonResult, Reader, Unknown, Writer, read_object, required};
 
 use crate::ids::TokenId;
 
@@ -46,8 +52,7 @@ const MAX_LEASES: usize = 10_000;
 
 /// `POST /v1/allowance` (and the Durable Object's request): give back `release` units, then
 /// take up to `take`, for the count of (`token_id`, `service`) against `limit`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AllowanceRequest {
     /// Token id, 64 hex digits.
     pub token_id: String,
@@ -58,12 +63,10 @@ pub struct AllowanceRequest {
     pub limit: u64,
     /// When the token stops being valid for the service: the count may be dropped after it.
     /// `None`: kept for good.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<u64>,
     /// Units wanted now (0: only a release).
     pub take: u64,
     /// Units taken earlier and not spent, given back first.
-    #[serde(default)]
     pub release: u64,
 }
 
@@ -87,14 +90,48 @@ pub enum AllowanceRequestError {
 impl AllowanceRequest {
     /// The JSON body.
     pub fn to_body(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        let mut w = Writer::new();
+        w.open_object()
+            .str_member("token_id", &self.token_id)
+            .str_member("service", &self.service)
+            .u64_member("limit", self.limit)
+            .opt_u64_member("expires_at", self.expires_at)
+            .u64_member("take", self.take)
+            .u64_member("release", self.release)
+            .close_object();
+        w.into_bytes()
+    }
+
+    fn read(r: &mut Reader<'_>) -> JsonResult<AllowanceRequest> {
+        let (mut token_id, mut service, mut limit) = (None, None, None);
+        let (mut expires_at, mut take, mut release) = (None, None, None);
+        read_object(
+            r,
+            &mut [
+                ("token_id", Field::Str(&mut token_id)),
+                ("service", Field::Str(&mut service)),
+                ("limit", Field::U64(&mut limit)),
+                ("expires_at", Field::U64(&mut expires_at)),
+                ("take", Field::U64(&mut take)),
+                ("release", Field::U64(&mut release)),
+            ],
+            Unknown::Refuse,
+        )?;
+        Ok(AllowanceRequest {
+            token_id: required(token_id, "token_id", r)?,
+            service: required(service, "service", r)?,
+            limit: required(limit, "limit", r)?,
+            expires_at,
+            take: required(take, "take", r)?,
+            release: release.unwrap_or_default(),
+        })
     }
 
     /// Parses and checks a body (the store's side); a limit over [`MAX_ALLOWANCE`] is read as
     /// that.
     pub fn parse(body: &[u8]) -> Result<AllowanceRequest, AllowanceRequestError> {
-        let mut r: AllowanceRequest =
-            serde_json::from_slice(body).map_err(|_| AllowanceRequestError::Malformed)?;
+        let mut r = Reader::document(body, AllowanceRequest::read)
+            .map_err(|_| AllowanceRequestError::Malformed)?;
         if TokenId::from_hex(&r.token_id).is_none() {
             return Err(AllowanceRequestError::TokenId);
         }
@@ -110,12 +147,12 @@ impl AllowanceRequest {
 
     /// The store key: `<token id hex>/<service>` (neither contains `/`).
     pub fn key(&self) -> String {
-        format!("{}/{}", self.token_id, self.service)
+        [self.token_id.as_str(), self.service.as_str()].join("/")
     }
 }
 
 /// The store's answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AllowanceAnswer {
     /// Units taken now (0: none left for this credential).
     pub granted: u64,
@@ -126,7 +163,30 @@ pub struct AllowanceAnswer {
 impl AllowanceAnswer {
     /// The JSON body.
     pub fn to_body(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        let mut w = Writer::new();
+        w.open_object()
+            .u64_member("granted", self.granted)
+            .u64_member("left", self.left)
+            .close_object();
+        w.into_bytes()
+    }
+
+    fn parse(body: &[u8]) -> JsonResult<AllowanceAnswer> {
+        Reader::document(body, |r| {
+            let (mut granted, mut left) = (None, None);
+            read_object(
+                r,
+                &mut [
+                    ("granted", Field::U64(&mut granted)),
+                    ("left", Field::U64(&mut left)),
+                ],
+                Unknown::Skip,
+            )?;
+            Ok(AllowanceAnswer {
+                granted: required(granted, "granted", r)?,
+                left: required(left, "left", r)?,
+            })
+        })
     }
 
     /// Reads a store's answer: `None` unless `status` is 200 with this shape and a grant that
@@ -137,7 +197,7 @@ impl AllowanceAnswer {
         asked: u64,
     ) -> Option<AllowanceAnswer> {
         match (status, body) {
-            (Some(200), Some(b)) => serde_json::from_slice::<AllowanceAnswer>(b)
+            (Some(200), Some(b)) => AllowanceAnswer::parse(b)
                 .ok()
                 .filter(|a| a.granted <= asked),
             _ => None,

@@ -1,9 +1,14 @@
 //! The invoice-service's edge API (PROTOCOL.md §6), shared by the service that answers it
 //! and the edges that call it, so both sides read one definition.
 
-use serde::{Deserialize, Serialize};
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use alloc::string::String;
+use alloc::vec::Vec;
 
 use crate::challenge::{Challenge, ChallengeError, Offer};
+use crate::json::{Field, JsonError, JsonResult, Reader, Unknown, Writer, read_object, required};
 use crate::payment::PaymentChallenge;
 
 /// Path of the challenge endpoint.
@@ -13,27 +18,22 @@ pub const REDEEM_PATH: &str = "/v1/redeem";
 
 /// `POST /v1/challenges` body. Prices and capabilities live in the service's catalog: the
 /// edge names the service only.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChallengeRequest {
     /// The service the route sells.
     pub service: String,
     /// Why the edge asks (the rejection reason, or `missing_credential`); for metrics only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// The request's method, for a per-request price.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
     /// The request's canonical path (no query), for a per-request price.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// The client's address as the edge's host knows it, for a token bound to it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_ip: Option<String>,
 }
 
 /// `POST /v1/challenges` answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChallengeResponse {
     /// The minted macaroon, standard base64 with padding.
     pub macaroon: String,
@@ -45,16 +45,12 @@ pub struct ChallengeResponse {
     pub expires_at: u64,
     /// The same invoice as a Payment-scheme charge challenge (PROTOCOL.md §11.1); absent from
     /// services that predate the scheme.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment: Option<PaymentChallenge>,
     /// What the token buys, for the paywall page: the service's description.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// Seconds the token lives once minted.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifetime_secs: Option<u64>,
     /// Requests the token serves (metered tokens).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowance: Option<u64>,
 }
 
@@ -63,16 +59,14 @@ pub struct ChallengeResponse {
 pub const INVOICE_STATUS_PATH: &str = "/v1/invoice-status";
 
 /// `POST /v1/invoice-status` body.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InvoiceStatusRequest {
     /// Payment hash, 64 hex digits, from a macaroon the edge verified.
     pub payment_hash: String,
 }
 
 /// Where an invoice stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InvoiceState {
     /// Not paid yet.
     Open,
@@ -83,19 +77,17 @@ pub enum InvoiceState {
 }
 
 /// `POST /v1/invoice-status` answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InvoiceStatus {
     /// Where it stands.
     pub state: InvoiceState,
     /// The preimage, hex, when settled.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preimage: Option<String>,
 }
 
 /// `POST /v1/redeem` body: spend the charge with this payment hash, remembered until the
 /// challenge expires (after which no edge accepts it anyway).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RedeemRequest {
     /// Payment hash, 64 hex digits.
     pub payment_hash: String,
@@ -106,7 +98,31 @@ pub struct RedeemRequest {
 impl RedeemRequest {
     /// The JSON body.
     pub fn to_body(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        let mut w = Writer::new();
+        w.open_object()
+            .str_member("payment_hash", &self.payment_hash)
+            .u64_member("expires_at", self.expires_at)
+            .close_object();
+        w.into_bytes()
+    }
+
+    /// Reads a body (the service's side); unknown members are refused.
+    pub fn parse(body: &[u8]) -> JsonResult<RedeemRequest> {
+        Reader::document(body, |r| {
+            let (mut payment_hash, mut expires_at) = (None, None);
+            read_object(
+                r,
+                &mut [
+                    ("payment_hash", Field::Str(&mut payment_hash)),
+                    ("expires_at", Field::U64(&mut expires_at)),
+                ],
+                Unknown::Refuse,
+            )?;
+            Ok(RedeemRequest {
+                payment_hash: required(payment_hash, "payment_hash", r)?,
+                expires_at: required(expires_at, "expires_at", r)?,
+            })
+        })
     }
 }
 
@@ -223,12 +239,11 @@ impl ApiErrorCode {
 }
 
 /// Error body of every non-2xx answer: `{"error": "<stable code>", "message": "..."}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ErrorBody {
     /// An [`ApiErrorCode`]'s name.
     pub error: String,
     /// Human-readable detail; never secrets.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
 }
 
@@ -237,7 +252,7 @@ pub struct ErrorBody {
 pub enum ChallengeResponseError {
     /// Not the JSON shape above.
     #[error("invoice-service answer is not a challenge: {0}")]
-    Json(String),
+    Json(JsonError),
     /// The fields would make a broken or unsafe challenge.
     #[error(transparent)]
     Challenge(#[from] ChallengeError),
@@ -246,22 +261,227 @@ pub enum ChallengeResponseError {
 impl ChallengeRequest {
     /// The JSON body.
     pub fn to_body(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        let mut w = Writer::new();
+        w.open_object()
+            .str_member("service", &self.service)
+            .opt_str_member("reason", self.reason.as_deref())
+            .opt_str_member("method", self.method.as_deref())
+            .opt_str_member("path", self.path.as_deref())
+            .opt_str_member("client_ip", self.client_ip.as_deref())
+            .close_object();
+        w.into_bytes()
+    }
+
+    /// Reads a body (the service's side); unknown members are refused.
+    pub fn parse(body: &[u8]) -> JsonResult<ChallengeRequest> {
+        Reader::document(body, |r| {
+            let mut service = None;
+            let (mut reason, mut method, mut path, mut client_ip) = (None, None, None, None);
+            read_object(
+                r,
+                &mut [
+                    ("service", Field::Str(&mut service)),
+                    ("reason", Field::Str(&mut reason)),
+                    ("method", Field::Str(&mut method)),
+                    ("path", Field::Str(&mut path)),
+                    ("client_ip", Field::Str(&mut client_ip)),
+                ],
+                Unknown::Refuse,
+            )?;
+            Ok(ChallengeRequest {
+                service: required(service, "service", r)?,
+                reason,
+                method,
+                path,
+                client_ip,
+            })
+        })
     }
 }
 
 impl ChallengeResponse {
+    /// The JSON body (the service's answer).
+    pub fn to_body(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.open_object()
+            .str_member("macaroon", &self.macaroon)
+            .str_member("invoice", &self.invoice)
+            .str_member("payment_hash", &self.payment_hash)
+            .u64_member("expires_at", self.expires_at);
+        if let Some(p) = &self.payment {
+            w.key("payment");
+            p.write(&mut w);
+        }
+        w.opt_str_member("description", self.description.as_deref())
+            .opt_u64_member("lifetime_secs", self.lifetime_secs)
+            .opt_u64_member("allowance", self.allowance)
+            .close_object();
+        w.into_bytes()
+    }
+
+    /// Reads an answer; members this edge does not know are ignored (a newer service may add
+    /// some).
+    pub fn parse(body: &[u8]) -> JsonResult<ChallengeResponse> {
+        Reader::document(body, |r| {
+            let (mut macaroon, mut invoice, mut payment_hash) = (None, None, None);
+            let (mut expires_at, mut payment, mut description) = (None, None, None);
+            let (mut lifetime_secs, mut allowance) = (None, None);
+            let mut read_payment = |r: &mut Reader<'_>| {
+                if !r.null()? {
+                    payment = Some(PaymentChallenge::read(r)?);
+                }
+                Ok(())
+            };
+            read_object(
+                r,
+                &mut [
+                    ("macaroon", Field::Str(&mut macaroon)),
+                    ("invoice", Field::Str(&mut invoice)),
+                    ("payment_hash", Field::Str(&mut payment_hash)),
+                    ("expires_at", Field::U64(&mut expires_at)),
+                    ("payment", Field::With(&mut read_payment)),
+                    ("description", Field::Str(&mut description)),
+                    ("lifetime_secs", Field::U64(&mut lifetime_secs)),
+                    ("allowance", Field::U64(&mut allowance)),
+                ],
+                Unknown::Skip,
+            )?;
+            Ok(ChallengeResponse {
+                macaroon: required(macaroon, "macaroon", r)?,
+                invoice: required(invoice, "invoice", r)?,
+                payment_hash: required(payment_hash, "payment_hash", r)?,
+                expires_at: required(expires_at, "expires_at", r)?,
+                payment,
+                description,
+                lifetime_secs,
+                allowance,
+            })
+        })
+    }
+
     /// Parses and validates an answer body into the offer to render: the L402 challenge and,
     /// from services that issue it, the Payment one. A Payment form that could not be a safe
     /// header is dropped, not the L402 challenge with it (a route selling Payment alone then
     /// answers 503).
     pub fn parse_challenge(body: &[u8]) -> Result<Offer, ChallengeResponseError> {
-        let r: ChallengeResponse = serde_json::from_slice(body)
-            .map_err(|e| ChallengeResponseError::Json(e.to_string()))?;
+        let r = ChallengeResponse::parse(body).map_err(ChallengeResponseError::Json)?;
         let l402 = Challenge::new(&r.macaroon, &r.invoice)?;
         Ok(Offer {
             l402,
             payment: r.payment.filter(|p| p.check().is_ok()),
+        })
+    }
+}
+
+impl InvoiceStatusRequest {
+    /// The JSON body.
+    pub fn to_body(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.open_object()
+            .str_member("payment_hash", &self.payment_hash)
+            .close_object();
+        w.into_bytes()
+    }
+
+    /// Reads a body (the service's side); unknown members are refused.
+    pub fn parse(body: &[u8]) -> JsonResult<InvoiceStatusRequest> {
+        Reader::document(body, |r| {
+            let mut payment_hash = None;
+            read_object(
+                r,
+                &mut [("payment_hash", Field::Str(&mut payment_hash))],
+                Unknown::Refuse,
+            )?;
+            Ok(InvoiceStatusRequest {
+                payment_hash: required(payment_hash, "payment_hash", r)?,
+            })
+        })
+    }
+}
+
+impl InvoiceState {
+    /// The snake_case name on the wire.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            InvoiceState::Open => "open",
+            InvoiceState::Settled => "settled",
+            InvoiceState::Expired => "expired",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<InvoiceState> {
+        [
+            InvoiceState::Open,
+            InvoiceState::Settled,
+            InvoiceState::Expired,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+}
+
+impl InvoiceStatus {
+    /// The JSON body (the service's answer).
+    pub fn to_body(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.open_object()
+            .str_member("state", self.state.as_str())
+            .opt_str_member("preimage", self.preimage.as_deref())
+            .close_object();
+        w.into_bytes()
+    }
+
+    /// Reads an answer; unknown members are ignored.
+    pub fn parse(body: &[u8]) -> JsonResult<InvoiceStatus> {
+        Reader::document(body, |r| {
+            let (mut state, mut preimage) = (None, None);
+            read_object(
+                r,
+                &mut [
+                    ("state", Field::Str(&mut state)),
+                    ("preimage", Field::Str(&mut preimage)),
+                ],
+                Unknown::Skip,
+            )?;
+            let state = required(state, "state", r)?;
+            Ok(InvoiceStatus {
+                state: InvoiceState::from_name(&state).ok_or_else(|| {
+                    r.error(crate::json::JsonErrorKind::ExpectedString)
+                        .within("state")
+                })?,
+                preimage,
+            })
+        })
+    }
+}
+
+impl ErrorBody {
+    /// The JSON body.
+    pub fn to_body(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.open_object()
+            .str_member("error", &self.error)
+            .opt_str_member("message", self.message.as_deref())
+            .close_object();
+        w.into_bytes()
+    }
+
+    /// Reads an error answer; unknown members are ignored.
+    pub fn parse(body: &[u8]) -> JsonResult<ErrorBody> {
+        Reader::document(body, |r| {
+            let (mut error, mut message) = (None, None);
+            read_object(
+                r,
+                &mut [
+                    ("error", Field::Str(&mut error)),
+                    ("message", Field::Str(&mut message)),
+                ],
+                Unknown::Skip,
+            )?;
+            Ok(ErrorBody {
+                error: required(error, "error", r)?,
+                message,
+            })
         })
     }
 }

@@ -4,7 +4,10 @@
 //! Caveats are parsed once per token into [`Claims`] (cacheable); [`Claims::check`] then judges
 //! one request with no allocation.
 
-use std::net::IpAddr;
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use core::net::IpAddr;
 
 use ipnet::IpNet;
 

@@ -2,6 +2,9 @@
 //! challenge in the exact form clients parse with regexes, 401, the gRPC variants, and 503.
 //! One function, [`render`], maps a decision to status, headers and body.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
 use crate::payment::{PROBLEM_BASE, PaymentChallenge, Schemes, problem};
 use crate::reason::Reason;
 
@@ -122,7 +125,7 @@ pub enum ChallengeForm {
 #[error("expected macaroon, token or both")]
 pub struct UnknownForm;
 
-impl std::str::FromStr for ChallengeForm {
+impl core::str::FromStr for ChallengeForm {
     type Err = UnknownForm;
 
     fn from_str(s: &str) -> Result<Self, UnknownForm> {
@@ -150,7 +153,7 @@ pub enum InvalidPolicy {
 #[error("expected challenge or unauthorized")]
 pub struct UnknownPolicy;
 
-impl std::str::FromStr for InvalidPolicy {
+impl core::str::FromStr for InvalidPolicy {
     type Err = UnknownPolicy;
 
     /// The names edges use in their configuration.

@@ -5,7 +5,10 @@
 //! Cloudflare's `CF-Connecting-IP`); this module only reads what the host reports, in the
 //! forms hosts write it, and never a header the client wrote.
 
-use std::net::{IpAddr, SocketAddr};
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use core::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 
@@ -27,7 +30,7 @@ pub fn parse_client_address(raw: &[u8]) -> Option<IpAddr> {
     if raw.len() > MAX_ADDRESS_LEN {
         return None;
     }
-    let s = std::str::from_utf8(raw).ok()?.trim();
+    let s = core::str::from_utf8(raw).ok()?.trim();
     let ip = s
         .parse::<IpAddr>()
         .ok()
@@ -130,7 +133,7 @@ impl BindingWidth {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use std::net::{Ipv4Addr, Ipv6Addr};
+    use core::net::{Ipv4Addr, Ipv6Addr};
 
     use proptest::prelude::*;
 

@@ -13,6 +13,9 @@
 //! Parsing only splits; a macaroon is decoded when it is judged (a cached credential never
 //! is); [`crate::Verifier`] judges candidates in order, first success wins.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
 use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -462,6 +465,7 @@ impl Encoding {
 }
 
 /// Decodes a base64 macaroon as the verifier does: V2 binary only.
+#[cfg(feature = "mint")]
 pub(crate) fn decode_b64_macaroon(s: &str) -> Result<Vec<u8>, Rejection> {
     Encoding::Base64.decode_v2(s.as_bytes())
 }

@@ -7,9 +7,13 @@
 //! Both are pure functions of `(catalog, routes, schemes)`: the edge renders them from its
 //! cached catalog and never on the paid path.
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+#[allow(unused_imports)]
+use crate::prelude::*;
 
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::json::{Field, JsonResult, Reader, Unknown, Writer, read_object, required};
 use crate::payment::{PAYMENT_CURRENCY, PAYMENT_INTENT, PAYMENT_METHOD, Schemes};
 use crate::routes::Route;
 
@@ -25,7 +29,7 @@ pub const MANIFEST_VERSION: &str = "1.0";
 const MAX_CATALOG_BYTES: usize = 256 * 1024;
 
 /// `GET /v1/catalog` answer: the services as the invoice-service sells them.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Catalog {
     /// The operator's name for the provider (the Payment scheme's realm).
     pub provider: String,
@@ -34,33 +38,25 @@ pub struct Catalog {
 }
 
 /// One service as sold.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct CatalogService {
     /// Name (as in `services=`).
     pub name: String,
     /// Tier.
-    #[serde(default)]
     pub tier: u32,
     /// The invoice description.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
     /// The price of one token, sat; `None`: priced per request by the operator's pricer.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price_sat: Option<u64>,
     /// The most a priced service charges, sat.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_price_sat: Option<u64>,
     /// Capabilities a token carries.
-    #[serde(default)]
     pub capabilities: Vec<String>,
     /// Seconds a token lives; `None`: no expiry caveat.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifetime_secs: Option<u64>,
     /// Requests a token serves; `None`: unmetered.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowance: Option<u64>,
     /// Tokens are bound to the buyer's network address.
-    #[serde(default)]
     pub bind_client_ip: bool,
 }
 
@@ -76,12 +72,65 @@ pub enum CatalogError {
 }
 
 impl Catalog {
-    /// Reads the invoice-service's answer.
+    /// Reads the invoice-service's answer (unknown members are ignored: a newer service may
+    /// add some).
     pub fn parse(body: &[u8]) -> Result<Catalog, CatalogError> {
         if body.len() > MAX_CATALOG_BYTES {
             return Err(CatalogError::TooLarge);
         }
-        serde_json::from_slice(body).map_err(|_| CatalogError::Malformed)
+        Reader::document(body, |r| {
+            let (mut provider, mut services) = (None, None);
+            let mut read_services = |r: &mut Reader<'_>| {
+                let mut list = Vec::new();
+                let mut items = r.array()?;
+                while items.next(r)? {
+                    let i = items.index();
+                    list.push(CatalogService::read(r).map_err(|e| e.item(i))?);
+                }
+                services = Some(list);
+                Ok(())
+            };
+            read_object(
+                r,
+                &mut [
+                    ("provider", Field::Str(&mut provider)),
+                    ("services", Field::With(&mut read_services)),
+                ],
+                Unknown::Skip,
+            )?;
+            Ok(Catalog {
+                provider: required(provider, "provider", r)?,
+                services: required(services, "services", r)?,
+            })
+        })
+        .map_err(|_| CatalogError::Malformed)
+    }
+
+    /// The JSON body (the invoice-service's answer).
+    pub fn to_body(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.open_object()
+            .str_member("provider", &self.provider)
+            .key("services")
+            .open_array();
+        for s in &self.services {
+            w.open_object()
+                .str_member("name", &s.name)
+                .u64_member("tier", u64::from(s.tier));
+            if !s.description.is_empty() {
+                w.str_member("description", &s.description);
+            }
+            w.opt_u64_member("price_sat", s.price_sat)
+                .opt_u64_member("max_price_sat", s.max_price_sat)
+                .strings_member("capabilities", s.capabilities.iter().map(String::as_str))
+                .opt_u64_member("lifetime_secs", s.lifetime_secs)
+                .opt_u64_member("allowance", s.allowance)
+                .key("bind_client_ip")
+                .bool(s.bind_client_ip)
+                .close_object();
+        }
+        w.close_array().close_object();
+        w.into_bytes()
     }
 
     /// The service named `name`.
@@ -91,35 +140,69 @@ impl Catalog {
 }
 
 impl CatalogService {
-    /// The discovery-spec pricing object: `fixed` at the catalog price, or `dynamic` where a
-    /// pricer sets each price (with the ceiling as a hint).
-    fn pricing(&self) -> Value {
-        match self.price_sat {
-            Some(sat) => json!({"model": "fixed", "price_msat": sat.saturating_mul(1000)}),
-            None => {
-                let mut p = Map::new();
-                p.insert("model".into(), "dynamic".into());
-                if let Some(max) = self.max_price_sat {
-                    p.insert("max_price_msat".into(), max.saturating_mul(1000).into());
-                }
-                Value::Object(p)
-            }
-        }
+    fn read(r: &mut Reader<'_>) -> JsonResult<CatalogService> {
+        let (mut name, mut tier, mut description) = (None, None, None);
+        let (mut price_sat, mut max_price_sat, mut capabilities) = (None, None, None);
+        let (mut lifetime_secs, mut allowance, mut bind) = (None, None, None);
+        read_object(
+            r,
+            &mut [
+                ("name", Field::Str(&mut name)),
+                ("tier", Field::U64(&mut tier)),
+                ("description", Field::Str(&mut description)),
+                ("price_sat", Field::U64(&mut price_sat)),
+                ("max_price_sat", Field::U64(&mut max_price_sat)),
+                ("capabilities", Field::Strings(&mut capabilities)),
+                ("lifetime_secs", Field::U64(&mut lifetime_secs)),
+                ("allowance", Field::U64(&mut allowance)),
+                ("bind_client_ip", Field::Bool(&mut bind)),
+            ],
+            Unknown::Skip,
+        )?;
+        Ok(CatalogService {
+            name: required(name, "name", r)?,
+            tier: u32::try_from(tier.unwrap_or_default()).map_err(|_| {
+                r.error(crate::json::JsonErrorKind::OutOfRange)
+                    .within("tier")
+            })?,
+            description: description.unwrap_or_default(),
+            price_sat,
+            max_price_sat,
+            capabilities: capabilities.unwrap_or_default(),
+            lifetime_secs,
+            allowance,
+            bind_client_ip: bind.unwrap_or_default(),
+        })
     }
 
-    /// The terms beyond the price, for both profiles.
-    fn terms(&self) -> Map<String, Value> {
-        let mut t = Map::new();
+    /// The discovery-spec pricing object, as the value of `key`: `fixed` at the catalog price,
+    /// or `dynamic` where a pricer sets each price (with the ceiling as a hint).
+    fn pricing(&self, w: &mut Writer, key: &str) {
+        w.key(key).open_object();
+        match self.price_sat {
+            Some(sat) => w
+                .str_member("model", "fixed")
+                .u64_member("price_msat", sat.saturating_mul(1000)),
+            None => w.str_member("model", "dynamic").opt_u64_member(
+                "max_price_msat",
+                self.max_price_sat.map(|m| m.saturating_mul(1000)),
+            ),
+        };
+        w.close_object();
+    }
+
+    /// The terms beyond the price, for both profiles, each member's name after `prefix`.
+    fn terms(&self, w: &mut Writer, prefix: &str) {
+        let name = |n: &str| [prefix, n].concat();
         if let Some(l) = self.lifetime_secs {
-            t.insert("lifetime_seconds".into(), l.into());
+            w.u64_member(&name("lifetime_seconds"), l);
         }
         if let Some(a) = self.allowance {
-            t.insert("requests_per_token".into(), a.into());
+            w.u64_member(&name("requests_per_token"), a);
         }
         if self.bind_client_ip {
-            t.insert("client_ip_bound".into(), true.into());
+            w.key(&name("client_ip_bound")).bool(true);
         }
-        t
     }
 }
 
@@ -132,15 +215,10 @@ pub struct Published<'a> {
     pub schemes: Schemes,
 }
 
-fn scheme_names(s: Schemes) -> Vec<&'static str> {
-    let mut v = Vec::with_capacity(2);
-    if s.l402 {
-        v.push("L402");
-    }
-    if s.payment {
-        v.push("Payment");
-    }
-    v
+fn scheme_names(s: Schemes) -> impl Iterator<Item = &'static str> {
+    [(s.l402, "L402"), (s.payment, "Payment")]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
 }
 
 fn capability_list(route: &Route) -> Vec<&str> {
@@ -152,183 +230,207 @@ fn capability_list(route: &Route) -> Vec<&str> {
         .collect()
 }
 
-/// The caveat vocabulary this edge enforces for `svc` (discovery-spec §5.5).
-fn caveats(catalog: &Catalog) -> Map<String, Value> {
-    let mut c = Map::new();
-    c.insert(
-        "services".into(),
-        json!({"type": "service_list", "attenuation": "subset"}),
-    );
-    for s in &catalog.services {
-        let n = &s.name;
-        c.insert(
-            format!("{n}_capabilities"),
-            json!({"type": "string", "attenuation": "subset"}),
-        );
-        c.insert(
-            format!("{n}_valid_until"),
-            json!({"type": "timestamp", "attenuation": "earlier"}),
-        );
+/// The caveat vocabulary this edge enforces (discovery-spec §5.5), as the value of `key`.
+fn caveats(catalog: &Catalog, w: &mut Writer, key: &str) {
+    let kind =
+        |w: &mut Writer, name: &str, ty: &str, attenuation: &str, description: Option<&str>| {
+            w.key(name)
+                .open_object()
+                .str_member("type", ty)
+                .str_member("attenuation", attenuation)
+                .opt_str_member("description", description)
+                .close_object();
+        };
+    w.key(key).open_object();
+    kind(w, "services", "service_list", "subset", None);
+    for (i, s) in catalog.services.iter().enumerate() {
+        // A name twice would write its members twice: the first entry stands.
+        if catalog.services.iter().take(i).any(|t| t.name == s.name) {
+            continue;
+        }
+        let n = |suffix: &str| [s.name.as_str(), suffix].concat();
+        kind(w, &n("_capabilities"), "string", "subset", None);
+        kind(w, &n("_valid_until"), "timestamp", "earlier", None);
         if s.allowance.is_some() {
-            c.insert(
-                format!("{n}_allowance"),
-                json!({"type": "integer", "attenuation": "decreasing",
-                       "description": "requests the token serves"}),
-            );
+            let d = Some("requests the token serves");
+            kind(w, &n("_allowance"), "integer", "decreasing", d);
         }
         if s.bind_client_ip {
-            c.insert(
-                format!("{n}_client_ip"),
-                json!({"type": "string", "attenuation": "subset",
-                       "description": "network the token is bound to"}),
-            );
+            let d = Some("network the token is bound to");
+            kind(w, &n("_client_ip"), "string", "subset", d);
         }
     }
-    c
+    w.close_object();
 }
 
 /// The L402 discovery manifest: every catalog service, with the edge's paths that sell it.
 /// `openapi`: where the OpenAPI profile is served, if it is.
 pub fn manifest(catalog: &Catalog, published: &[Published<'_>], openapi: Option<&str>) -> String {
-    let services: Vec<Value> = catalog
-        .services
-        .iter()
-        .map(|s| {
-            let resources: Vec<Value> = published
-                .iter()
-                .filter(|p| p.route.service == s.name)
-                .map(|p| {
-                    let mut r = Map::new();
-                    r.insert("path".into(), p.route.path.as_str().into());
-                    let caps = capability_list(p.route);
-                    if let [one] = caps.as_slice() {
-                        r.insert("capability".into(), (*one).into());
-                    } else if !caps.is_empty() {
-                        r.insert("capabilities".into(), caps.into());
-                    }
-                    r.insert("pricing".into(), s.pricing());
-                    r.insert("schemes".into(), scheme_names(p.schemes).into());
-                    Value::Object(r)
-                })
-                .collect();
-            let mut o = Map::new();
-            o.insert("name".into(), s.name.as_str().into());
-            if !s.description.is_empty() {
-                o.insert("description".into(), s.description.as_str().into());
+    let mut w = Writer::new();
+    w.open_object()
+        .str_member("version", MANIFEST_VERSION)
+        .key("provider")
+        .open_object()
+        .str_member("name", &catalog.provider)
+        .close_object()
+        .strings_member("currencies", ["msat"])
+        .key("macaroon_versions")
+        .open_array()
+        .u64(0)
+        .close_array()
+        .strings_member("payment_methods", ["bolt11"])
+        .opt_str_member("openapi", openapi)
+        .key("services")
+        .open_array();
+    for s in &catalog.services {
+        w.open_object().str_member("name", &s.name);
+        if !s.description.is_empty() {
+            w.str_member("description", &s.description);
+        }
+        if s.tier != 0 {
+            w.key("tiers")
+                .open_array()
+                .open_object()
+                .u64_member("tier", u64::from(s.tier))
+                .close_object()
+                .close_array();
+        }
+        if !s.capabilities.is_empty() {
+            w.strings_member("capabilities", s.capabilities.iter().map(String::as_str));
+        }
+        w.key("resources").open_array();
+        for p in published.iter().filter(|p| p.route.service == s.name) {
+            w.open_object().str_member("path", &p.route.path);
+            match capability_list(p.route).as_slice() {
+                [] => {}
+                [one] => {
+                    w.str_member("capability", one);
+                }
+                caps => {
+                    w.strings_member("capabilities", caps.iter().copied());
+                }
             }
-            if s.tier != 0 {
-                o.insert("tiers".into(), json!([{"tier": s.tier}]));
-            }
-            if !s.capabilities.is_empty() {
-                o.insert("capabilities".into(), s.capabilities.clone().into());
-            }
-            o.insert("resources".into(), resources.into());
-            o.extend(s.terms());
-            Value::Object(o)
-        })
-        .collect();
-    let mut m = Map::new();
-    m.insert("version".into(), MANIFEST_VERSION.into());
-    m.insert("provider".into(), json!({"name": catalog.provider}));
-    m.insert("currencies".into(), json!(["msat"]));
-    m.insert("macaroon_versions".into(), json!([0]));
-    m.insert("payment_methods".into(), json!(["bolt11"]));
-    if let Some(path) = openapi {
-        m.insert("openapi".into(), path.into());
+            s.pricing(&mut w, "pricing");
+            w.strings_member("schemes", scheme_names(p.schemes))
+                .close_object();
+        }
+        w.close_array();
+        s.terms(&mut w, "");
+        w.close_object();
     }
-    m.insert("services".into(), services.into());
-    m.insert("caveats".into(), Value::Object(caveats(catalog)));
-    Value::Object(m).to_string()
+    w.close_array();
+    caveats(catalog, &mut w, "caveats");
+    w.close_object();
+    w.finish()
 }
+
+/// The parts of the OpenAPI profile that do not depend on the catalog.
+const OPENAPI_COMPONENTS: &str = r#"{"securitySchemes":{"L402":{"type":"apiKey","in":"header","name":"Authorization","x-l402-scheme":"L402"},"Payment":{"type":"http","scheme":"Payment"}}}"#;
+const OPENAPI_RESPONSES: &str = r#"{"200":{"description":"The paid resource"},"402":{"description":"Payment Required: a Lightning invoice and its challenge","headers":{"WWW-Authenticate":{"description":"L402 macaroon=\"…\", invoice=\"…\" and/or Payment id=\"…\", method=\"lightning\", intent=\"charge\", …","schema":{"type":"string"}}}}}"#;
 
 /// The OpenAPI 3.1 profile: one operation per sold path (`GET`; a route sells every method),
 /// each with its price as `x-payment-info` (where Payment is sold) and `x-l402-pricing`, and
 /// its `402`.
 pub fn openapi(catalog: &Catalog, published: &[Published<'_>]) -> String {
-    let mut paths = Map::new();
-    let mut ids = std::collections::HashSet::new();
+    let mut w = Writer::new();
+    w.open_object()
+        .str_member("openapi", "3.1.0")
+        .key("info")
+        .open_object()
+        .str_member("title", &catalog.provider)
+        .str_member("version", "1.0")
+        .str_member("x-l402-version", MANIFEST_VERSION)
+        .key("x-l402-provider")
+        .open_object()
+        .str_member("name", &catalog.provider)
+        .strings_member("currencies", ["msat"])
+        .close_object()
+        .close_object()
+        .key("x-service-info")
+        .raw(r#"{"docs":{}}"#);
+    caveats(catalog, &mut w, "x-l402-caveats");
+    w.key("components").raw(OPENAPI_COMPONENTS);
+    w.key("paths").open_object();
+    let mut ids: Vec<String> = Vec::new();
+    let mut paths: Vec<&str> = Vec::new();
     for p in published {
         let Some(s) = catalog.service(&p.route.service) else {
             continue;
         };
-        let mut op = Map::new();
+        // One operation per path: a path listed twice is sold by its first route.
+        if paths.contains(&p.route.path.as_str()) {
+            continue;
+        }
+        paths.push(&p.route.path);
         // OpenAPI requires unique ids; `/a-b` and `/a_b` read alike: number the later one.
-        let base = format!("get{}", operation_suffix(&p.route.path));
+        let base = ["get", &operation_suffix(&p.route.path)].concat();
         let mut id = base.clone();
         let mut n = 2;
-        while !ids.insert(id.clone()) {
-            id = format!("{base}{n}");
+        while ids.contains(&id) {
+            id = base.clone();
+            crate::json::push_u64(&mut id, n);
             n += 1;
         }
-        op.insert("operationId".into(), id.into());
-        let summary = if s.description.is_empty() {
-            format!("{} (paid)", s.name)
+        w.key(&p.route.path)
+            .open_object()
+            .key("get")
+            .open_object()
+            .str_member("operationId", &id);
+        ids.push(id);
+        if s.description.is_empty() {
+            w.str_member("summary", &[s.name.as_str(), " (paid)"].concat());
         } else {
-            s.description.clone()
-        };
-        op.insert("summary".into(), summary.into());
-        let mut security = Vec::new();
-        if p.schemes.l402 {
-            security.push(json!({"L402": []}));
+            w.str_member("summary", &s.description);
         }
+        w.key("security").open_array();
+        for name in scheme_names(p.schemes) {
+            w.open_object()
+                .key(name)
+                .open_array()
+                .close_array()
+                .close_object();
+        }
+        w.close_array();
         if p.schemes.payment {
-            security.push(json!({"Payment": []}));
-            op.insert(
-                "x-payment-info".into(),
-                json!({"offers": [{
-                    "intent": PAYMENT_INTENT,
-                    "method": PAYMENT_METHOD,
-                    "amount": s.price_sat.map(|v| v.to_string()),
-                    "currency": PAYMENT_CURRENCY,
-                    "description": if s.price_sat.is_some() { "per token" } else { "priced per request" },
-                }]}),
-            );
+            let amount = s.price_sat.map(crate::payment::decimal);
+            w.key("x-payment-info")
+                .open_object()
+                .key("offers")
+                .open_array()
+                .open_object()
+                .str_member("intent", PAYMENT_INTENT)
+                .str_member("method", PAYMENT_METHOD)
+                .key("amount");
+            match &amount {
+                Some(a) => w.string(a),
+                None => w.null(),
+            };
+            w.str_member("currency", PAYMENT_CURRENCY)
+                .str_member(
+                    "description",
+                    if s.price_sat.is_some() {
+                        "per token"
+                    } else {
+                        "priced per request"
+                    },
+                )
+                .close_object()
+                .close_array()
+                .close_object();
         }
-        op.insert("security".into(), security.into());
-        op.insert("x-l402-service".into(), s.name.as_str().into());
+        w.str_member("x-l402-service", &s.name);
         if let [one] = capability_list(p.route).as_slice() {
-            op.insert("x-l402-capability".into(), (*one).into());
+            w.str_member("x-l402-capability", one);
         }
-        op.insert("x-l402-pricing".into(), s.pricing());
-        op.extend(
-            s.terms()
-                .into_iter()
-                .map(|(k, v)| (format!("x-l402-{k}"), v)),
-        );
-        op.insert(
-            "responses".into(),
-            json!({
-                "200": {"description": "The paid resource"},
-                "402": {
-                    "description": "Payment Required: a Lightning invoice and its challenge",
-                    "headers": {"WWW-Authenticate": {
-                        "description": "L402 macaroon=\"…\", invoice=\"…\" and/or Payment id=\"…\", method=\"lightning\", intent=\"charge\", …",
-                        "schema": {"type": "string"}
-                    }}
-                }
-            }),
-        );
-        let mut item = Map::new();
-        item.insert("get".into(), Value::Object(op));
-        paths.insert(p.route.path.clone(), Value::Object(item));
+        s.pricing(&mut w, "x-l402-pricing");
+        s.terms(&mut w, "x-l402-");
+        w.key("responses")
+            .raw(OPENAPI_RESPONSES)
+            .close_object()
+            .close_object();
     }
-    json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": catalog.provider,
-            "version": "1.0",
-            "x-l402-version": MANIFEST_VERSION,
-            "x-l402-provider": {"name": catalog.provider, "currencies": ["msat"]},
-        },
-        "x-service-info": {"docs": {}},
-        "x-l402-caveats": Value::Object(caveats(catalog)),
-        "components": {"securitySchemes": {
-            "L402": {"type": "apiKey", "in": "header", "name": "Authorization", "x-l402-scheme": "L402"},
-            "Payment": {"type": "http", "scheme": "Payment"},
-        }},
-        "paths": Value::Object(paths),
-    })
-    .to_string()
+    w.close_object().close_object();
+    w.finish()
 }
 
 /// `/weather/today` → `WeatherToday`: an operation id from a canonical path.
@@ -355,6 +457,7 @@ fn operation_suffix(path: &str) -> String {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    use serde_json::{Value, json};
 
     fn catalog() -> Catalog {
         Catalog {
@@ -466,10 +569,7 @@ mod tests {
         let big = vec![b' '; MAX_CATALOG_BYTES + 1];
         assert_eq!(Catalog::parse(&big), Err(CatalogError::TooLarge));
         let c = catalog();
-        assert_eq!(
-            Catalog::parse(serde_json::to_string(&c).unwrap().as_bytes()),
-            Ok(c)
-        );
+        assert_eq!(Catalog::parse(&c.to_body()), Ok(c));
         assert_eq!(operation_suffix("/a-b/c_d"), "ABCD");
         let (a, b) = (route("/a-b", "weather", ""), route("/a_b", "weather", ""));
         let o: Value = serde_json::from_str(&openapi(&catalog(), &published(&a, &b))).unwrap();

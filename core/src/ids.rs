@@ -1,5 +1,8 @@
 //! Fixed-size values of the token identifier, and the identifier itself (PROTOCOL.md §3).
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
 use core::fmt;
 
 use sha2::{Digest, Sha256};

@@ -3,11 +3,13 @@
 //! `root_key = HMAC-SHA256(key = secret[key_id], msg = "l402-edge/root-key/v1" || token_id)`,
 //! so any edge holding the keyring verifies any token without a lookup.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
 use core::fmt;
 use core::str::FromStr;
 
 use hmac::{Hmac, Mac};
-use libmacaroon::MacaroonKey;
 use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -66,8 +68,9 @@ impl RootKey {
     }
 
     /// The go-macaroon signing key: `HMAC("macaroons-key-generator", root_key)`.
-    pub(crate) fn macaroon_key(&self) -> MacaroonKey {
-        MacaroonKey::generate(&self.0)
+    #[cfg(feature = "mint")]
+    pub(crate) fn macaroon_key(&self) -> libmacaroon::MacaroonKey {
+        libmacaroon::MacaroonKey::generate(&self.0)
     }
 }
 

@@ -21,8 +21,24 @@
 //! this crate is a bug. The edge's whole per-request procedure is [`Edge`]: path
 //! canonicalization, the edge's own headers, what a route sells, preflights, verification,
 //! revocation, the challenge bound, the signed context for the origin, and every answer.
+#![no_std]
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
+
+// `no_std` + `alloc`, like rustls: the Envoy filter is built without std (its panic and I/O
+// machinery was a sixth of the filter's size, issue 18). Hosts with std use this crate as is.
+extern crate alloc;
+#[cfg(any(test, feature = "std"))]
+extern crate std;
+
+/// What every module of the crate uses from `alloc`.
+mod prelude {
+    pub(crate) use alloc::borrow::ToOwned;
+    pub(crate) use alloc::boxed::Box;
+    pub(crate) use alloc::string::{String, ToString};
+    pub(crate) use alloc::vec::Vec;
+    pub(crate) use alloc::{format, vec};
+}
 
 mod allowance;
 mod api;
@@ -34,7 +50,10 @@ mod credential;
 mod discovery;
 mod edge;
 mod ids;
+pub mod json;
 mod keyring;
+mod macaroon;
+#[cfg(feature = "mint")]
 mod mint;
 mod path;
 mod payment;
@@ -90,6 +109,7 @@ pub use keyring::{
     ChallengeKey, Keyring, KeyringError, MAX_KEYS, MasterSecret, ROOT_KEY_LABEL, RootKey,
     format_keyring_entry,
 };
+#[cfg(feature = "mint")]
 pub use mint::{
     Inspected, LOCATION, MintError, MintedToken, aperture_caveats, attenuate, inspect, mint,
     mint_bound,

@@ -1,5 +1,8 @@
 //! Minting, attenuation and inspection of tokens (PROTOCOL.md §3).
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
 use std::net::IpAddr;
 
 use base64::Engine as _;

@@ -12,6 +12,9 @@
 //! No crate does this: `url` implements the WHATWG parser (no unreserved decoding, no slash
 //! merging, `\` read as `/`), and percent-encoding crates decode silently past bad escapes.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
 /// Why a request target is refused (answered 400). The names are stable (bodies, metrics).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 #[non_exhaustive]
@@ -213,7 +216,7 @@ pub fn canonicalize(raw: &[u8]) -> Result<CanonicalTarget, PathError> {
             }
         }
     }
-    if std::str::from_utf8(&decoded).is_err() {
+    if core::str::from_utf8(&decoded).is_err() {
         return Err(PathError::NotUtf8);
     }
     // Pass 2: segments. Empty segments merge; `.` drops; `..` pops or climbs above the root.

@@ -16,15 +16,21 @@
 //!        ──► Ok(Charge{payment_hash, expires_at}) ──► redeem once ──► Receipt
 //! ```
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use alloc::string::String;
+use alloc::vec::Vec;
 use base64::Engine as _;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+
 use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::ids::{KeyId, PaymentHash, Preimage};
+use crate::json::{Field, JsonResult, Reader, Unknown, Writer, push_u64, read_object, required};
 use crate::keyring::Keyring;
 use crate::reason::{Reason, Rejection};
 use crate::service::parse_capabilities;
@@ -70,7 +76,7 @@ pub fn b64url_decode(s: &str) -> Option<Vec<u8>> {
 
 /// The challenge's auth-parameters: as issued in `WWW-Authenticate`, and as the client
 /// echoes them in its credential (unknown members ignored, as the draft requires).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PaymentChallenge {
     /// HMAC binding of every other parameter but `description`.
     pub id: String,
@@ -83,19 +89,14 @@ pub struct PaymentChallenge {
     /// Base64url of the JCS request object (amount, currency, methodDetails).
     pub request: String,
     /// RFC 3339 expiry (the invoice's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
     /// RFC 9530 body digest (never issued here; bound when present).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
     /// Base64url of JCS server correlation data (never issued here; bound when present).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opaque: Option<String>,
     /// Display only; not bound.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// `Payment-Authorization` when the challenge selects that field (never issued here).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<String>,
 }
 
@@ -147,7 +148,7 @@ pub fn challenge_id(secret: &[u8], c: &PaymentChallenge) -> String {
 
 /// The edge's correlation data, the request's `l402` member: which key binds the id, what
 /// the challenge sells.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Sale {
     /// Capabilities granted, comma-separated.
     caps: String,
@@ -158,25 +159,20 @@ struct Sale {
 }
 
 /// The charge's request object (draft-lightning-charge, "Request Schema").
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug)]
 struct ChargeRequest {
     amount: String,
     currency: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     description: Option<String>,
     method_details: MethodDetails,
     /// This edge's member (the draft has clients ignore members they do not know).
     l402: Sale,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug)]
 struct MethodDetails {
     invoice: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     network: Option<String>,
-    #[serde(default)]
     payment_hash: String,
 }
 
@@ -201,10 +197,105 @@ pub struct ChargeTerms<'a> {
     pub description: Option<&'a str>,
 }
 
-/// RFC 8785 canonical JSON (the draft requires JCS for `request` and `opaque`).
-fn jcs(value: &impl Serialize) -> Result<String, PaymentChallengeError> {
-    serde_json_canonicalizer::to_string(value)
-        .map_err(|_| PaymentChallengeError::UnsafeParam("json"))
+impl ChargeRequest {
+    /// RFC 8785 canonical JSON (the draft requires JCS for `request`): compact, members in
+    /// code-unit order at every level (written here in that order; all keys are ASCII),
+    /// strings in JCS's escaping, no numbers (the amount is a string, as the draft has it).
+    fn jcs(&self) -> String {
+        let mut w = Writer::new();
+        w.open_object()
+            .str_member("amount", &self.amount)
+            .str_member("currency", &self.currency)
+            .opt_str_member("description", self.description.as_deref())
+            .key("l402")
+            .open_object()
+            .str_member("caps", &self.l402.caps)
+            .str_member("kid", &self.l402.kid)
+            .str_member("svc", &self.l402.svc)
+            .close_object()
+            .key("methodDetails")
+            .open_object()
+            .str_member("invoice", &self.method_details.invoice)
+            .opt_str_member("network", self.method_details.network.as_deref())
+            .str_member("paymentHash", &self.method_details.payment_hash)
+            .close_object()
+            .close_object();
+        w.finish()
+    }
+
+    /// Reads a decoded `request` (members the edge does not use are ignored).
+    fn parse(body: &[u8]) -> JsonResult<ChargeRequest> {
+        Reader::document(body, |r| {
+            let (mut amount, mut currency, mut description) = (None, None, None);
+            let (mut method_details, mut l402) = (None, None);
+            let mut details = |r: &mut Reader<'_>| {
+                method_details = Some(MethodDetails::read(r)?);
+                Ok(())
+            };
+            let mut sale = |r: &mut Reader<'_>| {
+                l402 = Some(Sale::read(r)?);
+                Ok(())
+            };
+            read_object(
+                r,
+                &mut [
+                    ("amount", Field::Str(&mut amount)),
+                    ("currency", Field::Str(&mut currency)),
+                    ("description", Field::Str(&mut description)),
+                    ("methodDetails", Field::With(&mut details)),
+                    ("l402", Field::With(&mut sale)),
+                ],
+                Unknown::Skip,
+            )?;
+            Ok(ChargeRequest {
+                amount: required(amount, "amount", r)?,
+                currency: required(currency, "currency", r)?,
+                description,
+                method_details: required(method_details, "methodDetails", r)?,
+                l402: required(l402, "l402", r)?,
+            })
+        })
+    }
+}
+
+impl MethodDetails {
+    fn read(r: &mut Reader<'_>) -> JsonResult<MethodDetails> {
+        let (mut invoice, mut network, mut payment_hash) = (None, None, None);
+        read_object(
+            r,
+            &mut [
+                ("invoice", Field::Str(&mut invoice)),
+                ("network", Field::Str(&mut network)),
+                ("paymentHash", Field::Str(&mut payment_hash)),
+            ],
+            Unknown::Skip,
+        )?;
+        Ok(MethodDetails {
+            invoice: required(invoice, "invoice", r)?,
+            network,
+            payment_hash: payment_hash.unwrap_or_default(),
+        })
+    }
+}
+
+impl Sale {
+    fn read(r: &mut Reader<'_>) -> JsonResult<Sale> {
+        let (mut caps, mut kid, mut svc) = (None, None, None);
+        read_object(
+            r,
+            &mut [
+                ("caps", Field::Str(&mut caps)),
+                ("kid", Field::Str(&mut kid)),
+                ("svc", Field::Str(&mut svc)),
+            ],
+            Unknown::Skip,
+        )?;
+        Ok(Sale {
+            caps: required(caps, "caps", r)?,
+            kid: required(kid, "kid", r)?,
+            svc: required(svc, "svc", r)?,
+        })
+    }
 }
 
 /// The network a BOLT11 prefix names, in the draft's spelling (testnet has none there).
@@ -221,18 +312,101 @@ fn network_of(invoice: &str) -> Option<&'static str> {
     }
 }
 
-/// RFC 3339 UTC, seconds precision (`2026-03-15T12:05:00Z`).
+/// RFC 3339 UTC, seconds precision (`2026-03-15T12:05:00Z`); empty past year 9999.
 pub fn rfc3339(unix_secs: u64) -> String {
-    i64::try_from(unix_secs)
-        .ok()
-        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default()
+    let days = unix_secs / 86_400;
+    let secs = unix_secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    if y > 9999 {
+        return String::new();
+    }
+    let mut out = String::with_capacity(20);
+    for (n, width, sep) in [
+        (y, 4, '-'),
+        (m, 2, '-'),
+        (d, 2, 'T'),
+        (secs / 3600, 2, ':'),
+        (secs / 60 % 60, 2, ':'),
+        (secs % 60, 2, 'Z'),
+    ] {
+        let mut div = 10u64.pow(width - 1);
+        while div > 0 {
+            out.push(char::from(b'0' + (n / div % 10) as u8));
+            div /= 10;
+        }
+        out.push(sep);
+    }
+    out
 }
 
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's
+/// `civil_from_days`, for non-negative days).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
+/// (year, month, day) → days since 1970-01-01; `None` before 1970 (H. Hinnant's
+/// `days_from_civil`).
+fn days_from_civil(y: u64, m: u64, d: u64) -> Option<u64> {
+    let y = if m <= 2 { y.checked_sub(1)? } else { y };
+    let era = y / 400;
+    let yoe = y % 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe).checked_sub(719_468)
+}
+
+/// Reads back what [`rfc3339`] writes, and only that: the `expires` this edge reads has passed
+/// the HMAC binding, so it is one the keyring's holders issued in that form.
 fn parse_rfc3339(s: &str) -> Option<u64> {
-    let t = chrono::DateTime::parse_from_rfc3339(s).ok()?;
-    u64::try_from(t.timestamp()).ok()
+    let b = s.as_bytes();
+    let seps = [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'Z'),
+    ];
+    if b.len() != 20 || seps.iter().any(|(i, c)| b.get(*i) != Some(c)) {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u64> {
+        b.get(from..to)?.iter().try_fold(0u64, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
+        })
+    };
+    let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (h, mi, sec) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let max_day = match mo {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        1..=12 => 31,
+        _ => return None,
+    };
+    if d == 0 || d > max_day || h > 23 || mi > 59 || sec > 59 {
+        return None;
+    }
+    Some(days_from_civil(y, mo, d)? * 86_400 + h * 3600 + mi * 60 + sec)
+}
+
+/// `n` in decimal.
+pub(crate) fn decimal(n: u64) -> String {
+    let mut s = String::new();
+    push_u64(&mut s, n);
+    s
 }
 
 /// Issues a charge challenge under the keyring's current key (PROTOCOL.md §11.1).
@@ -245,7 +419,7 @@ pub fn issue_charge(
         .challenge_key(kid)
         .ok_or(PaymentChallengeError::UnknownKey)?;
     let request = ChargeRequest {
-        amount: terms.amount_sat.to_string(),
+        amount: decimal(terms.amount_sat),
         currency: PAYMENT_CURRENCY.to_owned(),
         description: terms.description.map(str::to_owned),
         method_details: MethodDetails {
@@ -255,7 +429,7 @@ pub fn issue_charge(
         },
         l402: Sale {
             caps: terms.capabilities.to_owned(),
-            kid: kid.0.to_string(),
+            kid: decimal(u64::from(kid.0)),
             svc: terms.service.to_owned(),
         },
     };
@@ -264,7 +438,7 @@ pub fn issue_charge(
         realm: terms.realm.to_owned(),
         method: PAYMENT_METHOD.to_owned(),
         intent: PAYMENT_INTENT.to_owned(),
-        request: b64url_encode(jcs(&request)?.as_bytes()),
+        request: b64url_encode(request.jcs().as_bytes()),
         expires: Some(rfc3339(terms.expires_at)),
         digest: None,
         opaque: None,
@@ -274,6 +448,74 @@ pub fn issue_charge(
     c.id = challenge_id(secret.bytes(), &c);
     c.check()?;
     Ok(c)
+}
+
+impl PaymentChallenge {
+    /// Writes the challenge as a JSON object (the invoice-service's answer carries it).
+    pub(crate) fn write(&self, w: &mut Writer) {
+        w.open_object()
+            .str_member("id", &self.id)
+            .str_member("realm", &self.realm)
+            .str_member("method", &self.method)
+            .str_member("intent", &self.intent)
+            .str_member("request", &self.request)
+            .opt_str_member("expires", self.expires.as_deref())
+            .opt_str_member("digest", self.digest.as_deref())
+            .opt_str_member("opaque", self.opaque.as_deref())
+            .opt_str_member("description", self.description.as_deref())
+            .opt_str_member("header", self.header.as_deref())
+            .close_object();
+    }
+
+    /// Reads a challenge object: as the invoice-service sends it, or as a client echoes it
+    /// (members this edge does not know are ignored, as the draft requires).
+    pub(crate) fn read(r: &mut Reader<'_>) -> JsonResult<PaymentChallenge> {
+        let mut c = [None, None, None, None, None];
+        let [id, realm, method, intent, request] = &mut c;
+        let (mut expires, mut digest, mut opaque, mut description, mut header) =
+            (None, None, None, None, None);
+        read_object(
+            r,
+            &mut [
+                ("id", Field::Str(id)),
+                ("realm", Field::Str(realm)),
+                ("method", Field::Str(method)),
+                ("intent", Field::Str(intent)),
+                ("request", Field::Str(request)),
+                ("expires", Field::Str(&mut expires)),
+                ("digest", Field::Str(&mut digest)),
+                ("opaque", Field::Str(&mut opaque)),
+                ("description", Field::Str(&mut description)),
+                ("header", Field::Str(&mut header)),
+            ],
+            Unknown::Skip,
+        )?;
+        let [id, realm, method, intent, request] = c;
+        Ok(PaymentChallenge {
+            id: required(id, "id", r)?,
+            realm: required(realm, "realm", r)?,
+            method: required(method, "method", r)?,
+            intent: required(intent, "intent", r)?,
+            request: required(request, "request", r)?,
+            expires,
+            digest,
+            opaque,
+            description,
+            header,
+        })
+    }
+
+    /// The challenge as a JSON document.
+    pub fn to_json(&self) -> String {
+        let mut w = Writer::new();
+        self.write(&mut w);
+        w.finish()
+    }
+
+    /// Reads a challenge document.
+    pub fn from_json(body: &[u8]) -> JsonResult<PaymentChallenge> {
+        Reader::document(body, PaymentChallenge::read)
+    }
 }
 
 /// RFC 9110 quoted-string: `"` and `\` escaped; the caller has refused control characters.
@@ -378,38 +620,53 @@ impl core::fmt::Debug for PaymentCredential {
     }
 }
 
-#[derive(Deserialize)]
-struct WireCredential {
-    challenge: PaymentChallenge,
-    #[serde(default)]
-    #[allow(dead_code)]
-    source: Option<String>,
-    payload: WirePayload,
-}
-
-#[derive(Deserialize)]
-struct WirePayload {
-    preimage: String,
-}
-
 const fn malformed(detail: &'static str) -> Rejection {
     Rejection::new(Reason::MalformedCredential, detail)
+}
+
+/// The draft's credential: `{"challenge": {…}, "source": "…", "payload": {"preimage": "…"}}`
+/// (`source` optional and unused; unknown members ignored).
+fn read_credential(r: &mut Reader<'_>) -> JsonResult<(PaymentChallenge, String)> {
+    let (mut challenge, mut source, mut preimage) = (None, None, None);
+    let mut read_challenge = |r: &mut Reader<'_>| {
+        challenge = Some(PaymentChallenge::read(r)?);
+        Ok(())
+    };
+    let mut read_payload = |r: &mut Reader<'_>| {
+        let mut p = None;
+        read_object(r, &mut [("preimage", Field::Str(&mut p))], Unknown::Skip)?;
+        preimage = Some(required(p, "preimage", r)?);
+        Ok(())
+    };
+    read_object(
+        r,
+        &mut [
+            ("challenge", Field::With(&mut read_challenge)),
+            ("source", Field::Str(&mut source)),
+            ("payload", Field::With(&mut read_payload)),
+        ],
+        Unknown::Skip,
+    )?;
+    Ok((
+        required(challenge, "challenge", r)?,
+        required(preimage, "payload", r)?,
+    ))
 }
 
 impl PaymentCredential {
     /// Decodes the token after `Payment ` (the caller has capped its size).
     pub fn parse(token: &str) -> Result<Self, Rejection> {
         let json = b64url_decode(token).ok_or(malformed("payment credential is not base64url"))?;
-        let wire: WireCredential = serde_json::from_slice(&json)
+        let (challenge, preimage) = Reader::document(&json, read_credential)
             .map_err(|_| malformed("payment credential is not the draft's JSON"))?;
         // Lower or upper case: the same 32 bytes either way.
-        let preimage = Preimage::from_hex(&wire.payload.preimage)
+        let preimage = Preimage::from_hex(&preimage)
             .ok_or(malformed("payment preimage is not 64 hex digits"))?;
-        if wire.challenge.id.is_empty() {
+        if challenge.id.is_empty() {
             return Err(malformed("payment credential echoes no challenge id"));
         }
         Ok(PaymentCredential {
-            challenge: wire.challenge,
+            challenge,
             preimage,
         })
     }
@@ -456,8 +713,8 @@ pub(crate) fn verify_payment(
         return Err(invalid("not a lightning charge challenge of this edge"));
     }
     // Read before the HMAC holds only to learn which key to check it with.
-    let request: ChargeRequest = b64url_decode(&c.request)
-        .and_then(|b| serde_json::from_slice(&b).ok())
+    let request = b64url_decode(&c.request)
+        .and_then(|b| ChargeRequest::parse(&b).ok())
         .ok_or(invalid(
             "challenge request is not this edge's charge request",
         ))?;
@@ -524,29 +781,20 @@ pub(crate) fn verify_payment(
     })
 }
 
-/// The `Payment-Receipt` of a redeemed charge (draft-lightning-charge, "Receipt Generation"):
-/// the payment hash as reference, never the preimage. Fields in JCS order.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Receipt<'a> {
-    challenge_id: &'a str,
-    method: &'a str,
-    reference: String,
-    status: &'a str,
-    timestamp: String,
-}
-
 impl Charge {
-    /// The base64url receipt for a charge redeemed at `now` (unix seconds).
+    /// The base64url `Payment-Receipt` for a charge redeemed at `now` (unix seconds)
+    /// (draft-lightning-charge, "Receipt Generation"): the payment hash as reference, never
+    /// the preimage. Members in JCS order.
     pub fn receipt(&self, now: u64) -> String {
-        let r = Receipt {
-            challenge_id: &self.challenge_id,
-            method: PAYMENT_METHOD,
-            reference: self.payment_hash.to_hex(),
-            status: "success",
-            timestamp: rfc3339(now),
-        };
-        b64url_encode(&serde_json::to_vec(&r).unwrap_or_default())
+        let mut w = Writer::new();
+        w.open_object()
+            .str_member("challengeId", &self.challenge_id)
+            .str_member("method", PAYMENT_METHOD)
+            .str_member("reference", &self.payment_hash.to_hex())
+            .str_member("status", "success")
+            .str_member("timestamp", &rfc3339(now))
+            .close_object();
+        b64url_encode(w.finish().as_bytes())
     }
 }
 
@@ -599,7 +847,7 @@ impl Schemes {
     };
 }
 
-impl std::str::FromStr for Schemes {
+impl core::str::FromStr for Schemes {
     type Err = UnknownScheme;
 
     fn from_str(s: &str) -> Result<Self, UnknownScheme> {
@@ -643,7 +891,7 @@ pub fn refuses_lightning_charge(accept_payment: Option<&[u8]>) -> bool {
         let specificity = u8::from(m != "*") * 2 + u8::from(i != "*");
         let zero = parts
             .filter_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
-            .any(|q| q.trim().parse::<f32>().is_ok_and(|q| q <= 0.0));
+            .any(|q| crate::paywall::qvalue(q) == Some(0));
         if best.is_none_or(|(s, _)| specificity > s) {
             best = Some((specificity, zero));
         }

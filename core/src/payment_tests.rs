@@ -1,5 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+#[allow(unused_imports)]
+use crate::prelude::*;
 use serde_json::Value;
 
 use super::*;
@@ -17,7 +19,7 @@ fn s(v: &Value, k: &str) -> Option<String> {
 }
 
 fn params(v: &Value) -> PaymentChallenge {
-    serde_json::from_value(v.clone()).unwrap()
+    PaymentChallenge::from_json(v.to_string().as_bytes()).unwrap()
 }
 
 #[test]
@@ -165,7 +167,7 @@ fn issue(k: &Keyring, preimage: &Preimage, service: &str, caps: &str) -> Payment
 }
 
 fn credential(c: &PaymentChallenge, preimage: &str) -> String {
-    let json = serde_json::json!({"challenge": c, "payload": {"preimage": preimage}});
+    let json = serde_json::json!({"challenge": serde_json::from_str::<Value>(&c.to_json()).unwrap(), "payload": {"preimage": preimage}});
     format!("Payment {}", b64url_encode(json.to_string().as_bytes()))
 }
 

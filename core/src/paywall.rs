@@ -9,6 +9,11 @@
 //! does the same on a click. The unpaid macaroon travels in an `HttpOnly` cookie scoped to
 //! the status endpoint, so it never appears in a URL or a log line.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use crate::json::push_u64;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
@@ -75,22 +80,27 @@ pub fn prefers_html(accept: Option<&[u8]>) -> bool {
     html > 0 && html > json
 }
 
-fn parse_q(q: &str) -> u32 {
+/// An RFC 9110 qvalue in thousandths (`0`, `0.5`, `1.000`); `None` when malformed.
+pub(crate) fn qvalue(q: &str) -> Option<u32> {
     let q = q.trim();
     let (int, frac) = q.split_once('.').unwrap_or((q, ""));
     let whole = match int {
         "0" => 0,
         "1" => 1000,
-        _ => return 0,
+        _ => return None,
     };
     let mut thousandths = 0u32;
     for (i, b) in frac.bytes().take(3).enumerate() {
         if !b.is_ascii_digit() {
-            return 0;
+            return None;
         }
         thousandths += u32::from(b - b'0') * [100, 10, 1].get(i).copied().unwrap_or(0);
     }
-    (whole + thousandths).min(1000)
+    Some((whole + thousandths).min(1000))
+}
+
+fn parse_q(q: &str) -> u32 {
+    qvalue(q).unwrap_or(0)
 }
 
 /// The amount a BOLT11 invoice asks for, msat (from its human-readable part).
@@ -193,22 +203,59 @@ pub(crate) fn pending_cookie_name(payment_hash_hex: &str) -> String {
     format!("{PENDING_COOKIE_PREFIX}{id}")
 }
 
-/// A QR code of `data` as an inline SVG element, labelled for assistive technology.
+/// A QR code of `data` (error correction M) as an inline SVG element, labelled for assistive
+/// technology: one path of dark runs per row, inside the four-module quiet zone.
 fn qr_svg(data: &str) -> Option<String> {
-    use qrcode::render::svg;
-    let code =
-        qrcode::QrCode::with_error_correction_level(data.as_bytes(), qrcode::EcLevel::M).ok()?;
-    let image = code
-        .render::<svg::Color<'_>>()
-        .min_dimensions(256, 256)
-        .dark_color(svg::Color("#000000"))
-        .light_color(svg::Color("#ffffff"))
-        .build();
-    let at = image.find("<svg")?;
-    let svg = image.get(at + 4..)?;
-    Some(format!(
-        "<svg role=\"img\" aria-label=\"QR code of the Lightning invoice\" shape-rendering=\"crispEdges\"{svg}"
-    ))
+    use qrcodegen_no_heap::{QrCode, QrCodeEcc, Version};
+    let mut temp = vec![0u8; Version::MAX.buffer_len()];
+    let mut out = vec![0u8; Version::MAX.buffer_len()];
+    let code = QrCode::encode_text(
+        data,
+        &mut temp,
+        &mut out,
+        QrCodeEcc::Medium,
+        Version::MIN,
+        Version::MAX,
+        None,
+        false,
+    )
+    .ok()?;
+    let size = code.size();
+    let dim = u64::try_from(size + 8).ok()?;
+    let mut svg = String::with_capacity(16 * 1024);
+    svg.push_str(
+        "<svg role=\"img\" aria-label=\"QR code of the Lightning invoice\" \
+         shape-rendering=\"crispEdges\" xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" \
+         width=\"256\" height=\"256\" viewBox=\"0 0 ",
+    );
+    push_u64(&mut svg, dim);
+    svg.push(' ');
+    push_u64(&mut svg, dim);
+    svg.push_str(
+        "\"><rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/><path fill=\"#000000\" d=\"",
+    );
+    for y in 0..size {
+        let mut x = 0;
+        while x < size {
+            if !code.get_module(x, y) {
+                x += 1;
+                continue;
+            }
+            let start = x;
+            while x < size && code.get_module(x, y) {
+                x += 1;
+            }
+            for (c, n) in [('M', start + 4), (' ', y + 4), ('h', x - start)] {
+                svg.push(c);
+                push_u64(&mut svg, u64::try_from(n).ok()?);
+            }
+            svg.push_str("v1H");
+            push_u64(&mut svg, u64::try_from(start + 4).ok()?);
+            svg.push('z');
+        }
+    }
+    svg.push_str("\"/></svg>");
+    Some(svg)
 }
 
 /// What the page says the token buys, from the invoice-service's answer.
@@ -229,7 +276,7 @@ pub struct Terms {
 impl Terms {
     /// Reads them from a challenge answer the edge already accepted.
     pub fn from_answer(body: &[u8]) -> Option<Terms> {
-        let r: ChallengeResponse = serde_json::from_slice(body).ok()?;
+        let r = ChallengeResponse::parse(body).ok()?;
         let hex_ok =
             r.payment_hash.len() == 64 && r.payment_hash.bytes().all(|b| b.is_ascii_hexdigit());
         hex_ok.then_some(Terms {

@@ -1,5 +1,8 @@
 //! Why a request was not authorized: one stable name per reason, for responses and metrics.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
 /// The reason a credential did not authorize a request. The snake_case names are a stable
 /// interface: clients read them in the body, operators in metrics labels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]

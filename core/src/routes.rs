@@ -2,16 +2,18 @@
 //! the Envoy filter under Istio or Envoy Gateway (where route metadata is out of reach). Envoy
 //! route metadata, where available, comes first; these are the fallback.
 
-use std::sync::Arc;
+#[allow(unused_imports)]
+use crate::prelude::*;
 
-use serde::{Deserialize, Serialize};
+use alloc::string::String;
+use alloc::vec::Vec;
 
+use crate::json::{Field, JsonError, JsonResult, Reader, Unknown, Writer, read_object, required};
 use crate::payment::{Schemes, UnknownScheme};
 use crate::service::{CapabilityError, ServiceName, ServiceNameError, parse_capabilities};
 
 /// One sold route: requests whose path starts with `path` buy `service`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
     /// Path prefix (`/weather`), canonical (see [`crate::canonicalize`]); it covers the
     /// canonical request path on segment boundaries: `/weather`, `/weather/today`, not
@@ -20,16 +22,54 @@ pub struct Route {
     /// The service sold.
     pub service: String,
     /// Required capabilities, comma-separated.
-    #[serde(default)]
     pub capabilities: String,
     /// Schemes sold (`l402`, `payment`, or both, comma-separated); empty: the edge's default.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub schemes: String,
     /// The host's per-token rate limiter for this route (the Worker's rate limiting binding,
     /// by name), consulted with the verified token id before a request is counted or
     /// forwarded; empty: none. Envoy has its own: `local_ratelimit` on the route (ENVOY.md).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub rate_limit: String,
+}
+
+impl Route {
+    /// Reads one route object; unknown members are refused (a misspelt `capabilities` must
+    /// not sell a route without them).
+    pub fn read(r: &mut Reader<'_>) -> JsonResult<Route> {
+        let (mut path, mut service) = (None, None);
+        let (mut capabilities, mut schemes, mut rate_limit) = (None, None, None);
+        read_object(
+            r,
+            &mut [
+                ("path", Field::Str(&mut path)),
+                ("service", Field::Str(&mut service)),
+                ("capabilities", Field::Str(&mut capabilities)),
+                ("schemes", Field::Str(&mut schemes)),
+                ("rate_limit", Field::Str(&mut rate_limit)),
+            ],
+            Unknown::Refuse,
+        )?;
+        Ok(Route {
+            path: required(path, "path", r)?,
+            service: required(service, "service", r)?,
+            capabilities: capabilities.unwrap_or_default(),
+            schemes: schemes.unwrap_or_default(),
+            rate_limit: rate_limit.unwrap_or_default(),
+        })
+    }
+
+    /// Writes the route as [`Route::read`] reads it (empty optional members left out).
+    pub fn write(&self, w: &mut Writer) {
+        w.open_object()
+            .str_member("path", &self.path)
+            .str_member("service", &self.service)
+            .str_member("capabilities", &self.capabilities);
+        for (name, v) in [("schemes", &self.schemes), ("rate_limit", &self.rate_limit)] {
+            if !v.is_empty() {
+                w.str_member(name, v);
+            }
+        }
+        w.close_object();
+    }
 }
 
 /// Why a route table was refused; `index` is the route's position.
@@ -37,7 +77,7 @@ pub struct Route {
 pub enum RoutesError {
     /// Not a JSON list of routes.
     #[error("not a JSON list of {{\"path\", \"service\", \"capabilities\"}}: {0}")]
-    Json(Arc<serde_json::Error>),
+    Json(JsonError),
     /// A path that is not absolute, or not in canonical form.
     #[error("route {index}: path {path:?} must be a canonical absolute path (e.g. {canonical:?})")]
     Path {
@@ -128,8 +168,16 @@ impl Routes {
 
     /// Parses and validates `[{"path": "/weather", "service": "weather", "capabilities": "read"}]`.
     pub fn from_json(json: &str) -> Result<Self, RoutesError> {
-        let routes: Vec<Route> =
-            serde_json::from_str(json).map_err(|e| RoutesError::Json(Arc::new(e)))?;
+        let routes = Reader::document(json.as_bytes(), |r| {
+            let mut out = Vec::new();
+            let mut items = r.array()?;
+            while items.next(r)? {
+                let i = items.index();
+                out.push(Route::read(r).map_err(|e| e.item(i))?);
+            }
+            Ok(out)
+        })
+        .map_err(RoutesError::Json)?;
         Self::new(routes)
     }
 

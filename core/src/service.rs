@@ -1,5 +1,8 @@
 //! Service names, catalog entries and capability lists.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
 use core::fmt;
 
 /// Longest service name accepted.

@@ -1,13 +1,16 @@
 //! Verification (PROTOCOL.md §2, hot path): credential → preimage → root key → signature
 //! chain → caveats against this request → deny-list. The only way to an [`Authorized`].
 
-use std::collections::HashSet;
-use std::net::IpAddr;
-use std::num::NonZeroUsize;
-use std::sync::Arc;
+#[allow(unused_imports)]
+use crate::prelude::*;
 
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::net::IpAddr;
+use core::num::NonZeroUsize;
+
+use hashbrown::HashSet;
 use hmac::{Hmac, Mac};
-use libmacaroon::{Macaroon, MacaroonError};
 use lru::LruCache;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -16,6 +19,7 @@ use crate::caveat::{Claims, preimage_from_caveats};
 use crate::credential::{Candidate, CredentialKey, Credentials, MAX_CAVEATS, Source};
 use crate::ids::{Identifier, IdentifierError, KeyId, PaymentHash, TokenId};
 use crate::keyring::{Keyring, RootKey};
+use crate::macaroon::{self, DecodeError, Macaroon};
 use crate::reason::{Reason, Rejection};
 
 /// What one request asks for.
@@ -49,7 +53,14 @@ pub trait DenyList {
     fn is_revoked(&self, id: &TokenId) -> bool;
 }
 
-impl DenyList for HashSet<TokenId> {
+impl<S: core::hash::BuildHasher> DenyList for HashSet<TokenId, S> {
+    fn is_revoked(&self, id: &TokenId) -> bool {
+        self.contains(id)
+    }
+}
+
+#[cfg(feature = "std")]
+impl<S: core::hash::BuildHasher> DenyList for std::collections::HashSet<TokenId, S> {
     fn is_revoked(&self, id: &TokenId) -> bool {
         self.contains(id)
     }
@@ -274,24 +285,23 @@ impl Verifier {
     /// The go-macaroon signature chain: `k = HMAC("macaroons-key-generator", root)`,
     /// `sig = HMAC(k, id)`, `sig = HMAC(sig, caveat)`..., compared in constant time.
     ///
-    /// Computed here rather than by `libmacaroon::Verifier` (which mints and decodes for us,
-    /// and whose output the vectors and the cross-check tests hold this to): its verifier
-    /// carries third-party discharge support (XSalsa20-Poly1305, maps) that a first-party-only
+    /// Computed here rather than by `libmacaroon::Verifier` (which mints for us, and whose
+    /// output the vectors and the cross-check tests hold this to): its verifier carries
+    /// third-party discharge support (XSalsa20-Poly1305, maps) that a first-party-only
     /// verifier must not reach, and the pre-keyed generator saves two of the ~22 SHA-256
     /// compressions of a 3-caveat token.
-    fn signature_holds(&self, mac: &Macaroon, root: &RootKey) -> bool {
+    fn signature_holds(&self, mac: &Macaroon<'_>, root: &RootKey) -> bool {
         let mut m = self.generator.clone();
         m.update(root.bytes());
         let mut sig: [u8; 32] = m.finalize().into_bytes().into();
-        sig = hmac(&sig, mac.identifier());
-        for c in mac.caveats() {
-            match c.as_first_party() {
-                Some(fp) => sig = hmac(&sig, fp.predicate()),
-                None => return false,
+        sig = hmac(&sig, mac.identifier);
+        for c in &mac.caveats {
+            if c.third_party {
+                return false;
             }
+            sig = hmac(&sig, c.id);
         }
-        let given: &[u8] = mac.signature().as_ref();
-        sig.ct_eq(given).into()
+        sig.ct_eq(mac.signature).into()
     }
 
     /// The keyring.
@@ -384,12 +394,9 @@ impl Verifier {
     /// Everything that does not depend on the request: decode, preimage, key, signature,
     /// caveat syntax.
     pub fn verify_token(&self, candidate: &Candidate) -> Result<VerifiedToken, Rejection> {
-        let (mac, identifier) = decode_macaroon(&candidate.macaroon()?)?;
-        let predicates = || {
-            mac.caveats()
-                .iter()
-                .map(|c| c.as_first_party().map(|f| f.predicate()))
-        };
+        let bytes = candidate.macaroon()?;
+        let (mac, identifier) = decode_macaroon(&bytes)?;
+        let predicates = || mac.predicates();
         let preimage = match candidate.explicit_preimage() {
             Some(p) => p,
             None => preimage_from_caveats(predicates())?
@@ -414,12 +421,17 @@ impl Verifier {
     /// key, signature; its identifier names the invoice to ask about.
     pub fn verify_unpaid(&self, macaroon_b64: &str) -> Result<Identifier, Rejection> {
         let candidate = Candidate::unpaid(macaroon_b64);
-        let (mac, identifier) = decode_macaroon(&candidate.macaroon()?)?;
+        let bytes = candidate.macaroon()?;
+        let (mac, identifier) = decode_macaroon(&bytes)?;
         self.check_signature(&mac, &identifier)?;
         Ok(identifier)
     }
 
-    fn check_signature(&self, mac: &Macaroon, identifier: &Identifier) -> Result<(), Rejection> {
+    fn check_signature(
+        &self,
+        mac: &Macaroon<'_>,
+        identifier: &Identifier,
+    ) -> Result<(), Rejection> {
         let root = self
             .keyring
             .root_key(&identifier.token_id)
@@ -428,7 +440,7 @@ impl Verifier {
                 "key id not in the keyring",
             ))?;
         // Third-party caveats would need discharges we never issue.
-        if mac.caveats().iter().any(|c| c.as_third_party().is_some()) {
+        if mac.caveats.iter().any(|c| c.third_party) {
             return Err(Rejection::new(
                 Reason::UnsupportedCaveat,
                 "third-party caveat",
@@ -445,20 +457,20 @@ impl Verifier {
 }
 
 /// Decodes a V2 binary macaroon and its identifier, within the caveat cap.
-fn decode_macaroon(bytes: &[u8]) -> Result<(Macaroon, Identifier), Rejection> {
-    let mac = Macaroon::deserialize_binary(bytes).map_err(|e| match e {
-        MacaroonError::TooManyCaveats | MacaroonError::FieldTooLarge { .. } => {
+fn decode_macaroon(bytes: &[u8]) -> Result<(Macaroon<'_>, Identifier), Rejection> {
+    let mac = macaroon::decode(bytes).map_err(|e| match e {
+        DecodeError::TooLarge => {
             Rejection::new(Reason::CredentialTooLarge, "macaroon over a size cap")
         }
-        _ => malformed("macaroon does not decode"),
+        DecodeError::Malformed => malformed("macaroon does not decode"),
     })?;
-    if mac.caveats().len() > MAX_CAVEATS {
+    if mac.caveats.len() > MAX_CAVEATS {
         return Err(Rejection::new(
             Reason::CredentialTooLarge,
             "macaroon has too many caveats",
         ));
     }
-    let identifier = Identifier::decode(mac.identifier()).map_err(|e| match e {
+    let identifier = Identifier::decode(mac.identifier).map_err(|e| match e {
         IdentifierError::UnsupportedVersion(_) => {
             Rejection::new(Reason::UnsupportedVersion, "identifier version is not 0")
         }

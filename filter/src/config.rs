@@ -2,73 +2,170 @@
 //! field; secrets (keyring, bearer token) may come from the VM's environment instead of the
 //! config (`vm_config.environment_variables.host_env_keys`).
 
-use std::time::Duration;
+use core::time::Duration;
 
-use l402_core::{Edge, EdgeOptions, Route};
-use serde::Deserialize;
+use l402_core::json::{Field, JsonError, JsonResult, Reader, Unknown, read_object, required};
+use l402_core::{CHALLENGES_PATH, Edge, EdgeOptions, Routes};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Raw {
-    keyring: Option<String>,
-    keyring_env: Option<String>,
-    invoice_service: RawInvoiceService,
-    on_invalid: Option<String>,
+use crate::prelude::*;
+
+/// The configuration as written, before validation (core validates the settings).
+#[derive(Default)]
+struct Raw<'a> {
+    invoice_service: Option<RawInvoiceService>,
+    /// The optional string settings, in [`STRINGS`] order.
+    strings: [Option<String>; STRINGS.len()],
+    /// The optional integer settings, in [`NUMBERS`] order.
+    numbers: [Option<u64>; NUMBERS.len()],
     strip_credential: Option<bool>,
-    token_id_header: Option<String>,
-    service_header: Option<String>,
-    context_header: Option<String>,
-    context_key: Option<String>,
-    context_key_env: Option<String>,
-    #[serde(default)]
-    deny_list: Vec<String>,
-    retry_after_secs: Option<u64>,
-    cache_size: Option<u64>,
-    non_canonical_path: Option<String>,
-    challenges_per_second: Option<u64>,
-    challenge_burst: Option<u64>,
-    challenge_form: Option<String>,
-    schemes: Option<String>,
-    allowance_lease: Option<u64>,
-    allowance_lease_ms: Option<u64>,
     discovery: Option<bool>,
     paywall: Option<bool>,
     openapi_path: Option<String>,
-    #[serde(default)]
-    routes: Vec<Route>,
+    deny_list: Option<Vec<String>>,
+    /// Route tables as written: core validates them.
+    routes: Option<&'a str>,
     /// Paths the manifest lists (sold through route metadata, which the filter cannot list).
-    #[serde(default)]
-    publish: Vec<Route>,
+    publish: Option<&'a str>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+const STRINGS: [&str; 11] = [
+    "keyring",
+    "keyring_env",
+    "on_invalid",
+    "token_id_header",
+    "service_header",
+    "context_header",
+    "context_key",
+    "context_key_env",
+    "non_canonical_path",
+    "challenge_form",
+    "schemes",
+];
+const NUMBERS: [&str; 6] = [
+    "retry_after_secs",
+    "cache_size",
+    "challenges_per_second",
+    "challenge_burst",
+    "allowance_lease",
+    "allowance_lease_ms",
+];
+
 struct RawInvoiceService {
     cluster: String,
-    #[serde(default = "default_authority")]
     authority: String,
-    #[serde(default = "default_path")]
     path: String,
-    #[serde(default = "default_redeem_path")]
     redeem_path: String,
-    #[serde(default = "default_allowance_path")]
     allowance_path: String,
     token: Option<String>,
     token_env: Option<String>,
     timeout_ms: Option<u64>,
 }
 
-fn default_authority() -> String {
-    "invoice-service".into()
+impl<'a> Raw<'a> {
+    /// Reads the object; unknown members are refused (a misspelt setting must not silently
+    /// fall back to its default).
+    fn read(r: &mut Reader<'a>) -> JsonResult<Raw<'a>> {
+        let mut c = Raw::default();
+        let mut invoice_service = |r: &mut Reader<'a>| {
+            c.invoice_service = Some(RawInvoiceService::read(r)?);
+            Ok(())
+        };
+        let mut openapi_path = None;
+        let [s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10] = &mut c.strings;
+        let [n0, n1, n2, n3, n4, n5] = &mut c.numbers;
+        read_object(
+            r,
+            &mut [
+                (STRINGS[0], Field::Str(s0)),
+                (STRINGS[1], Field::Str(s1)),
+                (STRINGS[2], Field::Str(s2)),
+                (STRINGS[3], Field::Str(s3)),
+                (STRINGS[4], Field::Str(s4)),
+                (STRINGS[5], Field::Str(s5)),
+                (STRINGS[6], Field::Str(s6)),
+                (STRINGS[7], Field::Str(s7)),
+                (STRINGS[8], Field::Str(s8)),
+                (STRINGS[9], Field::Str(s9)),
+                (STRINGS[10], Field::Str(s10)),
+                (NUMBERS[0], Field::U64(n0)),
+                (NUMBERS[1], Field::U64(n1)),
+                (NUMBERS[2], Field::U64(n2)),
+                (NUMBERS[3], Field::U64(n3)),
+                (NUMBERS[4], Field::U64(n4)),
+                (NUMBERS[5], Field::U64(n5)),
+                ("openapi_path", Field::Str(&mut openapi_path)),
+                ("strip_credential", Field::Bool(&mut c.strip_credential)),
+                ("discovery", Field::Bool(&mut c.discovery)),
+                ("paywall", Field::Bool(&mut c.paywall)),
+                ("deny_list", Field::Strings(&mut c.deny_list)),
+                ("routes", Field::Raw(&mut c.routes)),
+                ("publish", Field::Raw(&mut c.publish)),
+                ("invoice_service", Field::With(&mut invoice_service)),
+            ],
+            Unknown::Refuse,
+        )?;
+        c.openapi_path = openapi_path;
+        Ok(c)
+    }
+
+    fn string(&mut self, name: &str) -> Option<String> {
+        let i = STRINGS.iter().position(|n| *n == name)?;
+        self.strings.get_mut(i)?.take()
+    }
+
+    fn number(&self, name: &str) -> Option<u64> {
+        let i = NUMBERS.iter().position(|n| *n == name)?;
+        *self.numbers.get(i)?
+    }
 }
-fn default_path() -> String {
-    l402_core::CHALLENGES_PATH.into()
-}
-fn default_redeem_path() -> String {
-    l402_core::REDEEM_PATH.into()
-}
-fn default_allowance_path() -> String {
-    l402_core::ALLOWANCE_PATH.into()
+
+impl RawInvoiceService {
+    fn read(r: &mut Reader<'_>) -> JsonResult<RawInvoiceService> {
+        let mut s: [Option<String>; 7] = Default::default();
+        let mut timeout_ms = None;
+        let [
+            cluster,
+            authority,
+            path,
+            redeem_path,
+            allowance_path,
+            token,
+            token_env,
+        ] = &mut s;
+        read_object(
+            r,
+            &mut [
+                ("cluster", Field::Str(cluster)),
+                ("authority", Field::Str(authority)),
+                ("path", Field::Str(path)),
+                ("redeem_path", Field::Str(redeem_path)),
+                ("allowance_path", Field::Str(allowance_path)),
+                ("token", Field::Str(token)),
+                ("token_env", Field::Str(token_env)),
+                ("timeout_ms", Field::U64(&mut timeout_ms)),
+            ],
+            Unknown::Refuse,
+        )?;
+        let [
+            cluster,
+            authority,
+            path,
+            redeem_path,
+            allowance_path,
+            token,
+            token_env,
+        ] = s;
+        Ok(RawInvoiceService {
+            cluster: required(cluster, "cluster", r)?,
+            authority: authority.unwrap_or_else(|| "invoice-service".into()),
+            path: path.unwrap_or_else(|| CHALLENGES_PATH.into()),
+            redeem_path: redeem_path.unwrap_or_else(|| l402_core::REDEEM_PATH.into()),
+            allowance_path: allowance_path.unwrap_or_else(|| l402_core::ALLOWANCE_PATH.into()),
+            token,
+            token_env,
+            timeout_ms,
+        })
+    }
 }
 
 /// Where challenges come from: the Envoy side of the invoice-service call.
@@ -104,9 +201,12 @@ pub struct ConfigError {
     pub message: String,
 }
 
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "l402 filter config: {}: {}", self.field, self.message)
+impl core::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("l402 filter config: ")?;
+        f.write_str(&self.field)?;
+        f.write_str(": ")?;
+        f.write_str(&self.message)
     }
 }
 
@@ -115,6 +215,18 @@ fn err(field: &str, message: impl Into<String>) -> ConfigError {
         field: field.to_owned(),
         message: message.into(),
     }
+}
+
+fn json_err(e: JsonError) -> ConfigError {
+    let field = if e.path.is_empty() {
+        "configuration"
+    } else {
+        e.path.as_str()
+    };
+    let mut message = String::from(e.kind.as_str());
+    message.push_str(" at byte ");
+    l402_core::json::push_u64(&mut message, e.at as u64);
+    err(field, message)
 }
 
 /// At most one of an inline value and an environment variable holding it (a secret kept out
@@ -127,89 +239,95 @@ fn secret(
 ) -> Result<Option<String>, ConfigError> {
     match (inline, env_name) {
         (Some(v), None) => Ok(Some(v)),
-        (None, Some(name)) => env(&name).filter(|v| !v.is_empty()).map(Some).ok_or_else(|| {
-            err(
-                &format!("{field}_env"),
-                format!("environment variable {name} is not set in the Wasm VM (vm_config.environment_variables)"),
-            )
-        }),
-        (Some(_), Some(_)) => Err(err(field, format!("set {field} or {field}_env, not both"))),
+        (None, Some(name)) => env(&name)
+            .filter(|v| !v.is_empty())
+            .map(Some)
+            .ok_or_else(|| {
+                err(
+                    &[field, "_env"].concat(),
+                    [
+                        "environment variable ",
+                        &name,
+                        " is not set in the Wasm VM (vm_config.environment_variables)",
+                    ]
+                    .concat(),
+                )
+            }),
+        (Some(_), Some(_)) => Err(err(
+            field,
+            ["set ", field, " or ", field, "_env, not both"].concat(),
+        )),
         (None, None) => Ok(None),
     }
 }
 
-/// A route list as core's route-table JSON (core validates it); `None` when empty.
-fn route_table(routes: &[Route], field: &str) -> Result<Option<String>, ConfigError> {
-    if routes.is_empty() {
-        return Ok(None);
+/// A route table as written, for core to validate; `None` when absent or empty.
+fn route_table(json: Option<&str>) -> Option<String> {
+    let json = json?;
+    match Routes::from_json(json) {
+        Ok(r) if r.is_empty() => None,
+        _ => Some(json.to_owned()),
     }
-    serde_json::to_string(routes)
-        .map(Some)
-        .map_err(|e| err(field, e.to_string()))
 }
 
 impl FilterConfig {
     /// Parses the plugin configuration; `env` reads the VM's environment.
     pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        // serde_path_to_error names the field a type error is in ("cache_size"); serde_json
-        // itself names only unknown and missing fields, in its message.
-        let raw: Raw =
-            serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(json))
-                .map_err(|e| {
-                    let path = e.path().to_string();
-                    let field = if path == "." {
-                        "configuration".to_owned()
-                    } else {
-                        path
-                    };
-                    err(&field, e.into_inner().to_string())
-                })?;
-        let is = raw.invoice_service;
+        let mut raw = Reader::document(json, Raw::read).map_err(json_err)?;
+        let Some(is) = raw.invoice_service.take() else {
+            return Err(err("invoice_service", "required"));
+        };
         if is.cluster.is_empty() {
             return Err(err("invoice_service.cluster", "required"));
         }
-        if !is.redeem_path.starts_with('/') {
-            return Err(err("invoice_service.redeem_path", "must start with '/'"));
+        for (field, path) in [
+            ("invoice_service.redeem_path", &is.redeem_path),
+            ("invoice_service.allowance_path", &is.allowance_path),
+            ("invoice_service.path", &is.path),
+        ] {
+            if !path.starts_with('/') {
+                return Err(err(field, "must start with '/'"));
+            }
         }
-        if !is.allowance_path.starts_with('/') {
-            return Err(err("invoice_service.allowance_path", "must start with '/'"));
-        }
-        if !is.path.starts_with('/') {
-            return Err(err("invoice_service.path", "must start with '/'"));
-        }
-        if raw.routes.iter().any(|r| !r.rate_limit.is_empty()) {
+        let routes = route_table(raw.routes);
+        if let Some(table) = routes.as_deref().and_then(|t| Routes::from_json(t).ok())
+            && table.iter().any(|r| !r.rate_limit.is_empty())
+        {
             return Err(err(
                 "routes",
                 "rate_limit is the Worker's; in Envoy, put local_ratelimit on the route (docs/ENVOY.md)",
             ));
         }
-        let routes = route_table(&raw.routes, "routes")?;
+        let keyring = raw.string("keyring");
+        let keyring_env = raw.string("keyring_env");
+        let context_key = raw.string("context_key");
+        let context_key_env = raw.string("context_key_env");
         let options = EdgeOptions {
-            keyring: secret(raw.keyring, raw.keyring_env, "keyring", env)?,
+            keyring: secret(keyring, keyring_env, "keyring", env)?,
             routes,
             routes_required: false,
-            deny_list: raw.deny_list,
-            on_invalid: raw.on_invalid,
+            deny_list: raw.deny_list.take().unwrap_or_default(),
+            on_invalid: raw.string("on_invalid"),
             strip_credential: raw.strip_credential,
-            token_id_header: raw.token_id_header,
-            service_header: raw.service_header,
-            context_header: raw.context_header,
-            context_key: secret(raw.context_key, raw.context_key_env, "context_key", env)?,
-            retry_after_secs: raw.retry_after_secs,
-            cache_size: raw.cache_size,
+            token_id_header: raw.string("token_id_header"),
+            service_header: raw.string("service_header"),
+            context_header: raw.string("context_header"),
+            context_key: secret(context_key, context_key_env, "context_key", env)?,
+            retry_after_secs: raw.number("retry_after_secs"),
+            cache_size: raw.number("cache_size"),
             timeout_ms: is.timeout_ms,
             edge_token: secret(is.token, is.token_env, "invoice_service.token", env)?,
-            non_canonical_path: raw.non_canonical_path,
-            challenges_per_second: raw.challenges_per_second,
-            challenge_burst: raw.challenge_burst,
-            challenge_form: raw.challenge_form,
-            schemes: raw.schemes,
-            allowance_lease: raw.allowance_lease,
-            allowance_lease_ms: raw.allowance_lease_ms,
+            non_canonical_path: raw.string("non_canonical_path"),
+            challenges_per_second: raw.number("challenges_per_second"),
+            challenge_burst: raw.number("challenge_burst"),
+            challenge_form: raw.string("challenge_form"),
+            schemes: raw.string("schemes"),
+            allowance_lease: raw.number("allowance_lease"),
+            allowance_lease_ms: raw.number("allowance_lease_ms"),
             discovery: raw.discovery,
             paywall: raw.paywall,
-            openapi_path: raw.openapi_path,
-            publish: route_table(&raw.publish, "publish")?,
+            openapi_path: raw.openapi_path.take(),
+            publish: route_table(raw.publish),
         };
         let settings = options
             .validate()

@@ -1,28 +1,24 @@
 //! The proxy-wasm contexts. Every decision is `l402_core::Edge`'s; this file only moves bytes
 //! between Envoy and core, and counts outcomes.
 
-use std::cell::RefCell;
-use std::rc::Rc;
-use std::time::UNIX_EPOCH;
+use alloc::rc::Rc;
+use core::cell::RefCell;
+
+use crate::prelude::*;
 
 use l402_core::{
     AllowanceAnswer, ClientAddress, Edge, EdgeRequest, EdgeState, Forward, GrpcCode, HostFailure,
     HostSale, HttpResponse, MeterCall, MeteredUnit, Outcome, PathError, PendingChallenge, Reason,
     RedeemCall, Redeemed, Reply, ServiceCall, Step, misconfigured_reply,
 };
-use proxy_wasm::hostcalls;
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, GrpcStatusCode, LogLevel, MapType, MetricType};
+use l402_proxy_abi::{Action, BufferType, LogLevel, MapType, host};
 
 use crate::config::FilterConfig;
 
-proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
-}}
+l402_proxy_abi::main!(Root);
 
 fn log(level: LogLevel, msg: &str) {
-    let _ = hostcalls::log(level, msg);
+    host::log(level, msg);
 }
 
 /// Envoy stats (shown as `wasmcustom.l402.*`). Ids are defined once per VM. Counts gather in
@@ -52,7 +48,7 @@ struct Stats {
 }
 
 fn counter(name: &str) -> Option<u32> {
-    hostcalls::define_metric(MetricType::Counter, name).ok()
+    host::define_counter(name).ok()
 }
 
 fn find<K: PartialEq + Copy>(ids: &[(K, Option<u32>)], key: K) -> Option<u32> {
@@ -79,15 +75,15 @@ impl Stats {
             paywall_settled: counter("l402.paywall_settled"),
             rejected: Reason::ALL
                 .iter()
-                .map(|r| (*r, counter(&format!("l402.rejected.{}", r.as_str()))))
+                .map(|r| (*r, counter(&["l402.rejected.", r.as_str()].concat())))
                 .collect(),
             bad_request: PathError::ALL
                 .iter()
-                .map(|e| (*e, counter(&format!("l402.bad_request.{}", e.as_str()))))
+                .map(|e| (*e, counter(&["l402.bad_request.", e.as_str()].concat())))
                 .collect(),
             host_failure: HostFailure::ALL
                 .iter()
-                .map(|f| (*f, counter(&format!("l402.host_failure.{}", f.as_str()))))
+                .map(|f| (*f, counter(&["l402.host_failure.", f.as_str()].concat())))
                 .collect(),
         }
     }
@@ -108,7 +104,7 @@ impl Stats {
             return;
         };
         for (id, n) in pending.drain(..) {
-            let _ = hostcalls::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
+            let _ = host::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
 
@@ -172,12 +168,17 @@ struct Shared {
     stats: Stats,
 }
 
-#[derive(Default)]
 struct Root {
     shared: Option<Rc<Shared>>,
 }
 
-impl Context for Root {
+impl l402_proxy_abi::Root for Root {
+    type Http = Http;
+
+    fn new(_context_id: u32) -> Self {
+        Root { shared: None }
+    }
+
     fn on_done(&mut self) -> bool {
         // Envoy is draining this VM: give back every unit held (best effort; a release that
         // does not arrive loses those units for the client, it never serves one too many).
@@ -187,15 +188,9 @@ impl Context for Root {
         }
         true
     }
-}
 
-impl RootContext for Root {
     fn on_configure(&mut self, _size: usize) -> bool {
-        let bytes = match hostcalls::get_buffer(
-            proxy_wasm::types::BufferType::PluginConfiguration,
-            0,
-            usize::MAX,
-        ) {
+        let bytes = match host::buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
             Ok(Some(b)) => b,
             _ => {
                 log(
@@ -205,7 +200,7 @@ impl RootContext for Root {
                 return false;
             }
         };
-        match FilterConfig::parse(&bytes, &|name| std::env::var(name).ok()) {
+        match FilterConfig::parse(&bytes, &host::env_var) {
             Ok(config) => {
                 let state = RefCell::new(config.edge.new_state());
                 self.shared = Some(Rc::new(Shared {
@@ -214,7 +209,7 @@ impl RootContext for Root {
                     stats: Stats::define(),
                 }));
                 // Leased allowance units that ran out go back to the store on this timer.
-                let _ = hostcalls::set_tick_period(std::time::Duration::from_millis(500));
+                let _ = host::set_tick_period_ms(500);
                 true
             }
             Err(e) => {
@@ -225,17 +220,13 @@ impl RootContext for Root {
         }
     }
 
-    fn create_http_context(&self, _id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Http {
+    fn create_http(&self, _context_id: u32) -> Http {
+        Http {
             shared: self.shared.clone(),
             pending: None,
             respond: Vec::new(),
             metered: None,
-        }))
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
+        }
     }
 
     fn on_tick(&mut self) {
@@ -288,14 +279,12 @@ struct Http {
 
 /// The route's `l402` metadata, in one property read. A host error is not "no metadata".
 fn route_metadata() -> Result<Option<Vec<u8>>, ()> {
-    hostcalls::get_property(vec!["xds", "route_metadata", "filter_metadata", "l402"])
-        .map_err(|_| ())
+    host::property(&["xds", "route_metadata", "filter_metadata", "l402"]).map_err(|_| ())
 }
 
 fn now_ms() -> Option<u64> {
-    let t = hostcalls::get_current_time().ok()?;
-    let ms = t.duration_since(UNIX_EPOCH).ok()?.as_millis();
-    u64::try_from(ms).ok().filter(|ms| *ms > 0)
+    let ns = host::current_time_ns().ok()?;
+    Some(ns / 1_000_000).filter(|ms| *ms > 0)
 }
 
 fn send(resp: &HttpResponse) -> Action {
@@ -308,16 +297,20 @@ fn send(resp: &HttpResponse) -> Action {
                 .filter(|(n, _)| !matches!(*n, "grpc-status" | "grpc-message" | "content-type"))
                 .map(|(n, v)| (*n, v.as_bytes()))
                 .collect();
-            hostcalls::send_grpc_response(grpc_code(g.code), Some(g.message), metadata)
+            host::send_local_response(
+                200,
+                &metadata,
+                g.message.as_bytes(),
+                Some(grpc_code(g.code)),
+            )
         }
         None => {
-            let headers: Vec<(&str, &str)> =
-                resp.headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-            hostcalls::send_http_response(
-                u32::from(resp.status),
-                headers,
-                Some(resp.body.as_bytes()),
-            )
+            let headers: Vec<(&str, &[u8])> = resp
+                .headers
+                .iter()
+                .map(|(n, v)| (*n, v.as_bytes()))
+                .collect();
+            host::send_local_response(u32::from(resp.status), &headers, resp.body.as_bytes(), None)
         }
     };
     if sent.is_err() {
@@ -326,25 +319,25 @@ fn send(resp: &HttpResponse) -> Action {
     Action::Pause
 }
 
-/// The SDK's spelling of core's code.
-fn grpc_code(code: GrpcCode) -> GrpcStatusCode {
+/// gRPC's number for core's code.
+fn grpc_code(code: GrpcCode) -> u32 {
     match code {
-        GrpcCode::InvalidArgument => GrpcStatusCode::InvalidArgument,
-        GrpcCode::ResourceExhausted => GrpcStatusCode::ResourceExhausted,
-        GrpcCode::Internal => GrpcStatusCode::Internal,
-        GrpcCode::Unavailable => GrpcStatusCode::Unavailable,
-        GrpcCode::Unauthenticated => GrpcStatusCode::Unauthenticated,
+        GrpcCode::InvalidArgument => 3,
+        GrpcCode::ResourceExhausted => 8,
+        GrpcCode::Internal => 13,
+        GrpcCode::Unavailable => 14,
+        GrpcCode::Unauthenticated => 16,
     }
 }
 
 /// Whether the response is Envoy's `local_ratelimit` refusal: a 429 whose local reply details
 /// say so (nothing an origin can forge). The status is read first: most responses stop there.
 fn local_rate_limited() -> bool {
-    let status = hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, ":status")
+    let status = host::header(MapType::HttpResponseHeaders, ":status")
         .ok()
         .flatten();
     status.as_deref() == Some(b"429")
-        && hostcalls::get_property(vec!["response", "code_details"])
+        && host::property(&["response", "code_details"])
             .ok()
             .flatten()
             .is_some_and(|d| d == b"local_rate_limited")
@@ -353,10 +346,10 @@ fn local_rate_limited() -> bool {
 /// Applies a forward: every removal and setting must succeed, or nothing is forwarded.
 fn apply(f: &Forward) -> Result<(), ()> {
     for name in &f.remove {
-        hostcalls::remove_map_value(MapType::HttpRequestHeaders, name).map_err(|_| ())?;
+        host::remove_header(MapType::HttpRequestHeaders, name).map_err(|_| ())?;
     }
     for (name, value) in &f.set {
-        hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value)).map_err(|_| ())?;
+        host::set_header(MapType::HttpRequestHeaders, name, value.as_bytes()).map_err(|_| ())?;
     }
     Ok(())
 }
@@ -370,24 +363,23 @@ fn answer(shared: &Shared, r: &Reply) -> Action {
 /// `POST`s `body` to the invoice-service at `path`.
 fn call_invoice_service(shared: &Shared, path: &str, body: &[u8]) -> Result<u32, ()> {
     let is = &shared.config.invoice_service;
-    let headers = vec![
-        (":method", "POST"),
-        (":path", path),
-        (":authority", is.authority.as_str()),
-        ("content-type", "application/json"),
+    let headers: [(&str, &[u8]); 5] = [
+        (":method", b"POST"),
+        (":path", path.as_bytes()),
+        (":authority", is.authority.as_bytes()),
+        ("content-type", b"application/json"),
         (
             "authorization",
-            shared.config.edge.settings().authorization.as_str(),
+            shared.config.edge.settings().authorization.as_bytes(),
         ),
     ];
-    hostcalls::dispatch_http_call(&is.cluster, headers, Some(body), vec![], is.timeout).map_err(
-        |_| {
-            log(
-                LogLevel::Warn,
-                "l402: cannot call the invoice-service cluster",
-            )
-        },
-    )
+    let timeout_ms = u32::try_from(is.timeout.as_millis()).unwrap_or(u32::MAX);
+    host::http_call(&is.cluster, &headers, body, timeout_ms).map_err(|_| {
+        log(
+            LogLevel::Warn,
+            "l402: cannot call the invoice-service cluster",
+        )
+    })
 }
 
 impl Http {
@@ -402,7 +394,7 @@ impl Http {
                 shared.stats.count(f.outcome);
                 self.respond = f.respond;
                 self.metered = f.metered;
-                if paused && hostcalls::resume_http_request().is_err() {
+                if paused && host::resume_request().is_err() {
                     log(LogLevel::Error, "l402: could not resume the request");
                 }
                 Action::Continue
@@ -470,30 +462,20 @@ impl Http {
     }
 }
 
-impl Context for Http {
-    fn on_http_call_response(
-        &mut self,
-        _token: u32,
-        _headers: usize,
-        body_size: usize,
-        _trailers: usize,
-    ) {
+impl Http {
+    fn call_answered(&mut self, body_size: usize) {
         let (Some(shared), Some(pending)) = (self.shared.clone(), self.pending.take()) else {
             return;
         };
         // On a timeout or reset Envoy calls back with no headers: no :status, a failure.
-        let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
+        let status = host::header(MapType::HttpCallResponseHeaders, ":status")
             .ok()
             .flatten()
-            .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u16>().ok());
+            .and_then(|s| core::str::from_utf8(&s).ok()?.parse::<u16>().ok());
         let body = || match status {
-            Some(200) => hostcalls::get_buffer(
-                proxy_wasm::types::BufferType::HttpCallResponseBody,
-                0,
-                body_size,
-            )
-            .ok()
-            .flatten(),
+            Some(200) => host::buffer(BufferType::HttpCallResponseBody, 0, body_size)
+                .ok()
+                .flatten(),
             _ => None,
         };
         let pending = match pending {
@@ -519,13 +501,7 @@ impl Context for Http {
             .edge
             .challenge_answered(pending, status, body.as_deref());
         if r.outcome != Outcome::Challenged {
-            log(
-                LogLevel::Warn,
-                &format!(
-                    "l402: no usable challenge (invoice-service status {})",
-                    status.map_or("none: timeout or reset".into(), |s| s.to_string())
-                ),
-            );
+            log_store_failure("challenge", status);
         }
         answer(&shared, &r);
     }
@@ -533,13 +509,13 @@ impl Context for Http {
 
 /// Logs a store call that gave no usable answer (`status` `None`: no answer at all).
 fn log_store_failure(store: &str, status: Option<u16>) {
-    log(
-        LogLevel::Warn,
-        &format!(
-            "l402: {store} unavailable (invoice-service status {})",
-            status.map_or("none: timeout or reset".into(), |s| s.to_string())
-        ),
-    );
+    let mut line = ["l402: ", store, " unavailable (invoice-service status "].concat();
+    match status {
+        Some(s) => l402_core::json::push_u64(&mut line, u64::from(s)),
+        None => line.push_str("none: timeout or reset"),
+    }
+    line.push(')');
+    log(LogLevel::Warn, &line);
 }
 
 impl Http {
@@ -613,8 +589,12 @@ impl Http {
     }
 }
 
-impl HttpContext for Http {
-    fn on_http_response_headers(&mut self, _n: usize, _end_of_stream: bool) -> Action {
+impl l402_proxy_abi::Http for Http {
+    fn on_http_call_response(&mut self, _token: u32, _headers: usize, body_size: usize) {
+        self.call_answered(body_size);
+    }
+
+    fn on_response_headers(&mut self, _n: usize, _end_of_stream: bool) -> Action {
         if let (Some(unit), Some(shared)) = (self.metered.take(), self.shared.as_ref())
             && local_rate_limited()
             && let (Ok(mut state), Some(now)) = (shared.state.try_borrow_mut(), now_ms())
@@ -623,15 +603,15 @@ impl HttpContext for Http {
             shared.config.edge.unserved(&mut state, &unit, now);
             self.respond.clear();
         }
-        for (name, value) in std::mem::take(&mut self.respond) {
-            if hostcalls::add_map_value(MapType::HttpResponseHeaders, name, &value).is_err() {
+        for (name, value) in core::mem::take(&mut self.respond) {
+            if host::add_header(MapType::HttpResponseHeaders, name, value.as_bytes()).is_err() {
                 log(LogLevel::Warn, "l402: could not add a response header");
             }
         }
         Action::Continue
     }
 
-    fn on_http_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
+    fn on_request_headers(&mut self, _n: usize, end_of_stream: bool) -> Action {
         let Some(shared) = self.shared.clone() else {
             // No valid configuration: fail closed.
             return send(&misconfigured_reply().response);
@@ -639,13 +619,10 @@ impl HttpContext for Http {
         let edge = &shared.config.edge;
         // One read of the headers; core decides on this copy, and a host call is spent only
         // on what must change.
-        let Ok(headers) = hostcalls::get_map_bytes(MapType::HttpRequestHeaders) else {
+        let map = host::header_map(MapType::HttpRequestHeaders);
+        let Some(pairs) = map.as_deref().ok().and_then(l402_proxy_abi::decode_pairs) else {
             return answer(&shared, &edge.fail(HostFailure::Headers, false));
         };
-        let pairs: Vec<(&str, &[u8])> = headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_slice()))
-            .collect();
         let pseudo = |name: &str| {
             pairs
                 .iter()
@@ -661,13 +638,9 @@ impl HttpContext for Http {
         // Envoy's downstream remote address (behind a proxy: what `xff_num_trusted_hops` or
         // `original_ip_detection_extensions` made of it), never a header the client wrote;
         // a host call, so core asks for it only when a decision needs it.
-        let client = || {
-            hostcalls::get_property(vec!["source", "address"])
-                .ok()
-                .flatten()
-        };
+        let client = || host::property(&["source", "address"]).ok().flatten();
         let request = EdgeRequest {
-            method: std::str::from_utf8(pseudo(":method")).unwrap_or_default(),
+            method: core::str::from_utf8(pseudo(":method")).unwrap_or_default(),
             target: pseudo(":path"),
             headers: &pairs,
             body_follows: !end_of_stream,

@@ -8,6 +8,16 @@
 //! trait defaults (which unwrap): a panic would kill this worker thread's Wasm VM. Header
 //! values are read as bytes: a non-UTF-8 value must be a rejection, not a crash.
 #![forbid(unsafe_code)]
+#![cfg_attr(target_arch = "wasm32", no_std)]
+
+extern crate alloc;
+
+/// What every module uses from `alloc`.
+mod prelude {
+    pub(crate) use alloc::borrow::ToOwned;
+    pub(crate) use alloc::string::{String, ToString};
+    pub(crate) use alloc::vec::Vec;
+}
 
 pub mod config;
 pub mod metadata;

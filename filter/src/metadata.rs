@@ -5,37 +5,7 @@
 
 use l402_core::HostSale;
 
-/// Decodes proxy-wasm's map serialization, borrowing: a little-endian `u32` count, then
-/// `count` pairs of `u32` key and value lengths, then each key and each value followed by a
-/// NUL. `None` on any inconsistency (the bytes come from the host, but a panic here would take
-/// down the VM).
-pub fn decode_pairs(bytes: &[u8]) -> Option<Vec<(&[u8], &[u8])>> {
-    let u32_at = |at: usize| -> Option<usize> {
-        let b: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
-        usize::try_from(u32::from_le_bytes(b)).ok()
-    };
-    let count = u32_at(0)?;
-    let mut data = count.checked_mul(8)?.checked_add(4)?;
-    if data > bytes.len() {
-        return None;
-    }
-    let mut take = |len: usize| -> Option<&[u8]> {
-        let end = data.checked_add(len)?;
-        let item = bytes.get(data..end)?;
-        (bytes.get(end) == Some(&0)).then_some(())?;
-        data = end + 1;
-        Some(item)
-    };
-    let mut pairs = Vec::with_capacity(count);
-    for i in 0..count {
-        let lens = 4 + i * 8;
-        let (klen, vlen) = (u32_at(lens)?, u32_at(lens + 4)?);
-        let key = take(klen)?;
-        let value = take(vlen)?;
-        pairs.push((key, value));
-    }
-    Some(pairs)
-}
+pub use l402_proxy_abi::decode_pairs;
 
 /// What a route sells, from its `l402` metadata, borrowed from the property bytes. No metadata
 /// (an empty map) is [`HostSale::NotAttached`]; metadata that does not decode, names no
@@ -51,8 +21,8 @@ pub fn route_sale(bytes: &[u8]) -> HostSale<'_> {
     let get = |name: &str| {
         pairs
             .iter()
-            .find(|(k, _)| *k == name.as_bytes())
-            .map(|(_, v)| std::str::from_utf8(v))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| core::str::from_utf8(v))
     };
     // Absent is empty; present but not UTF-8 is malformed.
     let optional = |name: &str| get(name).unwrap_or(Ok(""));

@@ -89,6 +89,16 @@ fn refuse(
     ApiError::new(code, message)
 }
 
+/// A JSON answer written by core's codec: every edge-facing body has one definition, in
+/// `l402-core`, read by the edges with the same code.
+struct JsonBody(Vec<u8>);
+
+impl IntoResponse for JsonBody {
+    fn into_response(self) -> Response {
+        ([(header::CONTENT_TYPE, "application/json")], self.0).into_response()
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
@@ -97,7 +107,7 @@ impl IntoResponse for ApiError {
         };
         let status =
             StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut resp = (status, axum::Json(body)).into_response();
+        let mut resp = (status, JsonBody(body.to_body())).into_response();
         if let Some(secs) = self.retry_after {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -226,7 +236,7 @@ async fn challenge(
             "missing or wrong edge bearer token",
         ));
     }
-    let req: ChallengeRequest = serde_json::from_slice(&body)
+    let req = ChallengeRequest::parse(&body)
         .map_err(|e| refuse(&state, "", ApiErrorCode::InvalidRequest, e.to_string()))?;
     let Some(service) = state.cfg.service(&req.service) else {
         return Err(refuse(
@@ -314,16 +324,19 @@ async fn challenge(
     // Each challenge is single-use: no cache may hand it to a second client.
     Ok((
         [(header::CACHE_CONTROL, "no-store")],
-        axum::Json(ChallengeResponse {
-            macaroon: minted.macaroon_b64,
-            invoice: invoice.bolt11,
-            payment_hash: invoice.payment_hash.to_hex(),
-            expires_at: invoice.expires_at,
-            payment,
-            description: Some(service.memo.clone()).filter(|m| !m.is_empty()),
-            lifetime_secs: entry.lifetime_secs,
-            allowance: entry.allowance,
-        }),
+        JsonBody(
+            ChallengeResponse {
+                macaroon: minted.macaroon_b64,
+                invoice: invoice.bolt11,
+                payment_hash: invoice.payment_hash.to_hex(),
+                expires_at: invoice.expires_at,
+                payment,
+                description: Some(service.memo.clone()).filter(|m| !m.is_empty()),
+                lifetime_secs: entry.lifetime_secs,
+                allowance: entry.allowance,
+            }
+            .to_body(),
+        ),
     ))
 }
 
@@ -345,7 +358,7 @@ async fn redeem(
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     edge_only(&state, &headers)?;
-    let req: RedeemRequest = serde_json::from_slice(&body)
+    let req = RedeemRequest::parse(&body)
         .map_err(|e| ApiError::new(ApiErrorCode::InvalidRequest, e.to_string()))?;
     let hash = payment_hash(&req.payment_hash)?;
     let now = (state.clock)();
@@ -396,7 +409,10 @@ async fn allowance(
                 (_, 0) => "spent",
                 _ => "granted",
             });
-            Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(answer)))
+            Ok((
+                [(header::CACHE_CONTROL, "no-store")],
+                JsonBody(answer.to_body()),
+            ))
         }
         Err(e) => {
             state.metrics.allowance("store_error");
@@ -435,10 +451,13 @@ async fn catalog(
         .collect();
     Ok((
         [(header::CACHE_CONTROL, "no-store")],
-        axum::Json(Catalog {
-            provider: state.cfg.realm.clone(),
-            services,
-        }),
+        JsonBody(
+            Catalog {
+                provider: state.cfg.realm.clone(),
+                services,
+            }
+            .to_body(),
+        ),
     ))
 }
 
@@ -450,7 +469,7 @@ async fn invoice_status(
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
     edge_only(&state, &headers)?;
-    let req: InvoiceStatusRequest = serde_json::from_slice(&body)
+    let req = InvoiceStatusRequest::parse(&body)
         .map_err(|e| ApiError::new(ApiErrorCode::InvalidRequest, e.to_string()))?;
     let hash = payment_hash(&req.payment_hash)?;
     let answer = match state.backend.lookup_invoice(&hash).await {
@@ -475,7 +494,10 @@ async fn invoice_status(
             .retry_after(state.cfg.retry_after_secs));
         }
     };
-    Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(answer)))
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        JsonBody(answer.to_body()),
+    ))
 }
 
 /// The challenge's terms: the catalog's, or the service's pricer's within them.

@@ -95,7 +95,7 @@ async fn challenge_then_pay_then_verify() {
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(headers["cache-control"], "no-store");
-    let ch: ChallengeResponse = serde_json::from_value(body.clone()).unwrap();
+    let ch = ChallengeResponse::parse(body.clone().to_string().as_bytes()).unwrap();
     // The edges' own parser accepts it, and the invoice carries an amount (10 sat = 100n).
     let challenge = ChallengeResponse::parse_challenge(body.to_string().as_bytes()).unwrap();
     assert!(
@@ -140,7 +140,7 @@ async fn challenge_then_pay_then_verify() {
     // the spent-set spends it once.
     let charge = challenge.payment.expect("a Payment form");
     assert_eq!(charge.realm, "l402-edge");
-    let wire = json!({"challenge": charge, "payload": {"preimage": preimage}});
+    let wire = json!({"challenge": serde_json::from_str::<serde_json::Value>(&charge.to_json()).unwrap(), "payload": {"preimage": preimage}});
     let header = format!(
         "Payment {}",
         l402_core::b64url_encode(wire.to_string().as_bytes())
@@ -414,7 +414,7 @@ async fn catalog_and_invoice_status_for_the_edges_own_endpoints() {
     assert_eq!(status, 401);
     let (status, _, cat) = post(&format!("{base}/v1/catalog"), Some(EDGE), "{}").await;
     assert_eq!(status, 200, "{cat}");
-    let cat: l402_core::Catalog = serde_json::from_value(cat).unwrap();
+    let cat = l402_core::Catalog::parse(cat.to_string().as_bytes()).unwrap();
     assert_eq!(cat.services[0].name, "weather");
     assert_eq!(cat.services[0].price_sat, Some(10));
     assert_eq!(cat.services[0].lifetime_secs, Some(3600));
@@ -427,7 +427,7 @@ async fn catalog_and_invoice_status_for_the_edges_own_endpoints() {
         r#"{"service":"weather"}"#,
     )
     .await;
-    let ch: ChallengeResponse = serde_json::from_value(body).unwrap();
+    let ch = ChallengeResponse::parse(body.to_string().as_bytes()).unwrap();
     assert_eq!(ch.lifetime_secs, Some(3600));
     assert!(l402_core::bolt11_amount_msat(&ch.invoice) == Some(10_000));
     let ask = |hash: String| {

@@ -106,7 +106,7 @@ fn lnbits_challenge_paid_by_another_wallet_verifies_in_core() {
         let status = resp.status();
         let body = resp.text().unwrap();
         assert_eq!(status, 200, "{body}");
-        let ch: ChallengeResponse = serde_json::from_str(&body).unwrap();
+        let ch = ChallengeResponse::parse(body.as_bytes()).unwrap();
         // FakeWallet hard-codes the mainnet prefix; 21 sat = 210 nano-BTC.
         assert!(ch.invoice.starts_with("lnbc210n1"), "{}", ch.invoice);
         assert!(!lnbits.is_paid(&ch.payment_hash).unwrap());

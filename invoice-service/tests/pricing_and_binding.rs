@@ -319,7 +319,7 @@ async fn bound_tokens_name_the_clients_network() {
     ] {
         let (s, b, _) = challenge(&base, json!({"service": "geo", "client_ip": client})).await;
         assert_eq!(s, 200, "{b}");
-        let ch: ChallengeResponse = serde_json::from_value(b).unwrap();
+        let ch = ChallengeResponse::parse(b.to_string().as_bytes()).unwrap();
         let caveats = inspect(&ch.macaroon).unwrap().caveats;
         assert_eq!(caveats.last().unwrap(), &format!("geo_client_ip={network}"));
         let paid = reqwest::Client::new()

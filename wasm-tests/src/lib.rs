@@ -354,12 +354,13 @@ pub fn parse_payment_header(v: &str) -> Option<l402_core::PaymentChallenge> {
         }
         map.insert(name.trim().to_ascii_lowercase(), value.into());
     }
-    serde_json::from_value(serde_json::Value::Object(map)).ok()
+    l402_core::PaymentChallenge::from_json(serde_json::Value::Object(map).to_string().as_bytes())
+        .ok()
 }
 
 /// `Payment <base64url JSON>`: the credential for `challenge` paid with `preimage` (hex).
 pub fn payment_credential(challenge: &l402_core::PaymentChallenge, preimage: &str) -> String {
-    let json = serde_json::json!({"challenge": challenge, "payload": {"preimage": preimage}});
+    let json = serde_json::json!({"challenge": serde_json::from_str::<serde_json::Value>(&challenge.to_json()).ok(), "payload": {"preimage": preimage}});
     format!(
         "Payment {}",
         l402_core::b64url_encode(json.to_string().as_bytes())

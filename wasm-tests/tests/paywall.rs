@@ -267,14 +267,16 @@ fn check_discovery(name: &str, base: &str, service: &InvoiceService, dir: &Path)
         String::from_utf8_lossy(&out.stderr)
     );
     // Prices shown are prices charged: the catalog's, and each path's 402 invoice.
-    let catalog: l402_core::Catalog = serde_json::from_value(
+    let catalog = l402_core::Catalog::parse(
         testkit::post_json(
             &format!("{}{}", service.url(), l402_core::CATALOG_PATH),
             &[("authorization", &format!("Bearer {}", service.edge_token))],
             &json!({}),
         )
         .unwrap()
-        .1,
+        .1
+        .to_string()
+        .as_bytes(),
     )
     .unwrap();
     let mut checked = 0;

@@ -63,7 +63,9 @@ impl DurableObject for Allowance {
         // write that fails is an error (503 at the edge), and the count stays taken: fewer
         // requests served, never more.
         storage.put(&key, used).await?;
-        Response::from_json(&answer)
+        let mut resp = Response::from_bytes(answer.to_body())?;
+        resp.headers_mut().set("content-type", "application/json")?;
+        Ok(resp)
     }
 
     async fn alarm(&self) -> Result<Response> {

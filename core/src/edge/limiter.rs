@@ -1,6 +1,9 @@
 //! A token bucket for challenges, one per edge instance (an Envoy worker's VM, a Worker
 //! isolate). Integer milli-tokens, time passed in: deterministic and testable.
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
 use super::settings::ChallengeRate;
 
 /// The bucket. Starts full.

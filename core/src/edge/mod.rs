@@ -18,11 +18,14 @@
 //!                         └─► Reply { 400 / 401 / 402 / 503 }
 //! ```
 
+#[allow(unused_imports)]
+use crate::prelude::*;
+
 mod limiter;
 mod settings;
 
-use std::collections::HashSet;
-use std::net::IpAddr;
+use core::net::IpAddr;
+use hashbrown::HashSet;
 
 pub use limiter::ChallengeLimiter;
 pub use settings::{
@@ -59,7 +62,7 @@ use crate::paywall::{
 use crate::reason::{Reason, Rejection};
 use crate::service::{ServiceName, parse_capabilities};
 use crate::verify::{Authorized, DenyList, Request, VerifiedCache};
-use std::sync::Arc;
+use alloc::sync::Arc;
 
 /// Header the edge adds upstream with the payment hash of a redeemed Payment charge.
 pub const HEADER_PAYMENT_HASH: &str = "x-l402-payment-hash";
@@ -258,7 +261,7 @@ impl EdgeRequest<'_> {
             self.headers
                 .iter()
                 .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-                .and_then(|(_, v)| std::str::from_utf8(v).ok()),
+                .and_then(|(_, v)| core::str::from_utf8(v).ok()),
         )
     }
 }
@@ -1474,10 +1477,10 @@ impl Edge {
         }
         Step::Ask(ServiceCall {
             path: INVOICE_STATUS_PATH,
-            body: serde_json::to_vec(&InvoiceStatusRequest {
+            body: InvoiceStatusRequest {
                 payment_hash: hash.to_hex(),
-            })
-            .unwrap_or_default(),
+            }
+            .to_body(),
             asked: Asked::Status {
                 macaroon,
                 payment_hash: hash,
@@ -1530,7 +1533,7 @@ impl Edge {
                 now_ms,
             } => {
                 let answer: Option<InvoiceStatus> =
-                    ok_body.and_then(|b| serde_json::from_slice(b).ok());
+                    ok_body.and_then(|b| InvoiceStatus::parse(b).ok());
                 let Some(answer) = answer else {
                     return self.unavailable(
                         "invoice_status_unavailable",

@@ -2,7 +2,10 @@
 //! only two spellings of them). Errors name the [`Setting`]; each host prints the name its
 //! operators write (`retry_after_secs`, `RETRY_AFTER_SECS`). No error carries a secret.
 
-use std::collections::HashSet;
+#[allow(unused_imports)]
+use crate::prelude::*;
+
+use hashbrown::HashSet;
 
 use crate::allowance::{DEFAULT_ALLOWANCE_LEASE, DEFAULT_ALLOWANCE_LEASE_MS, MAX_ALLOWANCE_LEASE};
 use crate::challenge::{

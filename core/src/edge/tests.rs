@@ -5,6 +5,8 @@ use super::*;
 use crate::context::{ContextKey, verify_context};
 use crate::ids::Preimage;
 use crate::mint::mint;
+#[allow(unused_imports)]
+use crate::prelude::*;
 use crate::service::ServiceEntry;
 
 const KEYS: &str = "1:0101010101010101010101010101010101010101010101010101010101010101";
@@ -470,7 +472,7 @@ fn a_token_bound_to_a_client_address_passes_from_it_only() {
                 }
                 (Step::Challenge(c), Some(reason)) => {
                     assert_eq!(c.pending.reason(), reason, "{addr:?}");
-                    let body: ChallengeRequest = serde_json::from_slice(&c.body).unwrap();
+                    let body = ChallengeRequest::parse(&c.body).unwrap();
                     assert_eq!(body.method.as_deref(), Some("GET"));
                     assert_eq!(body.path.as_deref(), Some("/weather"));
                     let want_ip = addr.and_then(parse_client_address).map(|ip| ip.to_string());
@@ -538,7 +540,7 @@ fn an_on_demand_client_address_is_asked_only_when_a_decision_needs_it() {
     match e.decide(&mut st, &req) {
         Step::Challenge(c) => {
             assert_eq!(c.pending.reason(), Reason::ClientIpMismatch);
-            let body: ChallengeRequest = serde_json::from_slice(&c.body).unwrap();
+            let body = ChallengeRequest::parse(&c.body).unwrap();
             assert_eq!(body.client_ip.as_deref(), Some("198.51.100.9"));
         }
         other => panic!("{other:?}"),
@@ -587,7 +589,7 @@ fn payment_credential(
         },
     )
     .unwrap();
-    let json = serde_json::json!({"challenge": &c, "payload": {"preimage": p.expose_hex()}});
+    let json = serde_json::json!({"challenge": serde_json::from_str::<serde_json::Value>(&c.to_json()).unwrap(), "payload": {"preimage": p.expose_hex()}});
     let header = format!(
         "Payment {}",
         crate::b64url_encode(json.to_string().as_bytes())
@@ -603,7 +605,7 @@ fn offer_body(payment: Option<&PaymentChallenge>) -> Vec<u8> {
         "invoice": "lnbcrt10u1pqqq",
         "payment_hash": "00",
         "expires_at": 1,
-        "payment": payment,
+        "payment": payment.map(|p| serde_json::from_str::<serde_json::Value>(&p.to_json()).unwrap()),
     }))
     .unwrap()
 }

@@ -8,6 +8,14 @@
 //! These are exactly the host calls the L402 filter makes, so the benchmark can price each
 //! one and tell the filter's own work from the crossings it pays for.
 
+#![cfg_attr(target_arch = "wasm32", no_std)]
+
+extern crate alloc;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
 /// One host call of the probe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
@@ -46,26 +54,23 @@ pub fn parse(config: &str) -> Result<Vec<Op>, String> {
             "set" => Op::Set,
             _ => return Err(format!("unknown op {name:?}")),
         };
-        ops.extend(std::iter::repeat_n(op, times));
+        ops.extend(core::iter::repeat_n(op, times));
     }
     Ok(ops)
 }
 
 #[cfg(target_arch = "wasm32")]
 mod glue {
-    use std::rc::Rc;
+    use alloc::rc::Rc;
+    use alloc::string::String;
+    use alloc::vec::Vec;
 
-    use proxy_wasm::hostcalls;
-    use proxy_wasm::traits::{Context, HttpContext, RootContext};
-    use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
+    use l402_proxy_abi::{Action, BufferType, LogLevel, MapType, host};
 
     use super::{Op, parse};
 
-    proxy_wasm::main! {{
-        proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
-    }}
+    l402_proxy_abi::main!(Root);
 
-    #[derive(Default)]
     struct Root {
         ops: Rc<Vec<Op>>,
         metric: u32,
@@ -77,50 +82,58 @@ mod glue {
     #[cfg(feature = "verify-size")]
     struct Verify {
         verifier: l402_core::Verifier,
-        cache: std::cell::RefCell<l402_core::VerifiedCache>,
+        cache: core::cell::RefCell<l402_core::VerifiedCache>,
     }
-    impl Context for Root {}
-    impl RootContext for Root {
+
+    impl l402_proxy_abi::Root for Root {
+        type Http = Probe;
+
+        fn new(_: u32) -> Self {
+            Root {
+                ops: Rc::new(Vec::new()),
+                metric: 0,
+                #[cfg(feature = "verify-size")]
+                verify: None,
+            }
+        }
+
         fn on_configure(&mut self, _: usize) -> bool {
-            let config = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
+            let config = host::buffer(BufferType::PluginConfiguration, 0, usize::MAX)
                 .ok()
                 .flatten()
                 .unwrap_or_default();
             match parse(&String::from_utf8_lossy(&config)) {
                 Ok(ops) => self.ops = Rc::new(ops),
                 Err(e) => {
-                    let _ = hostcalls::log(LogLevel::Critical, &format!("probe config: {e}"));
+                    host::log(LogLevel::Critical, &["probe config: ", &e].concat());
                     return false;
                 }
             }
-            self.metric =
-                hostcalls::define_metric(MetricType::Counter, "probe.requests").unwrap_or_default();
+            self.metric = host::define_counter("probe.requests").unwrap_or_default();
             #[cfg(feature = "verify-size")]
             {
                 // The keyring from the VM's environment, as the filter can take it; without
                 // one the configuration is refused.
-                let keys = std::env::var("L402_KEYS").unwrap_or_default();
+                let keys = host::env_var("L402_KEYS").unwrap_or_default();
                 let Ok(keyring) = keys.parse() else {
-                    let _ = hostcalls::log(LogLevel::Critical, "probe config: no valid L402_KEYS");
+                    host::log(LogLevel::Critical, "probe config: no valid L402_KEYS");
                     return false;
                 };
                 self.verify = Some(Rc::new(Verify {
                     verifier: l402_core::Verifier::new(keyring),
-                    cache: std::cell::RefCell::new(l402_core::VerifiedCache::new(1024)),
+                    cache: core::cell::RefCell::new(l402_core::VerifiedCache::new(1024)),
                 }));
             }
             true
         }
-        fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
-            Some(Box::new(Probe {
+
+        fn create_http(&self, _: u32) -> Probe {
+            Probe {
                 ops: self.ops.clone(),
                 metric: self.metric,
                 #[cfg(feature = "verify-size")]
-                verify: self.verify.clone()?,
-            }))
-        }
-        fn get_type(&self) -> Option<ContextType> {
-            Some(ContextType::HttpContext)
+                verify: self.verify.clone(),
+            }
         }
     }
 
@@ -128,38 +141,44 @@ mod glue {
         ops: Rc<Vec<Op>>,
         metric: u32,
         #[cfg(feature = "verify-size")]
-        verify: Rc<Verify>,
+        verify: Option<Rc<Verify>>,
     }
-    impl Context for Probe {}
-    impl HttpContext for Probe {
-        fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+
+    impl l402_proxy_abi::Http for Probe {
+        fn on_request_headers(&mut self, _: usize, _: bool) -> Action {
             for op in self.ops.iter() {
                 let _ = match op {
-                    Op::Headers => hostcalls::get_map_bytes(MapType::HttpRequestHeaders).map(drop),
-                    Op::Metadata => hostcalls::get_property(vec![
-                        "xds",
-                        "route_metadata",
-                        "filter_metadata",
-                        "l402",
-                    ])
-                    .map(drop),
-                    Op::Time => hostcalls::get_current_time().map(drop),
-                    Op::Metric => hostcalls::increment_metric(self.metric, 1),
-                    Op::Remove => {
-                        hostcalls::remove_map_value(MapType::HttpRequestHeaders, "x-probe-absent")
+                    Op::Headers => host::header_map(MapType::HttpRequestHeaders).map(drop),
+                    Op::Metadata => {
+                        host::property(&["xds", "route_metadata", "filter_metadata", "l402"])
+                            .map(drop)
                     }
-                    Op::Set => hostcalls::set_map_value(
+                    Op::Time => host::current_time_ns().map(drop),
+                    Op::Metric => host::increment_metric(self.metric, 1),
+                    Op::Remove => {
+                        host::remove_header(MapType::HttpRequestHeaders, "x-probe-absent")
+                    }
+                    Op::Set => host::set_header(
                         MapType::HttpRequestHeaders,
                         "x-probe",
-                        Some("0123456789abcdef0123456789abcdef"),
+                        b"0123456789abcdef0123456789abcdef",
                     ),
                 };
             }
             #[cfg(feature = "verify-size")]
-            return verify_only(&self.verify);
+            return match &self.verify {
+                Some(v) => verify_only(v),
+                None => unavailable(),
+            };
             #[cfg(not(feature = "verify-size"))]
             Action::Continue
         }
+    }
+
+    #[cfg(feature = "verify-size")]
+    fn unavailable() -> Action {
+        let _ = host::send_local_response(503, &[], b"", None);
+        Action::Pause
     }
 
     /// The `verify-size` build's request path: the credential headers, verification with the
@@ -167,19 +186,14 @@ mod glue {
     /// fails is answered 503.
     #[cfg(feature = "verify-size")]
     fn verify_only(verify: &Verify) -> Action {
-        let unavailable = || {
-            let _ = hostcalls::send_http_response(503, vec![], None);
-            Action::Pause
-        };
-        let Ok(headers) = hostcalls::get_map_bytes(MapType::HttpRequestHeaders) else {
+        let Ok(map) = host::header_map(MapType::HttpRequestHeaders) else {
             return unavailable();
         };
-        let credentials = l402_core::Credentials::from_headers(headers.iter().map(|(n, v)| (n, v)));
-        let Some(now) = hostcalls::get_current_time()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_secs())
-        else {
+        let Some(headers) = l402_proxy_abi::decode_pairs(&map) else {
+            return unavailable();
+        };
+        let credentials = l402_core::Credentials::from_headers(headers.iter().copied());
+        let Ok(now) = host::current_time_ns().map(|ns| ns / 1_000_000_000) else {
             return unavailable();
         };
         let Ok(mut cache) = verify.cache.try_borrow_mut() else {
@@ -199,16 +213,15 @@ mod glue {
         ) {
             Ok(a) => {
                 let id = a.token_id().to_hex();
-                let _ = hostcalls::set_map_value(
+                let _ = host::set_header(
                     MapType::HttpRequestHeaders,
                     "x-l402-token-id",
-                    Some(&id),
+                    id.as_bytes(),
                 );
                 Action::Continue
             }
             Err(r) => {
-                let _ =
-                    hostcalls::send_http_response(401, vec![], Some(r.reason.as_str().as_bytes()));
+                let _ = host::send_local_response(401, &[], r.reason.as_str().as_bytes(), None);
                 Action::Pause
             }
         }

@@ -85,8 +85,7 @@ fn main() {
     }
     for target in ["credentials", "verify"] {
         let dir = Path::new(&out).join(target);
-        std::fs::create_dir_all(&dir).unwrap();
-        for (i, (selector, values)) in seeds.iter().enumerate() {
+        let joined = seeds.iter().map(|(selector, values)| {
             // A raw 0xff byte separates header values in the targets.
             let mut joined = vec![*selector];
             for (j, v) in values.iter().enumerate() {
@@ -95,8 +94,9 @@ fn main() {
                 }
                 joined.extend_from_slice(v.as_bytes());
             }
-            std::fs::write(dir.join(format!("seed-{i:02}")), joined).unwrap();
-        }
+            joined
+        });
+        write_seeds(&dir, joined);
     }
     // Request targets for the path target: the boundary matrix's hostile shapes.
     let paths: [&[u8]; 14] = [
@@ -115,10 +115,39 @@ fn main() {
         b"/a|b{c}",
         b"*",
     ];
-    let dir = Path::new(&out).join("path");
-    std::fs::create_dir_all(&dir).unwrap();
-    for (i, p) in paths.iter().enumerate() {
-        std::fs::write(dir.join(format!("seed-{i:02}")), p).unwrap();
+    write_seeds(&Path::new(&out).join("path"), paths);
+    // JSON bodies for the json target: the shapes the edge reads, and the grammar's corners.
+    let json: [&[u8]; 16] = [
+        br#"{"service":"weather","tier":"basic","path":"/weather","method":"GET"}"#,
+        br#"{"macaroon":"AgEEbHNhdA","invoice":"lnbc1","payment_hash":"00","expires_at":1}"#,
+        br#"{"state":"settled","preimage":"00"}"#,
+        br#"{"error":{"code":"rate_limited","message":"slow down"}}"#,
+        br#"[{"prefix":"/weather","service":"weather","capabilities":["read"]}]"#,
+        br#"{"services":[{"name":"weather","price_msat":1000,"tiers":[]}],"version":1}"#,
+        br#"{"id":"x","realm":"r","method":"lightning","intent":"charge","request":"e30","expires":"2026-12-07T00:00:00Z"}"#,
+        br#""\ud83d\ude00 \u00e9 \" \\ \/ \b\f\n\r\t""#,
+        br#""\ud800""#,
+        br#"18446744073709551615"#,
+        br#"18446744073709551616"#,
+        br#"[1e400, -0, 0.5e-3, -1.5E+2]"#,
+        br#"{"a":1,"a":2}"#,
+        b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+        b"{\"k\":\"\xff\"}",
+        b" { } ",
+    ];
+    let dir = Path::new(&out).join("json");
+    write_seeds(&dir, json);
+    let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+    for name in ["tokens.json", "aperture-mpp-vectors.json"] {
+        std::fs::write(dir.join(name), std::fs::read(testdata.join(name)).unwrap()).unwrap();
     }
     println!("wrote {} seeds per target under {out}", seeds.len());
+}
+
+/// Writes `seeds` as `dir/seed-NN`, creating `dir`.
+fn write_seeds<S: AsRef<[u8]>>(dir: &Path, seeds: impl IntoIterator<Item = S>) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (i, seed) in seeds.into_iter().enumerate() {
+        std::fs::write(dir.join(format!("seed-{i:02}")), seed).unwrap();
+    }
 }

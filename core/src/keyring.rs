@@ -148,14 +148,10 @@ impl Keyring {
                     len: 64,
                 }
             })?;
-            built.push(Entry { id: *id, keyed });
-        }
-        built.sort_by_key(|e| e.id);
-        for pair in built.windows(2) {
-            if let [a, b] = pair
-                && a.id == b.id
-            {
-                return Err(KeyringError::DuplicateKeyId(a.id.0));
+            // Kept sorted by insertion (at most MAX_KEYS): no sort routine in the Wasm.
+            match built.binary_search_by_key(id, |e: &Entry| e.id) {
+                Ok(_) => return Err(KeyringError::DuplicateKeyId(id.0)),
+                Err(at) => built.insert(at, Entry { id: *id, keyed }),
             }
         }
         Ok(Keyring {

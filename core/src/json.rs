@@ -20,7 +20,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 /// Deepest nesting a reader accepts (an attacker's `[[[[…` costs a counter, never a stack).
-const MAX_DEPTH: u32 = 64;
+pub const MAX_DEPTH: u32 = 64;
 
 /// What went wrong, with a stable name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]

@@ -4,15 +4,12 @@
 //! value serde_json reads, and core's writer gives back a string serde_json reads as the same.
 #![no_main]
 
-use l402_core::json::{JsonErrorKind, Reader, Writer};
+use l402_core::json::{JsonErrorKind, MAX_DEPTH, Reader, Writer};
 use l402_core::{
     AllowanceRequest, Catalog, ChallengeRequest, ChallengeResponse, ErrorBody, InvoiceStatus,
     InvoiceStatusRequest, PaymentChallenge, RedeemRequest, Routes,
 };
 use libfuzzer_sys::fuzz_target;
-
-/// Core refuses deeper documents (`JsonErrorKind::TooDeep`).
-const CORE_MAX_DEPTH: usize = 64;
 
 fn depth(v: &serde_json::Value) -> usize {
     match v {
@@ -45,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
             "core accepted what serde_json refuses: {e}"
         ),
         (Err(e), Ok(v)) => assert!(
-            e.kind == JsonErrorKind::TooDeep && depth(v) > CORE_MAX_DEPTH,
+            e.kind == JsonErrorKind::TooDeep && depth(v) > MAX_DEPTH as usize,
             "core refused what serde_json accepts: {e}"
         ),
         _ => {}
